@@ -1,0 +1,12 @@
+namespace ClusterQueue.Contracts;
+
+/// <summary>A message that used up its attempts, with the last error seen.</summary>
+public sealed record DeadLetter(
+    string MessageId,
+    string GroupId,
+    int Attempts,
+    string? LastError,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset DeadAt,
+    string? ContentType,
+    long SizeBytes);

@@ -1,0 +1,15 @@
+namespace ClusterQueue.Contracts;
+
+/// <summary>A task group as written by PUT /v1/groups/{id}. Optional fields fall back to the documented defaults.</summary>
+public sealed record GroupDefinition
+{
+    public double? RatePerSecond { get; init; }
+    public int? Burst { get; init; }
+    public int? MaxConcurrency { get; init; }
+    public TargetDefinition? Target { get; init; }
+    public double? HandlerTimeoutSeconds { get; init; }
+    public int? MaxAttempts { get; init; }
+    public RetryBackoffDefinition? RetryBackoff { get; init; }
+    public VerificationDefinition? Verification { get; init; }
+    public long? MaxPayloadBytes { get; init; }
+}

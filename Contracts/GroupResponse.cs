@@ -1,0 +1,16 @@
+namespace ClusterQueue.Contracts;
+
+/// <summary>A stored group with every default filled in. The verification secret is never returned.</summary>
+public sealed record GroupResponse(
+    string Id,
+    double RatePerSecond,
+    int Burst,
+    int MaxConcurrency,
+    TargetDefinition Target,
+    double HandlerTimeoutSeconds,
+    int MaxAttempts,
+    RetryBackoffResponse RetryBackoff,
+    VerificationResponse? Verification,
+    long MaxPayloadBytes,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt);

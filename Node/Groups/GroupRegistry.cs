@@ -1,0 +1,111 @@
+using System.Collections.Concurrent;
+using ClusterQueue.Contracts;
+
+namespace ClusterQueue.Node.Groups;
+
+/// <summary>
+/// The node's view of every defined group, held in memory so ingress and actors never read the store per message.
+/// It is the one writer of group definitions: changes go to the store first, then to the cache, then to listeners
+/// (the dispatcher), so a listener never sees a definition that is not durable.
+/// </summary>
+public sealed class GroupRegistry
+{
+    private readonly ConcurrentDictionary<string, GroupSettings> _groups = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly GroupStore _store;
+    private readonly TimeProvider _time;
+
+    public GroupRegistry(GroupStore store, TimeProvider time)
+    {
+        _store = store;
+        _time = time;
+        foreach (var settings in store.LoadAll())
+        {
+            _groups[settings.Id] = settings;
+        }
+    }
+
+    /// <summary>Raised after a change is durable; handlers must be quick and must not throw.</summary>
+    public event Action<GroupChange>? Changed;
+
+    public int Count => _groups.Count;
+
+    public bool TryGet(string id, out GroupSettings settings) => _groups.TryGetValue(id, out settings!);
+
+    /// <summary>Groups ordered by id, starting after <paramref name="after"/>.</summary>
+    public IReadOnlyList<GroupSettings> List(string? after, int limit) =>
+        _groups.Values
+            .Where(g => after is null || string.CompareOrdinal(g.Id, after) > 0)
+            .OrderBy(g => g.Id, StringComparer.Ordinal)
+            .Take(limit)
+            .ToList();
+
+    public async Task<GroupWriteResult> PutAsync(string id, GroupDefinition definition, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            _groups.TryGetValue(id, out var current);
+            return await WriteAsync(id, definition, current, cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task<GroupWriteResult> PatchAsync(string id, GroupPatch patch, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_groups.TryGetValue(id, out var current))
+            {
+                return GroupWriteResult.NotFound;
+            }
+
+            return await WriteAsync(id, GroupValidator.Merge(current.ToDefinition(), patch), current, cancellationToken);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var existed = await _store.DeleteAsync(id, CancellationToken.None);
+            if (_groups.TryRemove(id, out _) || existed)
+            {
+                Changed?.Invoke(new GroupChange(id, null));
+                return true;
+            }
+
+            return false;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    // Store writes ignore the caller's cancellation: once a write is queued it may commit, and the cache must follow the store.
+    private async Task<GroupWriteResult> WriteAsync(string id, GroupDefinition definition, GroupSettings? current, CancellationToken cancellationToken)
+    {
+        var errors = GroupValidator.Validate(definition);
+        if (errors.Count > 0)
+        {
+            return GroupWriteResult.Invalid(errors);
+        }
+
+        var now = _time.GetUtcNow();
+        var settings = GroupSettings.FromValidDefinition(id, definition, current?.CreatedAt ?? now, now);
+        var created = await _store.UpsertAsync(settings, CancellationToken.None);
+        _groups[id] = settings;
+        Changed?.Invoke(new GroupChange(id, settings));
+        return new GroupWriteResult(created ? GroupWriteOutcome.Created : GroupWriteOutcome.Replaced, settings, null);
+    }
+}

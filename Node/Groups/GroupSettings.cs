@@ -1,0 +1,91 @@
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Ingress.Verification;
+
+namespace ClusterQueue.Node.Groups;
+
+/// <summary>A group's definition with every default resolved: what ingress and the group's actor work from.</summary>
+public sealed record GroupSettings(
+    string Id,
+    double RatePerSecond,
+    int Burst,
+    int MaxConcurrency,
+    Uri TargetUrl,
+    TimeSpan HandlerTimeout,
+    int MaxAttempts,
+    TimeSpan BackoffInitial,
+    TimeSpan BackoffMax,
+    VerificationScheme? Scheme,
+    string? Secret,
+    long MaxPayloadBytes,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset UpdatedAt)
+{
+    /// <summary>Long enough for a typical HTTP handler; long jobs use continuations instead of longer calls.</summary>
+    public const double DefaultHandlerTimeoutSeconds = 30;
+
+    /// <summary>Five attempts with the default backoff span about half a minute of downstream trouble before a dead letter.</summary>
+    public const int DefaultMaxAttempts = 5;
+
+    public const double DefaultBackoffInitialSeconds = 1;
+
+    /// <summary>Five minutes caps a retry's wait so a recovered downstream is retried soon.</summary>
+    public const double DefaultBackoffMaxSeconds = 300;
+
+    /// <summary>1 MiB holds any common webhook and keeps a burst of bodies affordable in memory.</summary>
+    public const long DefaultMaxPayloadBytes = 1024 * 1024;
+
+    /// <summary>The stored form: a definition with every field filled in, the secret included.</summary>
+    public GroupDefinition ToDefinition() => new()
+    {
+        RatePerSecond = RatePerSecond,
+        Burst = Burst,
+        MaxConcurrency = MaxConcurrency,
+        Target = new TargetDefinition { Url = TargetUrl.OriginalString },
+        HandlerTimeoutSeconds = HandlerTimeout.TotalSeconds,
+        MaxAttempts = MaxAttempts,
+        RetryBackoff = new RetryBackoffDefinition { InitialSeconds = BackoffInitial.TotalSeconds, MaxSeconds = BackoffMax.TotalSeconds },
+        Verification = Scheme is { } scheme ? new VerificationDefinition { Scheme = VerificationSchemes.ToWire(scheme), Secret = Secret } : null,
+        MaxPayloadBytes = MaxPayloadBytes,
+    };
+
+    /// <summary>What the API returns: never the secret.</summary>
+    public GroupResponse ToResponse() => new(
+        Id,
+        RatePerSecond,
+        Burst,
+        MaxConcurrency,
+        new TargetDefinition { Url = TargetUrl.OriginalString },
+        HandlerTimeout.TotalSeconds,
+        MaxAttempts,
+        new RetryBackoffResponse(BackoffInitial.TotalSeconds, BackoffMax.TotalSeconds),
+        Scheme is { } scheme ? new VerificationResponse(VerificationSchemes.ToWire(scheme), !string.IsNullOrEmpty(Secret)) : null,
+        MaxPayloadBytes,
+        CreatedAt,
+        UpdatedAt);
+
+    /// <summary>Builds settings from a definition that <see cref="GroupValidator"/> accepted.</summary>
+    public static GroupSettings FromValidDefinition(string id, GroupDefinition definition, DateTimeOffset createdAt, DateTimeOffset updatedAt)
+    {
+        VerificationScheme? scheme = null;
+        if (definition.Verification is { Scheme: { } wire } && VerificationSchemes.TryParse(wire, out var parsed))
+        {
+            scheme = parsed;
+        }
+
+        return new GroupSettings(
+            id,
+            definition.RatePerSecond!.Value,
+            definition.Burst!.Value,
+            definition.MaxConcurrency!.Value,
+            new Uri(definition.Target!.Url!, UriKind.Absolute),
+            TimeSpan.FromSeconds(definition.HandlerTimeoutSeconds ?? DefaultHandlerTimeoutSeconds),
+            definition.MaxAttempts ?? DefaultMaxAttempts,
+            TimeSpan.FromSeconds(definition.RetryBackoff?.InitialSeconds ?? DefaultBackoffInitialSeconds),
+            TimeSpan.FromSeconds(definition.RetryBackoff?.MaxSeconds ?? DefaultBackoffMaxSeconds),
+            scheme,
+            scheme is null ? null : definition.Verification!.Secret,
+            definition.MaxPayloadBytes ?? DefaultMaxPayloadBytes,
+            createdAt,
+            updatedAt);
+    }
+}

@@ -1,0 +1,83 @@
+using System.Text.Json;
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Storage;
+using Microsoft.Data.Sqlite;
+
+namespace ClusterQueue.Node.Groups;
+
+/// <summary>Group definitions in the embedded store. Deleting a group deletes its queue, dead letters and dedup keys in the same transaction.</summary>
+public sealed class GroupStore(SqliteDatabase database)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Writes the group; true when it did not exist before.</summary>
+    public Task<bool> UpsertAsync(GroupSettings settings, CancellationToken cancellationToken) =>
+        database.WriteAsync(context =>
+        {
+            var exists = context.Command("SELECT 1 FROM groups WHERE id = $id;");
+            exists.Parameters.AddWithValue("$id", settings.Id);
+            var created = exists.ExecuteScalar() is null;
+
+            var upsert = context.Command("""
+                INSERT INTO groups (id, definition, created_at, updated_at) VALUES ($id, $definition, $created, $updated)
+                ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at;
+                """);
+            upsert.Parameters.AddWithValue("$id", settings.Id);
+            upsert.Parameters.AddWithValue("$definition", JsonSerializer.Serialize(settings.ToDefinition(), Json));
+            upsert.Parameters.AddWithValue("$created", settings.CreatedAt.ToUnixTimeMilliseconds());
+            upsert.Parameters.AddWithValue("$updated", settings.UpdatedAt.ToUnixTimeMilliseconds());
+            upsert.ExecuteNonQuery();
+
+            var counters = context.Command("INSERT OR IGNORE INTO group_counters (group_id) VALUES ($id);");
+            counters.Parameters.AddWithValue("$id", settings.Id);
+            counters.ExecuteNonQuery();
+            return created;
+        }, cancellationToken);
+
+    /// <summary>Removes the group with its messages, dead letters, dedup keys and counters; false when it did not exist.</summary>
+    public Task<bool> DeleteAsync(string id, CancellationToken cancellationToken) =>
+        database.WriteAsync(context =>
+        {
+            var removed = 0;
+            foreach (var sql in new[]
+                     {
+                         "DELETE FROM messages WHERE group_id = $id;",
+                         "DELETE FROM dedup WHERE group_id = $id;",
+                         "DELETE FROM group_counters WHERE group_id = $id;",
+                         "DELETE FROM groups WHERE id = $id;",
+                     })
+            {
+                var command = context.Command(sql);
+                command.Parameters.AddWithValue("$id", id);
+                removed = command.ExecuteNonQuery();
+            }
+
+            return removed > 0;
+        }, cancellationToken);
+
+    public IReadOnlyList<GroupSettings> LoadAll()
+    {
+        using var connection = database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, definition, created_at, updated_at FROM groups ORDER BY id;";
+        return ReadAll(command);
+    }
+
+    private static List<GroupSettings> ReadAll(SqliteCommand command)
+    {
+        var groups = new List<GroupSettings>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var definition = JsonSerializer.Deserialize<GroupDefinition>(reader.GetString(1), Json)
+                ?? throw new InvalidDataException($"Group {reader.GetString(0)} has an empty stored definition.");
+            groups.Add(GroupSettings.FromValidDefinition(
+                reader.GetString(0),
+                definition,
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+        }
+
+        return groups;
+    }
+}

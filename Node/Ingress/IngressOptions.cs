@@ -1,0 +1,17 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ClusterQueue.Node.Ingress;
+
+/// <summary>Ingress behaviour. Bound from ClusterQueue:Ingress.</summary>
+public sealed class IngressOptions
+{
+    public const string Section = "ClusterQueue:Ingress";
+
+    /// <summary>Senders retry for hours (GitHub, Stripe, Shopify up to days); a day covers the retries that matter.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "30.00:00:00", ErrorMessage = "ClusterQueue:Ingress:DeduplicationWindow must be between 0 and 30 days.")]
+    public TimeSpan DeduplicationWindow { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Five minutes, as Standard Webhooks and Stripe recommend: room for clock skew, little for a replay.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "ClusterQueue:Ingress:SignatureTolerance must be between 1 second and 1 day.")]
+    public TimeSpan SignatureTolerance { get; set; } = TimeSpan.FromMinutes(5);
+}

@@ -1,0 +1,98 @@
+using System.Diagnostics;
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Queueing;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace ClusterQueue.Node.Observability;
+
+public static class ObservabilityEndpoints
+{
+    public static IServiceCollection AddObservability(this IServiceCollection services)
+    {
+        services.AddSingleton<NodeMetrics>();
+        services.AddSingleton<NodeReadiness>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapObservability(this IEndpointRouteBuilder endpoints, RouteGroupBuilder admin)
+    {
+        endpoints.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("Health").WithSummary("Liveness: the process is serving requests.");
+        endpoints.MapGet("/readyz", Ready).WithTags("Health").WithSummary("Readiness: recovered and not draining.");
+        endpoints.MapGet("/metrics", MetricsAsync).WithTags("Health").WithSummary("Prometheus text format.").Produces<string>(contentType: PrometheusText.ContentType);
+        admin.MapGet("/groups/{id}/stats", StatsAsync).WithTags("Groups").WithSummary("Queue depth, in flight, delivered, failed, dead, throttled and current tokens.");
+        return endpoints;
+    }
+
+    private static Results<Ok<object>, ProblemHttpResult> Ready(NodeReadiness readiness) =>
+        readiness.IsReady
+            ? TypedResults.Ok<object>(new { status = "ready" })
+            : TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready", detail: readiness.IsDraining ? "The node is draining." : "The node is still recovering.");
+
+    private static async Task<Results<Ok<GroupStats>, ProblemHttpResult>> StatsAsync(string id, GroupRegistry registry, IMessageQueue queue, GroupDispatcher dispatcher, CancellationToken cancellationToken)
+    {
+        if (!registry.TryGet(id, out var settings) || await queue.GetCountsAsync(id, cancellationToken) is not { } counts)
+        {
+            return GroupProblems.NotFound(id);
+        }
+
+        var snapshot = dispatcher.InspectAsync(id) is { } inspect ? await inspect.WaitAsync(cancellationToken) : null;
+        return TypedResults.Ok(new GroupStats(
+            id,
+            counts.Queued - (snapshot?.InFlight ?? 0),
+            snapshot?.InFlight ?? 0,
+            counts.Ingested,
+            counts.Delivered,
+            counts.Failed,
+            counts.Dead,
+            counts.Throttled,
+            snapshot?.Tokens ?? settings.Burst,
+            settings.RatePerSecond,
+            snapshot?.PausedUntil));
+    }
+
+    private static async Task<IResult> MetricsAsync(NodeMetrics metrics, IMessageQueue queue, GroupRegistry registry, GroupDispatcher dispatcher, CancellationToken cancellationToken)
+    {
+        var text = new PrometheusText();
+        var groups = metrics.Groups.OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+        Counter(text, groups, "clusterqueue_ingested_total", "Messages made durable by ingress.", c => Volatile.Read(ref c.Ingested));
+        Counter(text, groups, "clusterqueue_duplicates_total", "Ingress requests answered with an earlier message's id.", c => Volatile.Read(ref c.Duplicates));
+        Counter(text, groups, "clusterqueue_delivered_total", "Messages their handler completed.", c => Volatile.Read(ref c.Delivered));
+        Counter(text, groups, "clusterqueue_failed_total", "Failed handler attempts.", c => Volatile.Read(ref c.Failed));
+        Counter(text, groups, "clusterqueue_dead_total", "Messages moved to the dead-letter queue.", c => Volatile.Read(ref c.Dead));
+        Counter(text, groups, "clusterqueue_throttled_total", "Attempts answered 429/503 with Retry-After, pausing the group.", c => Volatile.Read(ref c.Throttled));
+
+        text.Metric("clusterqueue_ingress_rejected_total", "counter", "Ingress requests refused, by reason.");
+        foreach (var (reason, count) in metrics.RejectedByReason.OrderBy(r => r.Key, StringComparer.Ordinal))
+        {
+            text.Sample("clusterqueue_ingress_rejected_total", count, "reason", reason);
+        }
+
+        text.Metric("clusterqueue_queue_depth", "gauge", "Pending messages (queued or in flight) per group.");
+        foreach (var (group, depth) in (await queue.GetDepthsAsync(cancellationToken)).OrderBy(d => d.Key, StringComparer.Ordinal))
+        {
+            text.Sample("clusterqueue_queue_depth", depth, "group", group);
+        }
+
+        text.Metric("clusterqueue_groups", "gauge", "Defined groups.");
+        text.Sample("clusterqueue_groups", registry.Count);
+        text.Metric("clusterqueue_active_actors", "gauge", "Groups with a running actor on this node.");
+        text.Sample("clusterqueue_active_actors", dispatcher.ActiveActors);
+        using var process = Process.GetCurrentProcess();
+        text.Metric("clusterqueue_process_working_set_bytes", "gauge", "Resident memory of the node process.");
+        text.Sample("clusterqueue_process_working_set_bytes", process.WorkingSet64);
+        text.Metric("clusterqueue_gc_heap_bytes", "gauge", "Managed heap size.");
+        text.Sample("clusterqueue_gc_heap_bytes", GC.GetTotalMemory(false));
+        return Results.Text(text.ToString(), PrometheusText.ContentType);
+    }
+
+    private static void Counter(PrometheusText text, List<KeyValuePair<string, NodeMetrics.GroupCounters>> groups, string name, string help, Func<NodeMetrics.GroupCounters, long> read)
+    {
+        text.Metric(name, "counter", help);
+        foreach (var (group, counters) in groups)
+        {
+            text.Sample(name, read(counters), "group", group);
+        }
+    }
+}

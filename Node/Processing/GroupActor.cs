@@ -1,0 +1,449 @@
+using System.Threading.Channels;
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Observability;
+using ClusterQueue.Node.Queueing;
+
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>
+/// One group's actor: the only code that changes the group's token bucket, in-flight count and pause. Everything
+/// else talks to it through its mailbox. The loop:
+/// <code>
+///   ┌─▶ apply signals (wake, reconfigure, finished, stop, inspect)
+///   │   lease n = min(free slots, whole tokens) visible messages, start a handler call for each
+///   │   idle (nothing pending or in flight, bucket full)? ──▶ retire (the dispatcher makes a new actor on the next wake)
+///   └── wait for a signal, the next token, the next visible message or the end of a pause
+/// </code>
+/// It leases only what it can start at once, so no lease is burnt waiting for a token. It retires only with a
+/// full bucket, because a fresh actor starts full: retiring earlier would hand out a second burst.
+/// </summary>
+internal sealed class GroupActor
+{
+    // A timer shorter than this is not worth arming; the loop re-checks the bucket anyway.
+    private static readonly TimeSpan MinimumWait = TimeSpan.FromMilliseconds(1);
+
+    private readonly Channel<Signal> _mailbox = Channel.CreateUnbounded<Signal>();
+    private readonly GroupDispatcher _dispatcher;
+    private readonly IMessageQueue _queue;
+    private readonly IMessageHandler _handler;
+    private readonly TimeProvider _time;
+    private readonly ProcessingOptions _options;
+    private readonly NodeMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly CancellationToken _abort;
+
+    private GroupSettings _settings;
+    private readonly TokenBucket _bucket;
+    private int _inFlight;
+    private DateTimeOffset _pausedUntil;
+    private bool _mayHaveVisible = true;
+    private DateTimeOffset? _nextVisibleAt;
+    private bool _stopping;
+    private int _leaseFailures;
+
+    public GroupActor(
+        GroupSettings settings,
+        GroupDispatcher dispatcher,
+        IMessageQueue queue,
+        IMessageHandler handler,
+        TimeProvider time,
+        ProcessingOptions options,
+        NodeMetrics metrics,
+        ILogger logger,
+        CancellationToken abort)
+    {
+        _settings = settings;
+        _dispatcher = dispatcher;
+        _queue = queue;
+        _handler = handler;
+        _time = time;
+        _options = options;
+        _metrics = metrics;
+        _logger = logger;
+        _abort = abort;
+        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, time.GetUtcNow());
+        Completion = Task.CompletedTask;
+    }
+
+    public string GroupId => _settings.Id;
+
+    /// <summary>Completes when the loop has ended: retired, or stopped with nothing in flight.</summary>
+    public Task Completion { get; private set; }
+
+    public bool HasSignals => _mailbox.Reader.TryPeek(out _);
+
+    public void Start()
+    {
+        Log.ActorStarted(_logger, GroupId);
+        Completion = Task.Run(RunAsync);
+    }
+
+    public void Wake() => _mailbox.Writer.TryWrite(Signal.WakeUp);
+
+    public void Reconfigure(GroupSettings settings) => _mailbox.Writer.TryWrite(new Signal.Reconfigure(settings));
+
+    public void Stop() => _mailbox.Writer.TryWrite(Signal.StopNow);
+
+    public Task<ActorSnapshot> InspectAsync()
+    {
+        var inspect = new Signal.Inspect(new TaskCompletionSource<ActorSnapshot>(TaskCreationOptions.RunContinuationsAsynchronously));
+        _mailbox.Writer.TryWrite(inspect);
+        return inspect.Reply.Task;
+    }
+
+    private async Task RunAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                while (_mailbox.Reader.TryRead(out var signal))
+                {
+                    Apply(signal);
+                }
+
+                if (_stopping)
+                {
+                    if (_inFlight == 0)
+                    {
+                        return;
+                    }
+
+                    await WaitAsync(null);
+                    continue;
+                }
+
+                var retryIn = await StartWhatWeCanAsync();
+                var now = _time.GetUtcNow();
+                if (retryIn is null && IsIdle(now))
+                {
+                    if (_dispatcher.TryRetire(this))
+                    {
+                        Log.ActorRetired(_logger, GroupId);
+                        return;
+                    }
+
+                    continue;
+                }
+
+                await WaitAsync(retryIn ?? NextWake(now));
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.ActorFailed(_logger, GroupId, ex);
+            _dispatcher.Forget(this);
+        }
+    }
+
+    private void Apply(Signal signal)
+    {
+        switch (signal)
+        {
+            case Signal.Wake:
+                _mayHaveVisible = true;
+                break;
+            case Signal.Reconfigure reconfigure:
+                _settings = reconfigure.Settings;
+                _bucket.Reconfigure(reconfigure.Settings.RatePerSecond, reconfigure.Settings.Burst, _time.GetUtcNow());
+                break;
+            case Signal.Finished finished:
+                _inFlight--;
+                if (finished.PauseUntil is { } pause && pause > _pausedUntil)
+                {
+                    _pausedUntil = pause;
+                }
+
+                if (finished.RetryAt is { } retryAt && (_nextVisibleAt is null || retryAt < _nextVisibleAt))
+                {
+                    _nextVisibleAt = retryAt;
+                }
+
+                break;
+            case Signal.Stop:
+                _stopping = true;
+                break;
+            case Signal.Inspect inspect:
+                var now = _time.GetUtcNow();
+                inspect.Reply.TrySetResult(new ActorSnapshot(
+                    _inFlight,
+                    _bucket.Available(now),
+                    _bucket.RatePerSecond,
+                    _pausedUntil > now ? _pausedUntil : null));
+                break;
+        }
+    }
+
+    /// <summary>Leases and starts what the bucket and the concurrency limit allow; returns a retry delay when the queue failed.</summary>
+    private async Task<TimeSpan?> StartWhatWeCanAsync()
+    {
+        var now = _time.GetUtcNow();
+        if (now < _pausedUntil)
+        {
+            return null;
+        }
+
+        if (!_mayHaveVisible)
+        {
+            if (_nextVisibleAt is not { } next || next > now)
+            {
+                return null;
+            }
+
+            _mayHaveVisible = true;
+        }
+
+        var wanted = Math.Min(Math.Min(_settings.MaxConcurrency - _inFlight, _bucket.WholeTokens(now)), _options.MaxLeaseBatch);
+        if (wanted <= 0)
+        {
+            return null;
+        }
+
+        LeaseBatch batch;
+        try
+        {
+            batch = await _queue.LeaseAsync(GroupId, wanted, _options.LeaseDuration, CancellationToken.None);
+            _leaseFailures = 0;
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The store is failing: back off (with jitter, capped) and try again; the outage shows in the log.
+            var delay = TimeSpan.FromMilliseconds(Math.Min(30_000, 200 * Math.Pow(2, Math.Min(_leaseFailures++, 8))) * (0.5 + Random.Shared.NextDouble() / 2));
+            Log.LeaseFailed(_logger, GroupId, delay, ex);
+            return delay;
+        }
+
+        foreach (var message in batch.Messages)
+        {
+            _bucket.TryTake(now);
+            _inFlight++;
+            _ = RunHandlerAsync(message, _settings);
+        }
+
+        if (batch.Messages.Count < wanted)
+        {
+            _mayHaveVisible = false;
+            _nextVisibleAt = batch.NextVisibleAt;
+        }
+
+        return null;
+    }
+
+    private bool IsIdle(DateTimeOffset now) =>
+        _inFlight == 0
+        && !_mayHaveVisible
+        && _nextVisibleAt is null
+        && now >= _pausedUntil
+        && _bucket.TimeUntilFull(now) == TimeSpan.Zero;
+
+    /// <summary>How long to sleep when no signal arrives; null means until a signal.</summary>
+    private TimeSpan? NextWake(DateTimeOffset now)
+    {
+        if (now < _pausedUntil)
+        {
+            return _pausedUntil - now;
+        }
+
+        if (!_mayHaveVisible && _nextVisibleAt is null)
+        {
+            // Nothing to do but let the bucket fill up so the actor can retire.
+            return _inFlight > 0 ? null : _bucket.TimeUntilFull(now);
+        }
+
+        if (_inFlight >= _settings.MaxConcurrency)
+        {
+            return null;
+        }
+
+        var untilToken = _bucket.TimeUntilToken(now);
+        if (!_mayHaveVisible && _nextVisibleAt is { } next)
+        {
+            var untilVisible = next - now;
+            return untilVisible > untilToken ? untilVisible : untilToken;
+        }
+
+        return untilToken;
+    }
+
+    private async Task WaitAsync(TimeSpan? delay)
+    {
+        if (HasSignals)
+        {
+            return;
+        }
+
+        if (delay is null)
+        {
+            await _mailbox.Reader.WaitToReadAsync();
+            return;
+        }
+
+        using var cancel = new CancellationTokenSource();
+        var signal = _mailbox.Reader.WaitToReadAsync(cancel.Token).AsTask();
+        var timer = Task.Delay(delay.Value < MinimumWait ? MinimumWait : delay.Value, _time, cancel.Token);
+        await Task.WhenAny(signal, timer);
+        cancel.Cancel();
+    }
+
+    private async Task RunHandlerAsync(LeasedMessage message, GroupSettings settings)
+    {
+        DateTimeOffset? retryAt = null;
+        DateTimeOffset? pauseUntil = null;
+        try
+        {
+            var outcome = await CallHandlerAsync(message, settings);
+            if (outcome is not null)
+            {
+                (retryAt, pauseUntil) = await RecordAsync(message, settings, outcome);
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.OutcomeFailed(_logger, message.Id, GroupId, ex);
+        }
+        finally
+        {
+            _mailbox.Writer.TryWrite(new Signal.Finished(retryAt, pauseUntil));
+        }
+    }
+
+    /// <summary>Runs the handler under its timeout while renewing the lease; null when the call was abandoned (shutdown or lost lease).</summary>
+    private async Task<HandlerOutcome?> CallHandlerAsync(LeasedMessage message, GroupSettings settings)
+    {
+        using var timeout = new CancellationTokenSource(settings.HandlerTimeout, _time);
+        using var leaseLost = new CancellationTokenSource();
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, leaseLost.Token, _abort);
+        using var callDone = new CancellationTokenSource();
+        var keepLease = KeepLeaseAsync(message, leaseLost, callDone.Token);
+        try
+        {
+            return await _handler.HandleAsync(new Delivery(message, settings), call.Token);
+        }
+        catch (OperationCanceledException) when (leaseLost.IsCancellationRequested)
+        {
+            Log.LeaseLost(_logger, message.Id, GroupId);
+            return null;
+        }
+        catch (OperationCanceledException) when (_abort.IsCancellationRequested)
+        {
+            await _queue.ReleaseAsync(message, CancellationToken.None);
+            return null;
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            return new HandlerOutcome.Failed($"timed out after {settings.HandlerTimeout.TotalSeconds:0.###} s");
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // A handler fault is a failed attempt like any other: the message is retried, then dead-lettered.
+            return new HandlerOutcome.Failed($"{ex.GetType().Name}: {ex.Message}");
+        }
+        finally
+        {
+            await callDone.CancelAsync();
+            await keepLease;
+        }
+    }
+
+    private async Task KeepLeaseAsync(LeasedMessage message, CancellationTokenSource leaseLost, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(_options.LeaseDuration / 3, _time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                try
+                {
+                    if (!await _queue.ExtendAsync(message, _options.LeaseDuration, CancellationToken.None))
+                    {
+                        await leaseLost.CancelAsync();
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // Two thirds of the lease are left; the next tick tries again.
+                    Log.ExtendFailed(_logger, message.Id, GroupId, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The call is over.
+        }
+    }
+
+    /// <summary>Makes the outcome durable; returns when the message is next visible and until when the group pauses.</summary>
+    private async Task<(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil)> RecordAsync(LeasedMessage message, GroupSettings settings, HandlerOutcome outcome)
+    {
+        var now = _time.GetUtcNow();
+        switch (outcome)
+        {
+            case HandlerOutcome.Delivered:
+                if (await _queue.CompleteAsync(message, CancellationToken.None))
+                {
+                    _metrics.Delivered(GroupId);
+                }
+
+                return (null, null);
+
+            case HandlerOutcome.Throttled throttled:
+                var pause = throttled.RetryAfter < _options.MaxThrottlePause ? throttled.RetryAfter : _options.MaxThrottlePause;
+                var until = now + pause;
+                if (await _queue.RetryAsync(message, until, throttled.Error, RetryKind.Throttled, CancellationToken.None))
+                {
+                    _metrics.Throttled(GroupId);
+                    Log.GroupThrottled(_logger, GroupId, until, throttled.Error);
+                }
+
+                return (until, until);
+
+            case HandlerOutcome.Failed failed when message.Attempt < settings.MaxAttempts:
+                var retryAt = now + RetryBackoff.Delay(message.Attempt, settings.BackoffInitial, settings.BackoffMax, Random.Shared);
+                if (await _queue.RetryAsync(message, retryAt, failed.Error, RetryKind.Failed, CancellationToken.None))
+                {
+                    _metrics.Failed(GroupId);
+                    Log.AttemptFailed(_logger, message.Id, GroupId, message.Attempt, failed.Error, retryAt);
+                }
+
+                return (retryAt, null);
+
+            case HandlerOutcome.Failed failed:
+                await DeadLetterAsync(message, failed.Error);
+                return (null, null);
+
+            case HandlerOutcome.Dead dead:
+                await DeadLetterAsync(message, dead.Reason);
+                return (null, null);
+
+            default:
+                throw new InvalidOperationException($"Unknown handler outcome {outcome.GetType().Name}.");
+        }
+    }
+
+    private async Task DeadLetterAsync(LeasedMessage message, string error)
+    {
+        if (await _queue.DeadLetterAsync(message, error, CancellationToken.None))
+        {
+            _metrics.Failed(GroupId);
+            _metrics.DeadLettered(GroupId);
+            Log.DeadLettered(_logger, message.Id, GroupId, message.Attempt, error);
+        }
+    }
+
+    private abstract record Signal
+    {
+        public static readonly Wake WakeUp = new();
+        public static readonly Stop StopNow = new();
+
+        public sealed record Wake : Signal;
+
+        public sealed record Reconfigure(GroupSettings Settings) : Signal;
+
+        public sealed record Finished(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil) : Signal;
+
+        public sealed record Stop : Signal;
+
+        public sealed record Inspect(TaskCompletionSource<ActorSnapshot> Reply) : Signal;
+    }
+}

@@ -1,0 +1,23 @@
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>What a handler reports for one attempt. Outcomes are values; a handler throws only on bugs.</summary>
+public abstract record HandlerOutcome
+{
+    private HandlerOutcome()
+    {
+    }
+
+    /// <summary>Done: the message is deleted.</summary>
+    public sealed record Delivered : HandlerOutcome;
+
+    /// <summary>The attempt failed; it is retried after the group's backoff until maxAttempts, then dead-lettered.</summary>
+    public sealed record Failed(string Error) : HandlerOutcome;
+
+    /// <summary>The downstream asked for a pause (429/503 with Retry-After): the whole group waits, and the attempt does not count.</summary>
+    public sealed record Throttled(TimeSpan RetryAfter, string Error) : HandlerOutcome;
+
+    /// <summary>The handler says retrying cannot help: straight to the dead-letter queue.</summary>
+    public sealed record Dead(string Reason) : HandlerOutcome;
+
+    public static Delivered Success { get; } = new();
+}

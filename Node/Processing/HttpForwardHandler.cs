@@ -1,0 +1,91 @@
+using System.Net;
+using System.Net.Http.Headers;
+
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>
+/// The default handler: POSTs the original body and content type to the group's target URL, with headers naming
+/// the message, the group and the attempt so the downstream can de-duplicate. 2xx is delivered; 429 or 503 with
+/// Retry-After pauses the group; anything else (status, connection error) is a failed attempt.
+/// </summary>
+public sealed class HttpForwardHandler(HttpClient client, TimeProvider time) : IMessageHandler
+{
+    public const string HttpClientName = "forward";
+    public const string MessageIdHeader = "ClusterQueue-Message-Id";
+    public const string GroupHeader = "ClusterQueue-Group";
+    public const string AttemptHeader = "ClusterQueue-Attempt";
+
+    /// <summary>Enough of an error body to diagnose from the dead-letter list without storing whole pages.</summary>
+    private const int ErrorBodyChars = 256;
+
+    public async Task<HandlerOutcome> HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, delivery.Group.TargetUrl);
+        request.Content = new ByteArrayContent(delivery.Message.Body);
+        if (delivery.Message.ContentType is { } contentType && MediaTypeHeaderValue.TryParse(contentType, out var mediaType))
+        {
+            request.Content.Headers.ContentType = mediaType;
+        }
+
+        request.Headers.TryAddWithoutValidation(MessageIdHeader, delivery.Message.Id);
+        request.Headers.TryAddWithoutValidation(GroupHeader, delivery.Group.Id);
+        request.Headers.TryAddWithoutValidation(AttemptHeader, delivery.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        HttpResponseMessage response;
+        try
+        {
+            response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        }
+        catch (HttpRequestException ex)
+        {
+            return new HandlerOutcome.Failed($"connection failed: {ex.Message}");
+        }
+
+        using (response)
+        {
+            if (response.IsSuccessStatusCode)
+            {
+                return HandlerOutcome.Success;
+            }
+
+            var status = (int)response.StatusCode;
+            var error = $"HTTP {status}: {await ReadErrorAsync(response, cancellationToken)}";
+            if (response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable
+                && RetryAfter(response.Headers.RetryAfter) is { } retryAfter)
+            {
+                return new HandlerOutcome.Throttled(retryAfter, error);
+            }
+
+            return new HandlerOutcome.Failed(error);
+        }
+    }
+
+    private TimeSpan? RetryAfter(RetryConditionHeaderValue? header)
+    {
+        if (header?.Delta is { } delta)
+        {
+            return delta < TimeSpan.Zero ? TimeSpan.Zero : delta;
+        }
+
+        if (header?.Date is { } date)
+        {
+            var wait = date - time.GetUtcNow();
+            return wait < TimeSpan.Zero ? TimeSpan.Zero : wait;
+        }
+
+        return null;
+    }
+
+    private static async Task<string> ReadErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var text = await response.Content.ReadAsStringAsync(cancellationToken);
+            return text.Length <= ErrorBodyChars ? text : text[..ErrorBodyChars];
+        }
+        catch (HttpRequestException)
+        {
+            return "(body unreadable)";
+        }
+    }
+}

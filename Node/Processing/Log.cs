@@ -1,0 +1,46 @@
+namespace ClusterQueue.Node.Processing;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 300, Level = LogLevel.Debug, Message = "Actor for group {GroupId} started")]
+    public static partial void ActorStarted(ILogger logger, string groupId);
+
+    [LoggerMessage(EventId = 301, Level = LogLevel.Debug, Message = "Actor for group {GroupId} retired: nothing pending, nothing in flight, bucket full")]
+    public static partial void ActorRetired(ILogger logger, string groupId);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Error, Message = "Leasing messages of group {GroupId} failed; retrying in {Delay}")]
+    public static partial void LeaseFailed(ILogger logger, string groupId, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(EventId = 303, Level = LogLevel.Warning, Message = "Message {MessageId} of group {GroupId}: lease extension failed; retrying at the next tick")]
+    public static partial void ExtendFailed(ILogger logger, string messageId, string groupId, Exception exception);
+
+    [LoggerMessage(EventId = 304, Level = LogLevel.Warning, Message = "Message {MessageId} of group {GroupId}: lease lost while the handler ran; the call was cancelled")]
+    public static partial void LeaseLost(ILogger logger, string messageId, string groupId);
+
+    [LoggerMessage(EventId = 305, Level = LogLevel.Error, Message = "Message {MessageId} of group {GroupId}: recording the outcome failed; the message returns when its lease expires")]
+    public static partial void OutcomeFailed(ILogger logger, string messageId, string groupId, Exception exception);
+
+    [LoggerMessage(EventId = 306, Level = LogLevel.Information, Message = "Message {MessageId} of group {GroupId} attempt {Attempt} failed: {Error}; retry at {RetryAt}")]
+    public static partial void AttemptFailed(ILogger logger, string messageId, string groupId, int attempt, string error, DateTimeOffset retryAt);
+
+    [LoggerMessage(EventId = 307, Level = LogLevel.Warning, Message = "Message {MessageId} of group {GroupId} dead-lettered after {Attempt} attempts: {Error}")]
+    public static partial void DeadLettered(ILogger logger, string messageId, string groupId, int attempt, string error);
+
+    [LoggerMessage(EventId = 308, Level = LogLevel.Information, Message = "Group {GroupId} paused until {Until}: the downstream asked to slow down ({Error})")]
+    public static partial void GroupThrottled(ILogger logger, string groupId, DateTimeOffset until, string error);
+
+    [LoggerMessage(EventId = 309, Level = LogLevel.Information, Message = "Recovery found {Count} groups with pending messages")]
+    public static partial void Recovered(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 310, Level = LogLevel.Error, Message = "Scanning for groups with pending messages failed; retrying in {Delay}")]
+    public static partial void SweepFailed(ILogger logger, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Information, Message = "Draining {Actors} actors (up to {Timeout})")]
+    public static partial void Draining(ILogger logger, int actors, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 312, Level = LogLevel.Warning, Message = "Drain timed out; cancelling in-flight calls and handing their messages back")]
+    public static partial void DrainTimedOut(ILogger logger);
+
+    [LoggerMessage(EventId = 313, Level = LogLevel.Error, Message = "Actor for group {GroupId} failed; it is restarted on the next wake-up")]
+    public static partial void ActorFailed(ILogger logger, string groupId, Exception exception);
+}

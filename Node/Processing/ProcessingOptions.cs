@@ -1,0 +1,32 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>How actors lease and hand over messages. Bound from ClusterQueue:Processing.</summary>
+public sealed class ProcessingOptions
+{
+    public const string Section = "ClusterQueue:Processing";
+
+    /// <summary>
+    /// Renewed every third of itself while a handler runs, so a live node never loses a lease to a slow handler;
+    /// a crashed node's messages come back within this time.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "ClusterQueue:Processing:LeaseDuration must be between 1 second and 1 hour.")]
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Fits inside Kubernetes' default 30 s grace period with time left to hand unfinished messages back.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00", ErrorMessage = "ClusterQueue:Processing:DrainTimeout must be between 0 and 10 minutes.")]
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>A downstream's Retry-After is obeyed up to this long; beyond it a typo in a header would stall a group for days.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "ClusterQueue:Processing:MaxThrottlePause must be between 1 second and 1 day.")]
+    public TimeSpan MaxThrottlePause { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>A safety net for a lost wake-up: groups with visible messages and no actor are found within this time.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "ClusterQueue:Processing:RecoverySweepInterval must be between 1 second and 1 hour.")]
+    public TimeSpan RecoverySweepInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Caps one lease call so a group with a huge burst and concurrency still commits in short transactions.</summary>
+    [Range(1, 1000, ErrorMessage = "ClusterQueue:Processing:MaxLeaseBatch must be between 1 and 1000.")]
+    public int MaxLeaseBatch { get; set; } = 100;
+}

@@ -1,0 +1,22 @@
+namespace ClusterQueue.Node.Processing;
+
+public static class ProcessingSetup
+{
+    /// <summary>Connections to a downstream are recycled this often so DNS changes (a redeployed target) are picked up.</summary>
+    private static readonly TimeSpan ConnectionLifetime = TimeSpan.FromMinutes(2);
+
+    public static IServiceCollection AddProcessing(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ProcessingOptions>().Bind(configuration.GetSection(ProcessingOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IMessageHandler>(provider => new HttpForwardHandler(
+            new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = ConnectionLifetime, ConnectTimeout = TimeSpan.FromSeconds(10) })
+            {
+                // Each call is bounded by its group's handler timeout instead.
+                Timeout = Timeout.InfiniteTimeSpan,
+            },
+            provider.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<GroupDispatcher>();
+        services.AddHostedService(provider => provider.GetRequiredService<GroupDispatcher>());
+        return services;
+    }
+}

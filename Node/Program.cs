@@ -1,0 +1,43 @@
+using ClusterQueue.Node.Admin;
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Ingress;
+using ClusterQueue.Node.Observability;
+using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Queueing;
+using ClusterQueue.Node.Storage;
+
+var builder = WebApplication.CreateBuilder(args);
+
+// With nothing configured, one embedded node on loopback: safe to run on a laptop with no admin token.
+if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))
+{
+    builder.WebHost.UseUrls("http://127.0.0.1:8080");
+}
+
+builder.Services.AddSingleton(TimeProvider.System);
+builder.Services.AddProblemDetails();
+builder.Services.AddOpenApi();
+builder.Services
+    .AddStorage(builder.Configuration)
+    .AddGroups()
+    .AddQueueing(builder.Configuration)
+    .AddProcessing(builder.Configuration)
+    .AddIngress(builder.Configuration)
+    .AddAdmin(builder.Configuration)
+    .AddObservability();
+builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = builder.Configuration.GetValue(
+    $"{ProcessingOptions.Section}:{nameof(ProcessingOptions.DrainTimeout)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(10));
+
+var app = builder.Build();
+app.UseExceptionHandler();
+app.UseStatusCodePages();
+app.MapOpenApi();
+app.MapIngress();
+var admin = app.MapAdmin();
+admin.MapGroups();
+admin.MapQueueing();
+app.MapObservability(admin);
+app.Run();
+
+/// <summary>The entry point, visible to the integration tests' host factory.</summary>
+public partial class Program;

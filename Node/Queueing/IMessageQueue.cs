@@ -1,0 +1,53 @@
+using ClusterQueue.Contracts;
+
+namespace ClusterQueue.Node.Queueing;
+
+/// <summary>
+/// The per-group message queue: the SQL store's own table, or (later) one SQS queue per group.
+///
+/// Message lifecycle:
+/// <code>
+///   Enqueue ──▶ pending ──Lease──▶ leased ──Complete──▶ delivered (status kept for the retention period)
+///                  ▲                 │ ├──Retry(at)───▶ pending, visible at `at`
+///                  │                 │ ├──Release─────▶ pending now, attempt not counted (shutdown)
+///                  │                 │ └──DeadLetter──▶ dead ──Redrive──▶ pending
+///                  └── lease expiry ─┘   (a crashed node's messages come back by themselves)
+/// </code>
+/// Every change to a leased message carries its receipt and does nothing (returns false) once the lease was lost.
+/// </summary>
+public interface IMessageQueue
+{
+    /// <summary>Completes only when the message is durable.</summary>
+    Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken);
+
+    /// <summary>Leases up to <paramref name="max"/> visible messages of one group, oldest visibility first.</summary>
+    Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken);
+
+    Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken);
+
+    Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken);
+
+    Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken);
+
+    Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken);
+
+    Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken);
+
+    /// <summary>Sends the group's dead letters (all, or those named) back to the queue with their attempts reset.</summary>
+    Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken);
+
+    Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken);
+
+    Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken);
+
+    Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken);
+
+    /// <summary>Pending messages per group, for metrics.</summary>
+    Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken);
+
+    /// <summary>Groups that have pending messages: whom to wake at start and after a missed wake-up.</summary>
+    Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken);
+
+    /// <summary>Deletes expired dedup keys and delivered-message statuses older than the retention; returns how many rows went.</summary>
+    Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken);
+}

@@ -1,0 +1,14 @@
+namespace ClusterQueue.Node.Queueing;
+
+/// <summary>
+/// A message this node holds a lease on. Receipt fences every later change: once the lease expired and someone
+/// else leased the message, changes made with the old receipt do nothing.
+/// </summary>
+public sealed record LeasedMessage(
+    string Id,
+    string GroupId,
+    string Receipt,
+    int Attempt,
+    string? ContentType,
+    byte[] Body,
+    DateTimeOffset CreatedAt);

@@ -1,0 +1,10 @@
+namespace ClusterQueue.Node.Queueing;
+
+/// <summary>A message ingress wants made durable. A non-null key de-duplicates it against earlier messages of the group until the key expires.</summary>
+public sealed record NewMessage(
+    string Id,
+    string GroupId,
+    string? ContentType,
+    byte[] Body,
+    string? DeduplicationKey,
+    DateTimeOffset DeduplicationExpiresAt);

@@ -1,0 +1,80 @@
+using Microsoft.Data.Sqlite;
+
+namespace ClusterQueue.Node.Storage;
+
+/// <summary>
+/// The embedded schema, applied in order at start. Each step runs once; the applied version is kept in user_version.
+/// Times are unix milliseconds.
+/// </summary>
+internal static class SqliteSchema
+{
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE groups (
+            id          TEXT PRIMARY KEY,
+            definition  TEXT NOT NULL,
+            created_at  INTEGER NOT NULL,
+            updated_at  INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE group_counters (
+            group_id    TEXT PRIMARY KEY,
+            ingested    INTEGER NOT NULL DEFAULT 0,
+            delivered   INTEGER NOT NULL DEFAULT 0,
+            failed      INTEGER NOT NULL DEFAULT 0,
+            dead        INTEGER NOT NULL DEFAULT 0,
+            throttled   INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID;
+
+        -- state: 0 pending (queued, or leased while lease_token is set and visible_at is ahead), 2 delivered, 3 dead.
+        -- A lease moves visible_at to the lease expiry, so an expired lease makes the message visible again by itself.
+        CREATE TABLE messages (
+            seq           INTEGER PRIMARY KEY,
+            id            TEXT NOT NULL UNIQUE,
+            group_id      TEXT NOT NULL,
+            state         INTEGER NOT NULL,
+            visible_at    INTEGER NOT NULL,
+            lease_token   INTEGER,
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            last_error    TEXT,
+            content_type  TEXT,
+            body          BLOB,
+            size_bytes    INTEGER NOT NULL,
+            created_at    INTEGER NOT NULL,
+            completed_at  INTEGER
+        );
+
+        -- One index range per group: a backlog in one group is never scanned while leasing another.
+        CREATE INDEX messages_pending ON messages (group_id, visible_at) WHERE state = 0;
+        CREATE INDEX messages_dead ON messages (group_id, completed_at) WHERE state = 3;
+        CREATE INDEX messages_delivered ON messages (completed_at) WHERE state = 2;
+
+        CREATE TABLE dedup (
+            group_id    TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            message_id  TEXT NOT NULL,
+            expires_at  INTEGER NOT NULL,
+            PRIMARY KEY (group_id, key)
+        ) WITHOUT ROWID;
+
+        CREATE INDEX dedup_expiry ON dedup (expires_at);
+        """,
+    ];
+
+    public static void Apply(SqliteConnection connection)
+    {
+        using var read = connection.CreateCommand();
+        read.CommandText = "PRAGMA user_version;";
+        var version = Convert.ToInt32(read.ExecuteScalar());
+        for (var i = version; i < Migrations.Length; i++)
+        {
+            using var transaction = connection.BeginTransaction();
+            using var command = connection.CreateCommand();
+            command.Transaction = transaction;
+            command.CommandText = Migrations[i] + $"\nPRAGMA user_version = {i + 1};";
+            command.ExecuteNonQuery();
+            transaction.Commit();
+        }
+    }
+}
