@@ -147,7 +147,9 @@ public sealed class SqliteDatabase : IAsyncDisposable
         _writes.Writer.TryComplete();
         await _writerLoop.ConfigureAwait(false);
         _writer.Dispose();
-        SqliteConnection.ClearAllPools();
+
+        // Only this database's pool: other databases in the same process (tests) keep theirs.
+        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
     }
 
     private abstract class WriteOperation

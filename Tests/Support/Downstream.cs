@@ -1,0 +1,133 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterQueue.Tests.Support;
+
+/// <summary>One request the downstream received, with the time it arrived and the forwarded headers.</summary>
+public sealed record DownstreamCall(
+    DateTimeOffset ReceivedAt,
+    string Path,
+    string? MessageId,
+    string? Group,
+    int Attempt,
+    string? ContentType,
+    byte[] Body);
+
+/// <summary>What the downstream answers: a status, an optional Retry-After, and how long it takes.</summary>
+public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null)
+{
+    public static DownstreamReply Ok { get; } = new(200);
+}
+
+/// <summary>
+/// A real HTTP server on loopback standing in for a group's target: it records every call, tracks how many calls
+/// are in flight at once per path, and answers however the test tells it to.
+/// </summary>
+public sealed class Downstream : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly ConcurrentQueue<DownstreamCall> _calls = new();
+    private readonly ConcurrentDictionary<string, int> _inFlight = new();
+    private readonly ConcurrentDictionary<string, int> _maxInFlight = new();
+
+    private Downstream(WebApplication app)
+    {
+        _app = app;
+    }
+
+    /// <summary>Decides the reply to each call; the default answers 200 at once.</summary>
+    public Func<DownstreamCall, DownstreamReply> Reply { get; set; } = _ => DownstreamReply.Ok;
+
+    public Uri BaseAddress { get; private set; } = null!;
+
+    public IReadOnlyList<DownstreamCall> Calls => [.. _calls];
+
+    public IReadOnlyList<DownstreamCall> CallsTo(string path) => [.. _calls.Where(c => c.Path == path)];
+
+    public int MaxInFlight(string path) => _maxInFlight.GetValueOrDefault(path);
+
+    public string Url(string path) => new Uri(BaseAddress, path).ToString();
+
+    public static async Task<Downstream> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
+        var app = builder.Build();
+        var downstream = new Downstream(app);
+        app.Run(downstream.HandleAsync);
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        downstream.BaseAddress = new Uri(address);
+        return downstream;
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds, polling, or fails after <paramref name="timeout"/>.</summary>
+    public async Task WaitUntilAsync(Func<Downstream, bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition(this))
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Timed out after {timeout} waiting for: {what} (calls so far: {_calls.Count}).");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var path = context.Request.Path.Value ?? "/";
+        var now = _inFlight.AddOrUpdate(path, 1, (_, n) => n + 1);
+        _maxInFlight.AddOrUpdate(path, now, (_, max) => Math.Max(max, now));
+        try
+        {
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body);
+            var call = new DownstreamCall(
+                DateTimeOffset.UtcNow,
+                path,
+                context.Request.Headers["ClusterQueue-Message-Id"].ToString(),
+                context.Request.Headers["ClusterQueue-Group"].ToString(),
+                int.TryParse(context.Request.Headers["ClusterQueue-Attempt"].ToString(), out var attempt) ? attempt : 0,
+                context.Request.ContentType,
+                body.ToArray());
+            _calls.Enqueue(call);
+            var reply = Reply(call);
+            if (reply.Delay is { } delay)
+            {
+                await Task.Delay(delay);
+            }
+
+            context.Response.StatusCode = reply.Status;
+            if (reply.RetryAfter is not null)
+            {
+                context.Response.Headers.RetryAfter = reply.RetryAfter;
+            }
+
+            if (reply.Body is not null)
+            {
+                await context.Response.WriteAsync(reply.Body);
+            }
+        }
+        finally
+        {
+            _inFlight.AddOrUpdate(path, 0, (_, n) => n - 1);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+}
