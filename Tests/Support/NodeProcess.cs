@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Sockets;
+using System.Text;
+
+namespace ClusterQueue.Tests.Support;
+
+/// <summary>
+/// The node as a separate operating-system process (the built ClusterQueue.Node.dll next to the tests), so a test
+/// can kill it with SIGKILL or stop it with SIGTERM exactly as an orchestrator would.
+/// </summary>
+public sealed class NodeProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private NodeProcess(Process process, Uri baseAddress)
+    {
+        _process = process;
+        BaseAddress = baseAddress;
+        Client = new HttpClient { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(30) };
+        Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", NodeHost.AdminToken);
+    }
+
+    public Uri BaseAddress { get; }
+
+    public HttpClient Client { get; }
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    /// <summary>Everything the process wrote, for failure messages.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static async Task<NodeProcess> StartAsync(string databasePath, IDictionary<string, string>? settings = null)
+    {
+        var port = FreePort();
+        var dll = Path.Combine(AppContext.BaseDirectory, "ClusterQueue.Node.dll");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            ArgumentList = { dll, "--urls", $"http://127.0.0.1:{port}" },
+            WorkingDirectory = Path.GetDirectoryName(databasePath)!,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["ClusterQueue__Sqlite__Path"] = databasePath;
+        start.Environment["ClusterQueue__AdminToken"] = NodeHost.AdminToken;
+        start.Environment["DOTNET_ENVIRONMENT"] = "Production";
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
+        var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
+        var node = new NodeProcess(process, new Uri($"http://127.0.0.1:{port}"));
+        process.OutputDataReceived += (_, e) => node.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => node.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        await node.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));
+        return node;
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a crash or an OOM kill.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill(entireProcessTree: false);
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>SIGTERM, as Kubernetes sends before a pod stops; waits for the process to exit.</summary>
+    public async Task TerminateAsync(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+        }
+
+        using var cancel = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cancel.Token);
+    }
+
+    private async Task WaitUntilReadyAsync(TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"The node exited with {_process.ExitCode} during start:\n{Output}");
+            }
+
+            try
+            {
+                using var response = await Client.GetAsync("/readyz");
+                if (response.StatusCode == HttpStatusCode.OK)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+
+            await Task.Delay(50);
+        }
+
+        throw new TimeoutException($"The node was not ready within {timeout}:\n{Output}");
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}
