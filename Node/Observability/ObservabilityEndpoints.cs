@@ -40,7 +40,7 @@ public static class ObservabilityEndpoints
         var snapshot = dispatcher.InspectAsync(id) is { } inspect ? await inspect.WaitAsync(cancellationToken) : null;
         return TypedResults.Ok(new GroupStats(
             id,
-            counts.Queued - (snapshot?.InFlight ?? 0),
+            Math.Max(0, counts.Queued - (snapshot?.InFlight ?? 0)),
             snapshot?.InFlight ?? 0,
             counts.Ingested,
             counts.Delivered,

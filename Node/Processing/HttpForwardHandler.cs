@@ -16,7 +16,7 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time) : I
     public const string AttemptHeader = "ClusterQueue-Attempt";
 
     /// <summary>Enough of an error body to diagnose from the dead-letter list without storing whole pages.</summary>
-    private const int ErrorBodyChars = 256;
+    private const int ErrorBodyBytes = 256;
 
     public async Task<HandlerOutcome> HandleAsync(Delivery delivery, CancellationToken cancellationToken)
     {
@@ -80,8 +80,17 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time) : I
     {
         try
         {
-            var text = await response.Content.ReadAsStringAsync(cancellationToken);
-            return text.Length <= ErrorBodyChars ? text : text[..ErrorBodyChars];
+            // Read only the first bytes: an error page can be megabytes, and only its start helps a diagnosis.
+            await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+            var buffer = new byte[ErrorBodyBytes];
+            var read = 0;
+            int n;
+            while (read < buffer.Length && (n = await stream.ReadAsync(buffer.AsMemory(read), cancellationToken)) > 0)
+            {
+                read += n;
+            }
+
+            return System.Text.Encoding.UTF8.GetString(buffer, 0, read);
         }
         catch (HttpRequestException)
         {

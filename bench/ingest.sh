@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Ingest throughput: durable POST /hooks/{group} on the embedded node against a bare Kestrel endpoint that reads
+# the body and answers 202 without storing anything. Same load, same machine, same run; the ratio is the figure.
+# Usage: bench/ingest.sh [seconds=10] [connections=32]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+connections="${2:-32}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+dotnet build -c Release -v q --nologo Node >/dev/null
+dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
+
+wait_ready() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$@" && return 0; sleep 0.05; done; echo "not ready: $*" >&2; exit 1; }
+
+(cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls http://127.0.0.1:18081) >/dev/null 2>&1 &
+pids+=($!)
+(cd "$work" && ClusterQueue__Sqlite__Path="$work/bench.db" Logging__LogLevel__Default=Warning \
+  exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18080) >"$work/node.log" 2>&1 &
+pids+=($!)
+wait_ready http://127.0.0.1:18080/readyz
+curl -fs -o /dev/null -X PUT http://127.0.0.1:18080/v1/groups/bench -H 'content-type: application/json' \
+  -d '{"ratePerSecond":0.001,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/"}}'
+wait_ready http://127.0.0.1:18081/hooks/warm -X POST
+
+run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/post.lua "$1" | tee "$work/$2.txt" >&2; awk '/Requests\/sec/ {print $2}' "$work/$2.txt"; }
+# Warm both up so JIT and connection set-up are not part of the measurement.
+wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18081/hooks/bench >/dev/null
+wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18080/hooks/bench >/dev/null
+
+bare="$(run http://127.0.0.1:18081/hooks/bench bare)"
+node="$(run http://127.0.0.1:18080/hooks/bench node)"
+non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/node.txt")"
+echo
+echo "bare endpoint:        ${bare} req/s"
+echo "durable ingest (SQLite, synchronous=FULL): ${node} req/s${non2xx:+ (non-2xx: $non2xx)}"
+awk -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint\n", n / b }'
