@@ -25,7 +25,8 @@ public static partial class GroupValidator
     /// <summary>Bodies are held in memory while they are ingested and handled, so one message stays well under that budget.</summary>
     public const long MaxPayloadBytesLimit = 32L * 1024 * 1024;
 
-    [GeneratedRegex("^[A-Za-z0-9._-]{1,128}$")]
+    // \z, not $: $ also matches before a final newline, which would let "orders\n" through.
+    [GeneratedRegex(@"^[A-Za-z0-9._-]{1,128}\z")]
     private static partial Regex GroupIdPattern();
 
     public static bool IsValidId(string? id) => id is not null && GroupIdPattern().IsMatch(id);

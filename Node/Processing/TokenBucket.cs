@@ -56,17 +56,19 @@ public sealed class TokenBucket
     public TimeSpan TimeUntilToken(DateTimeOffset now)
     {
         Refill(now);
-        var missing = 1 - _tokens;
-        return missing <= Epsilon ? TimeSpan.Zero : TimeSpan.FromSeconds(missing / RatePerSecond);
+        return TimeToEarn(1 - _tokens);
     }
 
     /// <summary>How long until the bucket is full again, which is when it is indistinguishable from a fresh one.</summary>
     public TimeSpan TimeUntilFull(DateTimeOffset now)
     {
         Refill(now);
-        var missing = Burst - _tokens;
-        return missing <= Epsilon ? TimeSpan.Zero : TimeSpan.FromSeconds(missing / RatePerSecond);
+        return TimeToEarn(Burst - _tokens);
     }
+
+    // Rounded up to a whole tick: TimeSpan.FromSeconds truncates, and a wait one tick short finds the token missing.
+    private TimeSpan TimeToEarn(double missing) =>
+        missing <= Epsilon ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(missing / RatePerSecond * TimeSpan.TicksPerSecond));
 
     /// <summary>
     /// Applies a new rate and burst from now on. Tokens earned so far are kept (capped at the new burst) so a change
@@ -94,7 +96,11 @@ public sealed class TokenBucket
 
     private static void Validate(double ratePerSecond, int burst)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ratePerSecond);
+        if (!double.IsFinite(ratePerSecond) || ratePerSecond <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ratePerSecond), ratePerSecond, "The rate must be a finite number above zero.");
+        }
+
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(burst);
     }
 }

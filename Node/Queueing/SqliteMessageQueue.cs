@@ -75,7 +75,7 @@ public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider tim
                 WHERE seq IN (
                     SELECT seq FROM messages
                     WHERE group_id = $group AND state = 0 AND visible_at <= $now
-                    ORDER BY visible_at LIMIT $max)
+                    ORDER BY visible_at, seq LIMIT $max)
                 RETURNING seq, id, attempts, content_type, body, created_at;
                 """);
             lease.Parameters.AddWithValue("$until", (now + leaseDuration).ToUnixTimeMilliseconds());
@@ -235,12 +235,13 @@ public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider tim
         return Task.FromResult(new DeadLetterList(letters, more ? letters[^1].MessageId : null));
     }
 
+    /// <summary>Where the page after <paramref name="messageId"/> starts: its dead time, or the end when it is no longer a dead letter (redriven, purged).</summary>
     private static object DeadAtOf(SqliteConnection connection, string messageId)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT completed_at FROM messages WHERE id = $id;";
+        command.CommandText = "SELECT completed_at FROM messages WHERE id = $id AND state = 3;";
         command.Parameters.AddWithValue("$id", messageId);
-        return command.ExecuteScalar() ?? long.MaxValue;
+        return command.ExecuteScalar() is long deadAt ? deadAt : long.MaxValue;
     }
 
     public Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken)

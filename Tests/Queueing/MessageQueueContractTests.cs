@@ -1,0 +1,867 @@
+using System.Collections.Concurrent;
+using System.Text;
+using ClusterQueue.Node.Queueing;
+using ClusterQueue.Tests.Support;
+
+namespace ClusterQueue.Tests.Queueing;
+
+/// <summary>
+/// The behaviour every <see cref="IMessageQueue"/> backend must have (SQLite now; PostgreSQL and SQS later). A backend's
+/// test class inherits this and supplies the two hooks; the tests themselves use nothing but the interface and a fake
+/// clock, so a backend passes or fails them on its own behaviour.
+/// </summary>
+public abstract class MessageQueueContractTests
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Millisecond = TimeSpan.FromMilliseconds(1);
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    private int _nextId;
+
+    /// <summary>A new, empty queue on storage of its own, whose time comes from <paramref name="time"/>. Called once per test, first.</summary>
+    protected abstract Task<IMessageQueue> CreateQueueAsync(FakeTimeProvider time);
+
+    /// <summary>Defines a group on the queue created by this test, so that the queue accepts the group's messages.</summary>
+    protected abstract Task DefineGroupAsync(string groupId);
+
+    [Fact]
+    public async Task Lease_AfterEnqueue_ReturnsMessageWithFirstAttemptAndSameBodyAndContentType()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var body = Encoding.UTF8.GetBytes("""{"order":42}""");
+        var result = await queue.EnqueueAsync(new NewMessage("m-1", "orders", "application/json", body, null, default), None);
+
+        var batch = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, "m-1"), result);
+        var message = Assert.Single(batch.Messages);
+        Assert.Equal("m-1", message.Id);
+        Assert.Equal("orders", message.GroupId);
+        Assert.Equal(1, message.Attempt);
+        Assert.Equal("application/json", message.ContentType);
+        Assert.Equal(body, message.Body);
+        Assert.Equal(time.GetUtcNow(), message.CreatedAt);
+        Assert.False(string.IsNullOrEmpty(message.Receipt));
+    }
+
+    [Fact]
+    public async Task Lease_AfterEnqueueWithoutContentTypeOrBody_ReturnsThemEmpty()
+    {
+        var (queue, _) = await StartAsync("orders");
+        await queue.EnqueueAsync(new NewMessage("m-1", "orders", null, [], null, default), None);
+
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.Null(message.ContentType);
+        Assert.Empty(message.Body);
+    }
+
+    [Fact]
+    public async Task GetStatus_AfterEnqueue_IsQueuedWithNoAttempts()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+
+        var status = await queue.GetStatusAsync(id, None);
+
+        Assert.NotNull(status);
+        Assert.Equal(id, status.MessageId);
+        Assert.Equal("orders", status.GroupId);
+        Assert.Equal("queued", status.State);
+        Assert.Equal(0, status.Attempts);
+        Assert.Equal(time.GetUtcNow(), status.CreatedAt);
+        Assert.Null(status.CompletedAt);
+        Assert.Null(await queue.GetStatusAsync("no-such-message", None));
+    }
+
+    [Fact]
+    public async Task Lease_WhileLeased_HidesMessageUntilLeaseExpiresThenReturnsItWithAttemptTwo()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var first = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        time.Advance(Lease - Millisecond);
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        time.Advance(Millisecond);
+        var second = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.Equal(id, second.Id);
+        Assert.Equal(1, first.Attempt);
+        Assert.Equal(2, second.Attempt);
+        Assert.NotEqual(first.Receipt, second.Receipt);
+    }
+
+    [Fact]
+    public async Task Lease_WithMax_ReturnsAtMostMaxAndEachMessageOnce()
+    {
+        var (queue, _) = await StartAsync("orders");
+        var ids = await EnqueueManyAsync(queue, "orders", 7);
+
+        var first = await queue.LeaseAsync("orders", 3, Lease, None);
+        var second = await queue.LeaseAsync("orders", 3, Lease, None);
+        var third = await queue.LeaseAsync("orders", 3, Lease, None);
+        var fourth = await queue.LeaseAsync("orders", 3, Lease, None);
+
+        Assert.Equal(3, first.Messages.Count);
+        Assert.Equal(3, second.Messages.Count);
+        Assert.Single(third.Messages);
+        Assert.Empty(fourth.Messages);
+        var leased = first.Messages.Concat(second.Messages).Concat(third.Messages).Select(m => m.Id).ToList();
+        Assert.Equal(ids.Order(StringComparer.Ordinal), leased.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task Lease_ReturnsOldestEnqueuedFirst()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            ids.Add(await EnqueueAsync(queue, "orders"));
+            time.Advance(Millisecond);
+        }
+
+        var leased = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            leased.Add(Assert.Single((await queue.LeaseAsync("orders", 1, Lease, None)).Messages).Id);
+        }
+
+        Assert.Equal(ids, leased);
+    }
+
+    [Fact]
+    public async Task Lease_MessagesEnqueuedAtTheSameInstant_ComeInEnqueueOrder()
+    {
+        var (queue, _) = await StartAsync("orders");
+        var ids = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            ids.Add(await EnqueueAsync(queue, "orders"));
+        }
+
+        var leased = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            leased.Add(Assert.Single((await queue.LeaseAsync("orders", 1, Lease, None)).Messages).Id);
+        }
+
+        Assert.Equal(ids, leased);
+    }
+
+    [Fact]
+    public async Task Lease_MessageRetriedForLater_ComesAfterMessagesVisibleBeforeIt()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var first = await EnqueueAsync(queue, "orders");
+        time.Advance(Millisecond);
+        var second = await EnqueueAsync(queue, "orders");
+        var leased = Assert.Single((await queue.LeaseAsync("orders", 1, Lease, None)).Messages);
+        Assert.Equal(first, leased.Id);
+        await queue.RetryAsync(leased, time.GetUtcNow() + TimeSpan.FromSeconds(5), "busy", RetryKind.Failed, None);
+        time.Advance(Millisecond);
+        var third = await EnqueueAsync(queue, "orders");
+        time.Advance(TimeSpan.FromSeconds(10));
+
+        var order = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            order.Add(Assert.Single((await queue.LeaseAsync("orders", 1, Lease, None)).Messages).Id);
+        }
+
+        Assert.Equal([second, third, first], order);
+    }
+
+    [Fact]
+    public async Task Lease_OneGroup_NeverReturnsAnotherGroupsMessages()
+    {
+        var (queue, _) = await StartAsync("a", "b");
+        var backlog = await EnqueueManyAsync(queue, "a", 1000);
+        var few = await EnqueueManyAsync(queue, "b", 3);
+
+        var fromB = await queue.LeaseAsync("b", 100, Lease, None);
+        var fromA = await queue.LeaseAsync("a", 2000, Lease, None);
+
+        Assert.Equal(few.Order(StringComparer.Ordinal), fromB.Messages.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.All(fromB.Messages, m => Assert.Equal("b", m.GroupId));
+        Assert.Equal(backlog.Order(StringComparer.Ordinal), fromA.Messages.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.All(fromA.Messages, m => Assert.Equal("a", m.GroupId));
+    }
+
+    [Fact]
+    public async Task Lease_GroupWithoutMessages_ReturnsNothingWhileAnotherGroupHasABacklog()
+    {
+        var (queue, _) = await StartAsync("a", "b");
+        await EnqueueManyAsync(queue, "a", 1000);
+
+        var batch = await queue.LeaseAsync("b", 100, Lease, None);
+
+        Assert.Empty(batch.Messages);
+        Assert.Null(batch.NextVisibleAt);
+    }
+
+    [Fact]
+    public async Task Lease_OnEmptyGroup_ReturnsNoMessagesAndNoNextVisibleAt()
+    {
+        var (queue, _) = await StartAsync("orders");
+
+        var batch = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.Empty(batch.Messages);
+        Assert.Null(batch.NextVisibleAt);
+    }
+
+    [Fact]
+    public async Task Lease_WithRetryPending_ReportsWhenItBecomesVisible()
+    {
+        var (queue, time) = await StartAsync("orders");
+        await EnqueueAsync(queue, "orders");
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var retryAt = time.GetUtcNow() + TimeSpan.FromSeconds(7);
+        Assert.True(await queue.RetryAsync(message, retryAt, "downstream 503", RetryKind.Failed, None));
+
+        var batch = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.Empty(batch.Messages);
+        Assert.Equal(retryAt, batch.NextVisibleAt);
+    }
+
+    [Fact]
+    public async Task Lease_AfterEveryMessageCompleted_ReportsNoNextVisibleAt()
+    {
+        var (queue, _) = await StartAsync("orders");
+        await EnqueueManyAsync(queue, "orders", 2);
+        foreach (var message in (await queue.LeaseAsync("orders", 10, Lease, None)).Messages)
+        {
+            Assert.True(await queue.CompleteAsync(message, None));
+        }
+
+        var batch = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.Empty(batch.Messages);
+        Assert.Null(batch.NextVisibleAt);
+    }
+
+    [Fact]
+    public async Task Complete_LeasedMessage_IsNeverLeasedAgainAndReportsDelivered()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        time.Advance(TimeSpan.FromSeconds(1));
+        var completedAt = time.GetUtcNow();
+
+        var completed = await queue.CompleteAsync(message, None);
+        time.Advance(Lease * 3);
+
+        Assert.True(completed);
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var status = await queue.GetStatusAsync(id, None);
+        Assert.NotNull(status);
+        Assert.Equal("delivered", status.State);
+        Assert.Equal(1, status.Attempts);
+        Assert.Equal(completedAt, status.CompletedAt);
+    }
+
+    [Fact]
+    public async Task Complete_Twice_ReturnsFalseTheSecondTime()
+    {
+        var (queue, _) = await StartAsync("orders");
+        await EnqueueAsync(queue, "orders");
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.True(await queue.CompleteAsync(message, None));
+        Assert.False(await queue.CompleteAsync(message, None));
+    }
+
+    [Fact]
+    public async Task Complete_WithStaleReceiptAfterReLease_ReturnsFalseAndLeavesTheNewLease()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var stale = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        time.Advance(Lease);
+        var current = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        var completed = await queue.CompleteAsync(stale, None);
+
+        Assert.False(completed);
+        Assert.NotEqual("delivered", (await queue.GetStatusAsync(id, None))!.State);
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.CompleteAsync(current, None));
+        Assert.Equal("delivered", (await queue.GetStatusAsync(id, None))!.State);
+    }
+
+    [Fact]
+    public async Task EveryChange_WithStaleReceipt_ReturnsFalseAndLeavesTheNewLease()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var stale = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        time.Advance(Lease);
+        var current = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var leaseEnd = time.GetUtcNow() + Lease;
+
+        Assert.False(await queue.ExtendAsync(stale, TimeSpan.FromHours(1), None), "extend");
+        Assert.False(await queue.RetryAsync(stale, time.GetUtcNow(), "stale", RetryKind.Failed, None), "retry failed");
+        Assert.False(await queue.RetryAsync(stale, time.GetUtcNow(), "stale", RetryKind.Throttled, None), "retry throttled");
+        Assert.False(await queue.ReleaseAsync(stale, None), "release");
+        Assert.False(await queue.DeadLetterAsync(stale, "stale", None), "dead-letter");
+        Assert.False(await queue.CompleteAsync(stale, None), "complete");
+
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.Empty((await queue.ListDeadLettersAsync("orders", null, 10, None)).DeadLetters);
+        time.Advance(leaseEnd - time.GetUtcNow() - Millisecond);
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var counts = await queue.GetCountsAsync("orders", None);
+        Assert.Equal(new QueueCounts(Queued: 0, Dead: 0, Ingested: 1, Delivered: 0, Failed: 0, DeadLettered: 0, Throttled: 0), counts! with { Queued = 0 });
+        Assert.True(await queue.CompleteAsync(current, None));
+        Assert.Equal("delivered", (await queue.GetStatusAsync(id, None))!.State);
+    }
+
+    [Fact]
+    public async Task Extend_BeforeExpiry_KeepsMessageInvisiblePastTheOriginalExpiry()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        time.Advance(TimeSpan.FromSeconds(20));
+
+        var extended = await queue.ExtendAsync(message, Lease, None);
+        time.Advance(Lease - Millisecond);
+        var beforeNewExpiry = await queue.LeaseAsync("orders", 10, Lease, None);
+        time.Advance(Millisecond);
+        var afterNewExpiry = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.True(extended);
+        Assert.Empty(beforeNewExpiry.Messages);
+        var again = Assert.Single(afterNewExpiry.Messages);
+        Assert.Equal(id, again.Id);
+        Assert.Equal(2, again.Attempt);
+    }
+
+    [Fact]
+    public async Task Extend_ThenComplete_UsesTheSameReceipt()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        for (var i = 0; i < 5; i++)
+        {
+            time.Advance(Lease / 2);
+            Assert.True(await queue.ExtendAsync(message, Lease, None), $"extension {i + 1}");
+        }
+
+        Assert.True(await queue.CompleteAsync(message, None));
+        Assert.Equal("delivered", (await queue.GetStatusAsync(id, None))!.State);
+    }
+
+    [Fact]
+    public async Task Retry_AtTime_MakesMessageVisibleOnlyFromThenWithTheAttemptCounted()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var retryAt = time.GetUtcNow() + TimeSpan.FromSeconds(10);
+
+        var retried = await queue.RetryAsync(message, retryAt, "downstream 500", RetryKind.Failed, None);
+        var status = await queue.GetStatusAsync(id, None);
+        time.Advance(TimeSpan.FromSeconds(10) - Millisecond);
+        var early = await queue.LeaseAsync("orders", 10, Lease, None);
+        time.Advance(Millisecond);
+        var onTime = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.True(retried);
+        Assert.NotNull(status);
+        Assert.Equal("queued", status.State);
+        Assert.Equal(1, status.Attempts);
+        Assert.Equal("downstream 500", status.LastError);
+        Assert.Equal(retryAt, status.VisibleAt);
+        Assert.Empty(early.Messages);
+        var again = Assert.Single(onTime.Messages);
+        Assert.Equal(id, again.Id);
+        Assert.Equal(2, again.Attempt);
+    }
+
+    [Fact]
+    public async Task Retry_Throttled_DoesNotCountTheAttempt()
+    {
+        var (queue, time) = await StartAsync("orders");
+        await EnqueueAsync(queue, "orders");
+        var first = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.True(await queue.RetryAsync(first, time.GetUtcNow() + TimeSpan.FromSeconds(1), "429", RetryKind.Throttled, None));
+        time.Advance(TimeSpan.FromSeconds(1));
+        var second = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(second, time.GetUtcNow(), "500", RetryKind.Failed, None));
+        var third = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.Equal(1, first.Attempt);
+        Assert.Equal(1, second.Attempt);
+        Assert.Equal(2, third.Attempt);
+    }
+
+    [Fact]
+    public async Task Release_LeasedMessage_MakesItVisibleNowWithoutCountingTheAttempt()
+    {
+        var (queue, _) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var first = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        var released = await queue.ReleaseAsync(first, None);
+        var second = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        Assert.True(released);
+        Assert.Equal(id, second.Id);
+        Assert.Equal(1, second.Attempt);
+    }
+
+    [Fact]
+    public async Task DeadLetter_LeasedMessage_IsListedWithAttemptsAndLastErrorAndNeverLeased()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders", "hello"u8.ToArray());
+        var createdAt = time.GetUtcNow();
+        var first = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        await queue.RetryAsync(first, time.GetUtcNow(), "timeout", RetryKind.Failed, None);
+        time.Advance(TimeSpan.FromSeconds(3));
+        var second = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+
+        var deadLettered = await queue.DeadLetterAsync(second, "HTTP 500 from downstream", None);
+        time.Advance(Lease * 2);
+
+        Assert.True(deadLettered);
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var list = await queue.ListDeadLettersAsync("orders", null, 10, None);
+        var letter = Assert.Single(list.DeadLetters);
+        Assert.Null(list.NextAfter);
+        Assert.Equal(id, letter.MessageId);
+        Assert.Equal("orders", letter.GroupId);
+        Assert.Equal(2, letter.Attempts);
+        Assert.Equal("HTTP 500 from downstream", letter.LastError);
+        Assert.Equal(createdAt, letter.CreatedAt);
+        Assert.Equal(createdAt + TimeSpan.FromSeconds(3), letter.DeadAt);
+        Assert.Equal("text/plain", letter.ContentType);
+        Assert.Equal(5, letter.SizeBytes);
+        var status = await queue.GetStatusAsync(id, None);
+        Assert.NotNull(status);
+        Assert.Equal("dead", status.State);
+        Assert.Equal(2, status.Attempts);
+        Assert.Equal("HTTP 500 from downstream", status.LastError);
+    }
+
+    [Fact]
+    public async Task ListDeadLetters_OfOneGroup_OmitsOtherGroupsDeadLetters()
+    {
+        var (queue, _) = await StartAsync("a", "b");
+        await EnqueueAsync(queue, "a");
+        await EnqueueAsync(queue, "b");
+        await DeadLetterAllAsync(queue, "a");
+
+        Assert.Single((await queue.ListDeadLettersAsync("a", null, 10, None)).DeadLetters);
+        Assert.Empty((await queue.ListDeadLettersAsync("b", null, 10, None)).DeadLetters);
+    }
+
+    [Fact]
+    public async Task ListDeadLetters_WithAfter_PagesOldestFirstWithoutGapsOrRepeats()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var ids = await EnqueueManyAsync(queue, "orders", 7);
+        var dead = new List<string>();
+
+        // Some die at the same instant, so ties must page cleanly too.
+        foreach (var message in (await queue.LeaseAsync("orders", 10, Lease, None)).Messages)
+        {
+            Assert.True(await queue.DeadLetterAsync(message, "bad", None));
+            dead.Add(message.Id);
+            if (dead.Count % 3 == 0)
+            {
+                time.Advance(TimeSpan.FromSeconds(1));
+            }
+        }
+
+        var pages = new List<IReadOnlyList<string>>();
+        string? after = null;
+        do
+        {
+            var page = await queue.ListDeadLettersAsync("orders", after, 2, None);
+            pages.Add(page.DeadLetters.Select(d => d.MessageId).ToList());
+            after = page.NextAfter;
+            Assert.True(pages.Count <= 10, "paging does not end");
+        }
+        while (after is not null);
+
+        Assert.Equal([2, 2, 2, 1], pages.Select(p => p.Count));
+        var listed = pages.SelectMany(p => p).ToList();
+        Assert.Equal(ids.Order(StringComparer.Ordinal), listed.Order(StringComparer.Ordinal));
+        Assert.Equal(listed.Count, listed.Distinct().Count());
+        Assert.Equal(dead.Take(3).Order(StringComparer.Ordinal), listed.Take(3).Order(StringComparer.Ordinal));
+        Assert.Equal(dead.Skip(6).Single(), listed[6]);
+    }
+
+    [Fact]
+    public async Task ListDeadLetters_WithLimitEqualToCount_HasNoNextPage()
+    {
+        var (queue, _) = await StartAsync("orders");
+        await EnqueueManyAsync(queue, "orders", 3);
+        await DeadLetterAllAsync(queue, "orders");
+
+        var page = await queue.ListDeadLettersAsync("orders", null, 3, None);
+
+        Assert.Equal(3, page.DeadLetters.Count);
+        Assert.Null(page.NextAfter);
+    }
+
+    [Fact]
+    public async Task Redrive_All_BringsEveryDeadLetterBackWithAttemptsReset()
+    {
+        var (queue, time) = await StartAsync("orders", "other");
+        var ids = await EnqueueManyAsync(queue, "orders", 3);
+        var otherId = await EnqueueAsync(queue, "other");
+        foreach (var message in (await queue.LeaseAsync("orders", 10, Lease, None)).Messages)
+        {
+            await queue.RetryAsync(message, time.GetUtcNow(), "first failure", RetryKind.Failed, None);
+        }
+
+        await DeadLetterAllAsync(queue, "orders");
+        await DeadLetterAllAsync(queue, "other");
+
+        var redriven = await queue.RedriveAsync("orders", null, None);
+        var batch = await queue.LeaseAsync("orders", 10, Lease, None);
+
+        Assert.Equal(3, redriven);
+        Assert.Empty((await queue.ListDeadLettersAsync("orders", null, 10, None)).DeadLetters);
+        Assert.Equal(ids.Order(StringComparer.Ordinal), batch.Messages.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.All(batch.Messages, m => Assert.Equal(1, m.Attempt));
+        Assert.Equal(otherId, Assert.Single((await queue.ListDeadLettersAsync("other", null, 10, None)).DeadLetters).MessageId);
+    }
+
+    [Fact]
+    public async Task Redrive_ByIds_BringsBackOnlyTheNamedDeadLetters()
+    {
+        var (queue, _) = await StartAsync("orders", "other");
+        var ids = await EnqueueManyAsync(queue, "orders", 3);
+        var pendingId = await EnqueueAsync(queue, "orders");
+        var otherId = await EnqueueAsync(queue, "other");
+        await DeadLetterAllAsync(queue, "orders", except: pendingId);
+        await DeadLetterAllAsync(queue, "other");
+
+        var redriven = await queue.RedriveAsync("orders", [ids[0], ids[2], ids[2], pendingId, otherId, "no-such-message"], None);
+        var statuses = new Dictionary<string, string?>();
+        foreach (var id in ids.Append(otherId))
+        {
+            statuses[id] = (await queue.GetStatusAsync(id, None))?.State;
+        }
+
+        Assert.Equal(2, redriven);
+        Assert.Equal(ids[1], Assert.Single((await queue.ListDeadLettersAsync("orders", null, 10, None)).DeadLetters).MessageId);
+        Assert.Equal("queued", statuses[ids[0]]);
+        Assert.Equal("dead", statuses[ids[1]]);
+        Assert.Equal("queued", statuses[ids[2]]);
+        Assert.Equal("dead", statuses[otherId]);
+        var batch = await queue.LeaseAsync("orders", 10, Lease, None);
+        Assert.Equal(new[] { ids[0], ids[2], pendingId }.Order(StringComparer.Ordinal), batch.Messages.Select(m => m.Id).Order(StringComparer.Ordinal));
+        Assert.All(batch.Messages, m => Assert.Equal(1, m.Attempt));
+    }
+
+    [Fact]
+    public async Task Redrive_WithNoDeadLetters_ReturnsZero()
+    {
+        var (queue, _) = await StartAsync("orders");
+        await EnqueueAsync(queue, "orders");
+
+        Assert.Equal(0, await queue.RedriveAsync("orders", null, None));
+        Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+    }
+
+    [Fact]
+    public async Task Enqueue_SameDeduplicationKeyWithinWindow_ReturnsDuplicateWithFirstIdAndStoresOneMessage()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var expires = time.GetUtcNow() + TimeSpan.FromHours(1);
+
+        var first = await queue.EnqueueAsync(new NewMessage("m-1", "orders", "text/plain", "one"u8.ToArray(), "delivery-7", expires), None);
+        time.Advance(TimeSpan.FromMinutes(59));
+        var second = await queue.EnqueueAsync(new NewMessage("m-2", "orders", "text/plain", "two"u8.ToArray(), "delivery-7", expires + TimeSpan.FromMinutes(59)), None);
+
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, "m-1"), first);
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Duplicate, "m-1"), second);
+        var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.Equal("m-1", message.Id);
+        Assert.Equal("one"u8.ToArray(), message.Body);
+        Assert.Null(await queue.GetStatusAsync("m-2", None));
+        Assert.Equal(1, (await queue.GetCountsAsync("orders", None))!.Ingested);
+    }
+
+    [Fact]
+    public async Task Enqueue_SameDeduplicationKeyAfterFirstWasDelivered_IsStillDuplicateWithinWindow()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var expires = time.GetUtcNow() + TimeSpan.FromHours(1);
+        await queue.EnqueueAsync(new NewMessage("m-1", "orders", null, [], "delivery-7", expires), None);
+        await queue.CompleteAsync(Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages), None);
+
+        var again = await queue.EnqueueAsync(new NewMessage("m-2", "orders", null, [], "delivery-7", expires), None);
+
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Duplicate, "m-1"), again);
+        Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+    }
+
+    [Fact]
+    public async Task Enqueue_SameDeduplicationKeyAfterItExpired_IsAcceptedAsNew()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var expires = time.GetUtcNow() + TimeSpan.FromMinutes(10);
+        await queue.EnqueueAsync(new NewMessage("m-1", "orders", null, [], "delivery-7", expires), None);
+        time.Advance(TimeSpan.FromMinutes(10) + Millisecond);
+
+        var second = await queue.EnqueueAsync(new NewMessage("m-2", "orders", null, [], "delivery-7", time.GetUtcNow() + TimeSpan.FromMinutes(10)), None);
+        var third = await queue.EnqueueAsync(new NewMessage("m-3", "orders", null, [], "delivery-7", time.GetUtcNow() + TimeSpan.FromMinutes(10)), None);
+
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, "m-2"), second);
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Duplicate, "m-2"), third);
+        var leased = (await queue.LeaseAsync("orders", 10, Lease, None)).Messages.Select(m => m.Id).Order(StringComparer.Ordinal);
+        Assert.Equal(["m-1", "m-2"], leased);
+    }
+
+    [Fact]
+    public async Task Enqueue_SameDeduplicationKeyInAnotherGroup_IsAccepted()
+    {
+        var (queue, time) = await StartAsync("a", "b");
+        var expires = time.GetUtcNow() + TimeSpan.FromHours(1);
+
+        var inA = await queue.EnqueueAsync(new NewMessage("m-1", "a", null, [], "delivery-7", expires), None);
+        var inB = await queue.EnqueueAsync(new NewMessage("m-2", "b", null, [], "delivery-7", expires), None);
+
+        Assert.Equal(EnqueueOutcome.Accepted, inA.Outcome);
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, "m-2"), inB);
+        Assert.Single((await queue.LeaseAsync("b", 10, Lease, None)).Messages);
+    }
+
+    [Fact]
+    public async Task Enqueue_ToUndefinedGroup_ReturnsGroupNotFoundAndStoresNothing()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var expires = time.GetUtcNow() + TimeSpan.FromHours(1);
+
+        var result = await queue.EnqueueAsync(new NewMessage("m-1", "ghost", "text/plain", "x"u8.ToArray(), "delivery-7", expires), None);
+
+        Assert.Equal(EnqueueOutcome.GroupNotFound, result.Outcome);
+        Assert.Null(await queue.GetStatusAsync("m-1", None));
+        Assert.Null(await queue.GetCountsAsync("ghost", None));
+        Assert.Empty(await queue.GroupsWithPendingAsync(None));
+        Assert.Empty((await queue.LeaseAsync("ghost", 10, Lease, None)).Messages);
+
+        // Nor was the delivery id remembered: once the group exists, the same delivery is new.
+        await DefineGroupAsync("ghost");
+        var retried = await queue.EnqueueAsync(new NewMessage("m-2", "ghost", "text/plain", "x"u8.ToArray(), "delivery-7", expires), None);
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, "m-2"), retried);
+        Assert.Equal("m-2", Assert.Single((await queue.LeaseAsync("ghost", 10, Lease, None)).Messages).Id);
+    }
+
+    [Fact]
+    public async Task GetCounts_AfterMixedScenario_ReportsSizesAndTotals()
+    {
+        var (queue, time) = await StartAsync("orders", "other");
+        var expires = time.GetUtcNow() + TimeSpan.FromHours(1);
+        var delivered = await EnqueueAsync(queue, "orders");
+        var deliveredOnSecondTry = await EnqueueAsync(queue, "orders");
+        var throttledThenDead = await EnqueueAsync(queue, "orders");
+        var dead = await EnqueueAsync(queue, "orders");
+        await queue.EnqueueAsync(new NewMessage("waiting", "orders", null, [], "delivery-1", expires), None);
+        await queue.EnqueueAsync(new NewMessage("duplicate", "orders", null, [], "delivery-1", expires), None);
+        await EnqueueManyAsync(queue, "other", 4);
+
+        var initial = await queue.GetCountsAsync("orders", None);
+        var first = await LeaseAllAsync(queue, "orders");
+        Assert.True(await queue.CompleteAsync(first[delivered], None));
+        Assert.True(await queue.RetryAsync(first[deliveredOnSecondTry], time.GetUtcNow(), "500", RetryKind.Failed, None));
+        Assert.True(await queue.RetryAsync(first[throttledThenDead], time.GetUtcNow(), "429", RetryKind.Throttled, None));
+        Assert.True(await queue.DeadLetterAsync(first[dead], "bad payload", None));
+        Assert.True(await queue.ReleaseAsync(first["waiting"], None));
+        var second = await LeaseAllAsync(queue, "orders");
+        Assert.Equal(new[] { deliveredOnSecondTry, throttledThenDead, "waiting" }.Order(StringComparer.Ordinal), second.Keys.Order(StringComparer.Ordinal));
+        Assert.True(await queue.CompleteAsync(second[deliveredOnSecondTry], None));
+        Assert.True(await queue.DeadLetterAsync(second[throttledThenDead], "gone", None));
+        Assert.True(await queue.ReleaseAsync(second["waiting"], None));
+        var afterProcessing = await queue.GetCountsAsync("orders", None);
+        await queue.RedriveAsync("orders", [dead], None);
+        var afterRedrive = await queue.GetCountsAsync("orders", None);
+
+        Assert.Equal(new QueueCounts(Queued: 5, Dead: 0, Ingested: 5, Delivered: 0, Failed: 0, DeadLettered: 0, Throttled: 0), initial);
+
+        // A dead-lettering is the last failed attempt, so it counts in Failed as well as in DeadLettered.
+        Assert.Equal(new QueueCounts(Queued: 1, Dead: 2, Ingested: 5, Delivered: 2, Failed: 3, DeadLettered: 2, Throttled: 1), afterProcessing);
+        Assert.Equal(new QueueCounts(Queued: 2, Dead: 1, Ingested: 5, Delivered: 2, Failed: 3, DeadLettered: 2, Throttled: 1), afterRedrive);
+        Assert.Equal(new QueueCounts(Queued: 4, Dead: 0, Ingested: 4, Delivered: 0, Failed: 0, DeadLettered: 0, Throttled: 0), await queue.GetCountsAsync("other", None));
+    }
+
+    [Fact]
+    public async Task GetCounts_ForUndefinedGroup_ReturnsNull()
+    {
+        var (queue, _) = await StartAsync("orders");
+
+        Assert.Null(await queue.GetCountsAsync("ghost", None));
+        Assert.Equal(new QueueCounts(0, 0, 0, 0, 0, 0, 0), await queue.GetCountsAsync("orders", None));
+    }
+
+    [Fact]
+    public async Task GroupsWithPending_ListsExactlyTheGroupsWithPendingMessages()
+    {
+        var (queue, time) = await StartAsync("queued", "retrying", "leased", "delivered", "dead", "empty");
+        await EnqueueAsync(queue, "queued");
+        await EnqueueAsync(queue, "retrying");
+        var retrying = Assert.Single((await queue.LeaseAsync("retrying", 10, Lease, None)).Messages);
+        await queue.RetryAsync(retrying, time.GetUtcNow() + TimeSpan.FromHours(1), "later", RetryKind.Failed, None);
+        await EnqueueAsync(queue, "leased");
+        Assert.Single((await queue.LeaseAsync("leased", 10, Lease, None)).Messages);
+        await EnqueueAsync(queue, "delivered");
+        await queue.CompleteAsync(Assert.Single((await queue.LeaseAsync("delivered", 10, Lease, None)).Messages), None);
+        await EnqueueAsync(queue, "dead");
+        await DeadLetterAllAsync(queue, "dead");
+
+        var groups = await queue.GroupsWithPendingAsync(None);
+
+        // A leased message is still pending: if its holder dies, the lease runs out and someone must pick it up.
+        Assert.Equal(["leased", "queued", "retrying"], groups.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task GroupsWithPending_WithNoMessages_IsEmpty()
+    {
+        var (queue, _) = await StartAsync("orders");
+
+        Assert.Empty(await queue.GroupsWithPendingAsync(None));
+    }
+
+    [Fact]
+    public async Task PurgeExpired_RemovesDeliveredStatusesOlderThanCutoffButNeverPendingOrDeadMessages()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var oldDelivered = await EnqueueAsync(queue, "orders");
+        var oldDead = await EnqueueAsync(queue, "orders");
+        var oldPending = await EnqueueAsync(queue, "orders");
+        var oldRetrying = await EnqueueAsync(queue, "orders");
+        var first = await LeaseAllAsync(queue, "orders");
+        Assert.True(await queue.CompleteAsync(first[oldDelivered], None));
+        Assert.True(await queue.DeadLetterAsync(first[oldDead], "bad", None));
+        Assert.True(await queue.ReleaseAsync(first[oldPending], None));
+        Assert.True(await queue.RetryAsync(first[oldRetrying], time.GetUtcNow() + TimeSpan.FromDays(1), "later", RetryKind.Failed, None));
+        time.Advance(TimeSpan.FromHours(2));
+        var newDelivered = await EnqueueAsync(queue, "orders");
+        var second = await LeaseAllAsync(queue, "orders");
+        Assert.True(await queue.CompleteAsync(second[newDelivered], None));
+        Assert.True(await queue.ReleaseAsync(second[oldPending], None));
+
+        var purged = await queue.PurgeExpiredAsync(time.GetUtcNow() - TimeSpan.FromHours(1), None);
+
+        Assert.Equal(1, purged);
+        Assert.Null(await queue.GetStatusAsync(oldDelivered, None));
+        Assert.Equal("delivered", (await queue.GetStatusAsync(newDelivered, None))?.State);
+        Assert.Equal("dead", (await queue.GetStatusAsync(oldDead, None))?.State);
+        Assert.Equal("queued", (await queue.GetStatusAsync(oldPending, None))?.State);
+        Assert.Equal("queued", (await queue.GetStatusAsync(oldRetrying, None))?.State);
+        Assert.Equal(oldDead, Assert.Single((await queue.ListDeadLettersAsync("orders", null, 10, None)).DeadLetters).MessageId);
+        Assert.Equal(oldPending, Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages).Id);
+        Assert.Equal(0, await queue.PurgeExpiredAsync(time.GetUtcNow() - TimeSpan.FromHours(1), None));
+    }
+
+    [Fact]
+    public async Task PurgeExpired_KeepsDeduplicationKeysThatHaveNotExpired()
+    {
+        var (queue, time) = await StartAsync("orders");
+        await queue.EnqueueAsync(new NewMessage("m-1", "orders", null, [], "delivery-7", time.GetUtcNow() + TimeSpan.FromMinutes(5)), None);
+        await queue.EnqueueAsync(new NewMessage("m-2", "orders", null, [], "delivery-8", time.GetUtcNow() + TimeSpan.FromHours(5)), None);
+        time.Advance(TimeSpan.FromMinutes(6));
+
+        await queue.PurgeExpiredAsync(time.GetUtcNow() - TimeSpan.FromHours(1), None);
+        var expiredKey = await queue.EnqueueAsync(new NewMessage("m-3", "orders", null, [], "delivery-7", time.GetUtcNow() + TimeSpan.FromMinutes(5)), None);
+        var liveKey = await queue.EnqueueAsync(new NewMessage("m-4", "orders", null, [], "delivery-8", time.GetUtcNow() + TimeSpan.FromMinutes(5)), None);
+
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, "m-3"), expiredKey);
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Duplicate, "m-2"), liveKey);
+    }
+
+    [Fact]
+    public async Task ConcurrentEnqueuesAndLeases_LeaseEveryMessageExactlyOnce()
+    {
+        const int Messages = 200;
+        var (queue, _) = await StartAsync("orders");
+        var ids = Enumerable.Range(0, Messages).Select(i => $"c-{i:D3}").ToList();
+
+        var results = await Task.WhenAll(ids.Select(id => Task.Run(() =>
+            queue.EnqueueAsync(new NewMessage(id, "orders", "text/plain", Encoding.UTF8.GetBytes(id), null, default), None))));
+
+        Assert.All(results, r => Assert.Equal(EnqueueOutcome.Accepted, r.Outcome));
+        Assert.Equal(ids, results.Select(r => r.MessageId).Order(StringComparer.Ordinal));
+
+        var leased = new ConcurrentBag<LeasedMessage>();
+        await Task.WhenAll(Enumerable.Range(0, 16).Select(_ => Task.Run(async () =>
+        {
+            while (true)
+            {
+                var batch = await queue.LeaseAsync("orders", 7, Lease, None);
+                if (batch.Messages.Count == 0)
+                {
+                    return;
+                }
+
+                foreach (var message in batch.Messages)
+                {
+                    leased.Add(message);
+                }
+            }
+        })));
+
+        var leasedIds = leased.Select(m => m.Id).ToList();
+        Assert.Equal(leasedIds.Count, leasedIds.Distinct().Count());
+        Assert.Equal(ids, leasedIds.Order(StringComparer.Ordinal));
+        Assert.All(leased, m => Assert.Equal(m.Id, Encoding.UTF8.GetString(m.Body)));
+        Assert.All(leased, m => Assert.Equal(1, m.Attempt));
+    }
+
+    private async Task<(IMessageQueue Queue, FakeTimeProvider Time)> StartAsync(params string[] groups)
+    {
+        var time = new FakeTimeProvider();
+        var queue = await CreateQueueAsync(time);
+        foreach (var group in groups)
+        {
+            await DefineGroupAsync(group);
+        }
+
+        return (queue, time);
+    }
+
+    private async Task<string> EnqueueAsync(IMessageQueue queue, string groupId, byte[]? body = null)
+    {
+        var id = $"{groupId}-{Interlocked.Increment(ref _nextId):D4}";
+        var result = await queue.EnqueueAsync(new NewMessage(id, groupId, "text/plain", body ?? Encoding.UTF8.GetBytes(id), null, default), None);
+        Assert.Equal(new EnqueueResult(EnqueueOutcome.Accepted, id), result);
+        return id;
+    }
+
+    /// <summary>Enqueues concurrently, as a burst of ingress requests would; returns the ids in no particular order.</summary>
+    private async Task<IReadOnlyList<string>> EnqueueManyAsync(IMessageQueue queue, string groupId, int count) =>
+        await Task.WhenAll(Enumerable.Range(0, count).Select(_ => EnqueueAsync(queue, groupId)));
+
+    /// <summary>Leases every visible message of the group, by id.</summary>
+    private static async Task<Dictionary<string, LeasedMessage>> LeaseAllAsync(IMessageQueue queue, string groupId) =>
+        (await queue.LeaseAsync(groupId, 1000, Lease, None)).Messages.ToDictionary(m => m.Id);
+
+    private static async Task DeadLetterAllAsync(IMessageQueue queue, string groupId, string? except = null)
+    {
+        foreach (var message in (await queue.LeaseAsync(groupId, 1000, Lease, None)).Messages)
+        {
+            if (message.Id == except)
+            {
+                Assert.True(await queue.ReleaseAsync(message, None));
+                continue;
+            }
+
+            Assert.True(await queue.DeadLetterAsync(message, "dead", None));
+        }
+    }
+}

@@ -1,0 +1,56 @@
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Queueing;
+using ClusterQueue.Node.Storage;
+using ClusterQueue.Tests.Support;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace ClusterQueue.Tests.Queueing;
+
+/// <summary>The queue contract against the embedded store: a real SQLite file of its own per test.</summary>
+public sealed class SqliteMessageQueueTests : MessageQueueContractTests, IAsyncLifetime
+{
+    private readonly TempDirectory _directory = new();
+    private SqliteDatabase? _database;
+    private FakeTimeProvider? _time;
+
+    protected override Task<IMessageQueue> CreateQueueAsync(FakeTimeProvider time)
+    {
+        if (_database is not null)
+        {
+            throw new InvalidOperationException("Each test creates one queue.");
+        }
+
+        var options = new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File("queue.db") } };
+        _database = new SqliteDatabase(Options.Create(options), NullLogger<SqliteDatabase>.Instance);
+        _time = time;
+        return Task.FromResult<IMessageQueue>(new SqliteMessageQueue(_database, time));
+    }
+
+    protected override async Task DefineGroupAsync(string groupId)
+    {
+        var database = _database ?? throw new InvalidOperationException("Create the queue before defining groups.");
+        var definition = new GroupDefinition
+        {
+            RatePerSecond = 100,
+            Burst = 100,
+            MaxConcurrency = 10,
+            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
+        };
+        var now = _time!.GetUtcNow();
+        await new GroupStore(database).UpsertAsync(GroupSettings.FromValidDefinition(groupId, definition, now, now), CancellationToken.None);
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        if (_database is not null)
+        {
+            await _database.DisposeAsync();
+        }
+
+        _directory.Dispose();
+    }
+}
