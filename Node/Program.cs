@@ -29,7 +29,11 @@ builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = builder.C
     $"{ProcessingOptions.Section}:{nameof(ProcessingOptions.DrainTimeout)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(10));
 
 var app = builder.Build();
-app.UseExceptionHandler();
+app.UseExceptionHandler(new ExceptionHandlerOptions
+{
+    // A malformed request (a query value that does not bind, a body shorter than its Content-Length) is the client's error.
+    StatusCodeSelector = exception => exception is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+});
 app.UseStatusCodePages();
 app.MapOpenApi();
 app.MapIngress();

@@ -25,7 +25,9 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
     private readonly NodeMetrics _metrics;
     private readonly NodeReadiness _readiness;
     private readonly ILogger<GroupDispatcher> _logger;
+    private readonly Lock _stopGate = new();
     private Task _sweeper = Task.CompletedTask;
+    private Task? _stopped;
     private bool _stopping;
 
     public GroupDispatcher(
@@ -196,7 +198,17 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
     }
 
     /// <summary>Stops pulling, lets calls in flight finish within the drain timeout, then cancels the rest and hands their messages back.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken)
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        // The host can be stopped twice at once (WebApplicationFactory stops it while app.Run() does too, then disposes
+        // it): a second call waits for the first instead of touching state the first call's host may have disposed.
+        lock (_stopGate)
+        {
+            return _stopped ??= DrainAsync(cancellationToken);
+        }
+    }
+
+    private async Task DrainAsync(CancellationToken cancellationToken)
     {
         _readiness.MarkDraining();
         await _stopSweeping.CancelAsync();

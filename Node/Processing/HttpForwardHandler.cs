@@ -22,9 +22,10 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time) : I
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, delivery.Group.TargetUrl);
         request.Content = new ByteArrayContent(delivery.Message.Body);
-        if (delivery.Message.ContentType is { } contentType && MediaTypeHeaderValue.TryParse(contentType, out var mediaType))
+        if (delivery.Message.ContentType is { } contentType)
         {
-            request.Content.Headers.ContentType = mediaType;
+            // Unparsed: parsing would re-format a valid value ("a/b;x=1" becomes "a/b; x=1") and drop one it cannot read.
+            request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
         }
 
         request.Headers.TryAddWithoutValidation(MessageIdHeader, delivery.Message.Id);

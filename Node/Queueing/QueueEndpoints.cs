@@ -23,7 +23,7 @@ public static class QueueEndpoints
     public static RouteGroupBuilder MapQueueing(this RouteGroupBuilder admin)
     {
         admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.");
-        admin.MapPost("/groups/{id}/dead-letters/redrive", RedriveAsync).Accepts<RedriveRequest>("application/json").WithTags("Dead letters")
+        admin.MapPost("/groups/{id}/dead-letters/redrive", RedriveAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
             .WithSummary("Send dead letters back to the queue: all of them, or those named in messageIds.");
         admin.MapGet("/messages/{messageId}", StatusAsync).WithTags("Messages").WithSummary("Status of one message: queued, processing, delivered or dead.");
         return admin;

@@ -1,0 +1,159 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using ClusterQueue.Contracts;
+using ClusterQueue.Tests.Support;
+
+namespace ClusterQueue.Tests.Queueing;
+
+public sealed class QueueEndpointsTests
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    [Theory]
+    [InlineData("0198c6f0-0000-7000-8000-000000000000")]
+    [InlineData("not-a-message-id")]
+    public async Task GetMessage_Unknown_Returns404Problem(string messageId)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders"));
+        await node.IngestOkAsync("orders", """{"n":1}""");
+
+        using var response = await node.Client.GetAsync($"/v1/messages/{messageId}");
+
+        var problem = await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        Assert.Contains(messageId, problem.GetProperty("detail").GetString());
+    }
+
+    [Fact]
+    public async Task GetMessage_Delivered_ReportsDeliveredAfterOneAttempt()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders"));
+        var id = await node.IngestOkAsync("orders", """{"n":1}""");
+        await downstream.WaitUntilAsync(d => d.CallsTo("/orders").Count == 1, Wait, "the message is delivered");
+
+        var status = await PollStatusAsync(node, id, "delivered");
+
+        Assert.Equal(id, status.MessageId);
+        Assert.Equal("orders", status.GroupId);
+        Assert.Equal(1, status.Attempts);
+        Assert.Null(status.LastError);
+        Assert.NotNull(status.CompletedAt);
+        Assert.True(status.CompletedAt >= status.CreatedAt);
+        Assert.Equal(1, (await node.StatsAsync("orders")).Delivered);
+    }
+
+    [Fact]
+    public async Task DeadLetters_OfUnknownGroup_Returns404Problem()
+    {
+        await using var node = NodeHost.Start();
+
+        using var response = await node.Client.GetAsync("/v1/groups/nope/dead-letters");
+
+        await ReadProblemAsync(response, HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task DeadLetters_OfGroupWithNone_ReturnsAnEmptyPage()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders"));
+
+        var page = (await node.Client.GetFromJsonAsync<DeadLetterList>("/v1/groups/orders/dead-letters"))!;
+
+        Assert.Empty(page.DeadLetters);
+        Assert.Null(page.NextAfter);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("1001")]
+    public async Task DeadLetters_WithLimitOutOfRange_Returns400NamingLimit(string limit)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders"));
+
+        using var response = await node.Client.GetAsync($"/v1/groups/orders/dead-letters?limit={limit}");
+
+        var problem = await ReadProblemAsync(response, HttpStatusCode.BadRequest);
+        Assert.Equal(["limit"], problem.GetProperty("errors").EnumerateObject().Select(e => e.Name));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Redrive_OfUnknownGroup_Returns404Problem(bool withBody)
+    {
+        await using var node = NodeHost.Start();
+
+        using var response = await node.Client.PostAsync("/v1/groups/nope/dead-letters/redrive", withBody ? Json("""{"messageIds":["x"]}""") : null);
+
+        await ReadProblemAsync(response, HttpStatusCode.NotFound);
+    }
+
+    [Theory]
+    [InlineData("messageIds", """{"messageIds":""")]
+    [InlineData("body", """{"messageIds":[]""")]
+    [InlineData("body", """not json""")]
+    [InlineData("messageIds", """{"messageIds":"one-id"}""")]
+    [InlineData("messageIds[0]", """{"messageIds":[42]}""")]
+    [InlineData("messageId", """{"messageId":["x"]}""")]
+    public async Task Redrive_WithMalformedBody_Returns400NamingTheFieldAndRedrivesNothing(string field, string body)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        downstream.Reply = _ => new DownstreamReply(500, Body: "broken");
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders") with { MaxAttempts = 1 });
+        var id = await node.IngestOkAsync("orders", """{"n":1}""");
+        await PollStatusAsync(node, id, "dead");
+
+        using var response = await node.Client.PostAsync("/v1/groups/orders/dead-letters/redrive", Json(body));
+
+        var problem = await ReadProblemAsync(response, HttpStatusCode.BadRequest);
+        var keys = problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).ToList();
+        Assert.True(keys.SequenceEqual([field]), $"expected errors keyed [{field}], got [{string.Join(", ", keys)}]");
+        Assert.Equal("dead", (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!.State);
+        var stats = await node.StatsAsync("orders");
+        Assert.Equal(1, stats.Dead);
+        Assert.Equal(0, stats.Queued);
+        Assert.Single(downstream.CallsTo("/orders"));
+    }
+
+    private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
+
+    private static async Task<MessageStatus> PollStatusAsync(NodeHost node, string messageId, string state)
+    {
+        var deadline = DateTime.UtcNow + Wait;
+        while (true)
+        {
+            var status = (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{messageId}"))!;
+            if (status.State == state)
+            {
+                return status;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"Message {messageId} stayed '{status.State}' for {Wait}, expected '{state}'.");
+            }
+
+            await Task.Delay(20);
+        }
+    }
+
+    private static async Task<JsonElement> ReadProblemAsync(HttpResponseMessage response, HttpStatusCode status)
+    {
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(status == response.StatusCode, $"Expected {(int)status}, got {(int)response.StatusCode}: {text}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        var problem = JsonDocument.Parse(text).RootElement;
+        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
+        return problem;
+    }
+}
