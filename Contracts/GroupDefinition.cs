@@ -1,6 +1,9 @@
 namespace ClusterQueue.Contracts;
 
-/// <summary>A task group as written by PUT /v1/groups/{id}. Optional fields fall back to the documented defaults.</summary>
+/// <summary>
+/// A task group as written by PUT /v1/groups/{id} (absent optional fields take their defaults) or by
+/// PATCH /v1/groups/{id} (fields present replace the stored ones, absent fields keep theirs).
+/// </summary>
 public sealed record GroupDefinition
 {
     public double? RatePerSecond { get; init; }

@@ -31,7 +31,7 @@ public static class GroupEndpoints
         groups.MapGet("/", List).WithSummary("List groups ordered by id; page with ?after= and ?limit=.");
         groups.MapGet("/{id}", Get).WithSummary("Read one group (the verification secret is never returned).");
         groups.MapPut("/{id}", PutAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Create or replace a group: 201 when created, 200 when replaced.");
-        groups.MapPatch("/{id}", PatchAsync).WithJsonBody<GroupPatch>(required: true).WithSummary("Change some fields live; fields not sent keep their value.");
+        groups.MapPatch("/{id}", PatchAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Change some fields live; fields not sent keep their value.");
         groups.MapDelete("/{id}", DeleteAsync).WithSummary("Remove the group with its queue, dead letters and dedup keys.");
         return groups;
     }
@@ -82,7 +82,7 @@ public static class GroupEndpoints
             return GroupProblems.NotFound(id);
         }
 
-        var (patch, error) = await ReadBodyAsync<GroupPatch>(request, cancellationToken);
+        var (patch, error) = await ReadBodyAsync<GroupDefinition>(request, cancellationToken);
         if (patch is null)
         {
             return error!;

@@ -54,7 +54,7 @@ public sealed class GroupRegistry
         }
     }
 
-    public async Task<GroupWriteResult> PatchAsync(string id, GroupPatch patch, CancellationToken cancellationToken)
+    public async Task<GroupWriteResult> PatchAsync(string id, GroupDefinition patch, CancellationToken cancellationToken)
     {
         await _writeLock.WaitAsync(cancellationToken);
         try

@@ -117,7 +117,7 @@ public static partial class GroupValidator
     }
 
     /// <summary>The definition a PATCH produces: present fields replace, absent fields keep the current value.</summary>
-    public static GroupDefinition Merge(GroupDefinition current, GroupPatch patch) => new()
+    public static GroupDefinition Merge(GroupDefinition current, GroupDefinition patch) => new()
     {
         RatePerSecond = patch.RatePerSecond ?? current.RatePerSecond,
         Burst = patch.Burst ?? current.Burst,

@@ -159,6 +159,13 @@ internal sealed class GroupActor
                     _nextVisibleAt = retryAt;
                 }
 
+                if (_inFlight == 0)
+                {
+                    // The next-visible time we hold may be the lease expiry of a call that just ended (a lease query
+                    // sees our own leases); trusting it would keep an idle actor alive for a lease duration. Look again.
+                    _mayHaveVisible = true;
+                }
+
                 break;
             case Signal.Stop:
                 _stopping = true;
@@ -213,9 +220,13 @@ internal sealed class GroupActor
             return delay;
         }
 
+        // The calls start now, after the lease round-trip, so that is when their tokens are taken. Taking them at the
+        // time the lease was asked for would let the tokens earned during a slow lease start more calls right behind
+        // these, and the group would exceed burst + rate × T at its target.
+        var startedAt = _time.GetUtcNow();
         foreach (var message in batch.Messages)
         {
-            _bucket.TryTake(now);
+            _bucket.TryTake(startedAt);
             _inFlight++;
             _ = RunHandlerAsync(message, _settings);
         }

@@ -17,7 +17,7 @@ public sealed class SqliteDatabase : IAsyncDisposable
     private readonly string _connectionString;
     private readonly SqliteOptions _options;
     private readonly ILogger<SqliteDatabase> _logger;
-    private readonly Task _writerLoop;
+    private readonly Thread _writerThread;
     private readonly SqliteConnection _writer;
 
     public SqliteDatabase(IOptions<StorageOptions> options, ILogger<SqliteDatabase> logger)
@@ -42,7 +42,10 @@ public sealed class SqliteDatabase : IAsyncDisposable
         Execute(_writer, "PRAGMA busy_timeout = 30000;");
         SqliteSchema.Apply(_writer);
         Log.Opened(_logger, path, _options.Synchronous);
-        _writerLoop = Task.Factory.StartNew(RunWriter, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+        // A thread of its own: every commit blocks on fsync, which must not hold a thread-pool thread that requests need.
+        _writerThread = new Thread(RunWriter) { IsBackground = true, Name = "clusterqueue-sqlite-writer" };
+        _writerThread.Start();
     }
 
     /// <summary>Runs <paramref name="work"/> on the writer connection inside a transaction; completes once it is committed.</summary>
@@ -65,11 +68,11 @@ public sealed class SqliteDatabase : IAsyncDisposable
         return connection;
     }
 
-    private async Task RunWriter()
+    private void RunWriter()
     {
         var context = new SqliteWriteContext(_writer);
         var batch = new List<WriteOperation>(_options.MaxBatch);
-        while (await _writes.Reader.WaitToReadAsync().ConfigureAwait(false))
+        while (_writes.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             while (batch.Count < _options.MaxBatch && _writes.Reader.TryRead(out var operation))
             {
@@ -145,7 +148,7 @@ public sealed class SqliteDatabase : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _writes.Writer.TryComplete();
-        await _writerLoop.ConfigureAwait(false);
+        await Task.Run(_writerThread.Join).ConfigureAwait(false);
         _writer.Dispose();
 
         // Only this database's pool: other databases in the same process (tests) keep theirs.

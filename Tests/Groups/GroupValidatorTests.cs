@@ -190,7 +190,7 @@ public sealed class GroupValidatorTests
     [Fact]
     public void Merge_EmptyPatch_KeepsEveryField()
     {
-        var merged = GroupValidator.Merge(Full, new GroupPatch());
+        var merged = GroupValidator.Merge(Full, new GroupDefinition());
 
         Assert.Equal(Full, merged);
     }
@@ -198,7 +198,7 @@ public sealed class GroupValidatorTests
     [Fact]
     public void Merge_PatchWithRateOnly_ReplacesRateAndKeepsTheRest()
     {
-        var merged = GroupValidator.Merge(Full, new GroupPatch { RatePerSecond = 0.5 });
+        var merged = GroupValidator.Merge(Full, new GroupDefinition { RatePerSecond = 0.5 });
 
         Assert.Equal(Full with { RatePerSecond = 0.5 }, merged);
     }
@@ -206,7 +206,7 @@ public sealed class GroupValidatorTests
     [Fact]
     public void Merge_PatchWithEveryField_ReplacesEveryField()
     {
-        var patch = new GroupPatch
+        var patch = new GroupDefinition
         {
             RatePerSecond = 1,
             Burst = 2,
@@ -240,7 +240,7 @@ public sealed class GroupValidatorTests
     [Fact]
     public void Merge_PatchWithOneBackoffField_KeepsTheOtherBackoffField()
     {
-        var merged = GroupValidator.Merge(Full, new GroupPatch { RetryBackoff = new RetryBackoffDefinition { MaxSeconds = 900 } });
+        var merged = GroupValidator.Merge(Full, new GroupDefinition { RetryBackoff = new RetryBackoffDefinition { MaxSeconds = 900 } });
 
         Assert.Equal(new RetryBackoffDefinition { InitialSeconds = 2, MaxSeconds = 900 }, merged.RetryBackoff);
         Assert.Equal(Full with { RetryBackoff = merged.RetryBackoff }, merged);
@@ -249,7 +249,7 @@ public sealed class GroupValidatorTests
     [Fact]
     public void Merge_OntoDefinitionWithoutOptionalFields_LeavesThemAbsent()
     {
-        var merged = GroupValidator.Merge(Minimal, new GroupPatch { Burst = 50 });
+        var merged = GroupValidator.Merge(Minimal, new GroupDefinition { Burst = 50 });
 
         Assert.Equal(Minimal with { Burst = 50 }, merged);
         Assert.Null(merged.RetryBackoff);

@@ -1,0 +1,126 @@
+using System.Diagnostics;
+using ClusterQueue.Tests.Support;
+
+namespace ClusterQueue.Tests.Processing;
+
+/// <summary>Semantics 3: a group's deliveries in any window of T seconds stay within burst + rate × T, and a backlog reaches that rate.</summary>
+public sealed class RateLimitTests
+{
+    // The node takes a token when it starts a call; the downstream stamps the call when it arrives. The gap between
+    // the two (network, connection, scheduling) varies from call to call, so arrival windows get 50 ms of slack.
+    private static readonly TimeSpan ArrivalJitter = TimeSpan.FromMilliseconds(50);
+
+    private static readonly TimeSpan Observed = TimeSpan.FromSeconds(4.5);
+
+    [Fact]
+    public async Task ThreeGroupsWithBacklogs_EachStaysWithinItsBucketAndReachesItsRate()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await WarmUpAsync(node, downstream);
+        Bucket[] groups = [new("five", 5, 2, Backlog: 60), new("ten", 10, 5, Backlog: 100), new("half", 0.5, 1, Backlog: 10)];
+        foreach (var group in groups)
+        {
+            await node.DefineGroupAsync(group.Id, GroupDefinitions.Forwarding(downstream, Path(group.Id), group.Rate, group.Burst));
+        }
+
+        await Task.WhenAll(groups.Select(g => IngestManyAsync(node, g.Id, g.Backlog)));
+        await downstream.WaitUntilAsync(d => groups.All(g => d.CallsTo(Path(g.Id)).Count > 0), TimeSpan.FromSeconds(10), "a first call to every group");
+        var lastFirstCall = groups.Max(g => downstream.CallsTo(Path(g.Id))[0].ReceivedAt);
+        await Task.Delay(lastFirstCall + Observed + TimeSpan.FromMilliseconds(100) - DateTimeOffset.UtcNow);
+
+        foreach (var group in groups)
+        {
+            var arrivals = Arrivals(downstream, group.Id);
+            AssertWithinBucket(group, arrivals);
+
+            var delivered = arrivals.Count(a => a <= arrivals[0] + Observed);
+            if (group.Rate >= 1)
+            {
+                var ideal = group.Burst + (group.Rate * Observed.TotalSeconds);
+                Assert.True(delivered >= 0.8 * ideal, $"{group.Id}: {delivered} calls in the first {Observed.TotalSeconds} s, expected at least 80% of {ideal}.");
+            }
+            else
+            {
+                // One token at the start and one every 2 s: 3 by 4 s, never 4 within 4.5 s, and 2 even when late.
+                Assert.InRange(delivered, 2, 3);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task BacklogInOneGroup_DoesNotSlowAnotherGroup()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await WarmUpAsync(node, downstream);
+        await node.DefineGroupAsync("flooded", GroupDefinitions.Forwarding(downstream, "/flooded", rate: 5, burst: 5));
+        await node.DefineGroupAsync("light", GroupDefinitions.Forwarding(downstream, "/light", rate: 50, burst: 10));
+        await IngestManyAsync(node, "flooded", 1000);
+
+        // The second half of the flood arrives alongside the light group's messages, so the store is busy too.
+        var clock = Stopwatch.StartNew();
+        var flood = IngestManyAsync(node, "flooded", 1000);
+        await IngestManyAsync(node, "light", 100);
+        await flood;
+        await downstream.WaitUntilAsync(d => d.CallsTo("/light").Count >= 100, TimeSpan.FromSeconds(15), "the light group's 100 deliveries");
+        var took = clock.Elapsed;
+
+        // Its own bucket needs (100 - 10) / 50 = 1.8 s; waiting behind the 2,000 at 5/s would take minutes.
+        Assert.True(took < TimeSpan.FromSeconds(6), $"The light group took {took.TotalSeconds:0.00} s for 100 messages at 50/s.");
+        AssertWithinBucket(new Bucket("light", 50, 10, 100), Arrivals(downstream, "light"));
+        AssertWithinBucket(new Bucket("flooded", 5, 5, 2000), Arrivals(downstream, "flooded"));
+    }
+
+    /// <summary>Every window between two arrivals (all pairs) holds at most burst + rate × (T + jitter) calls.</summary>
+    private static void AssertWithinBucket(Bucket group, List<DateTimeOffset> arrivals)
+    {
+        for (var i = 0; i < arrivals.Count; i++)
+        {
+            for (var j = i + 1; j < arrivals.Count; j++)
+            {
+                var window = arrivals[j] - arrivals[i];
+                var count = j - i + 1;
+                var allowed = group.Burst + (group.Rate * (window + ArrivalJitter).TotalSeconds);
+                Assert.True(count <= allowed, $"{group.Id}: {count} calls within {window.TotalMilliseconds:0} ms, allowed {allowed:0.00} (burst {group.Burst}, rate {group.Rate}/s).");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends a few overlapping calls through the node first, so the measured groups' first calls pay neither for JIT
+    /// nor for new connections: either would make the first arrivals late and the windows after them look crowded.
+    /// </summary>
+    private static async Task WarmUpAsync(NodeHost node, Downstream downstream)
+    {
+        downstream.Reply = call => call.Path == "/warm-up" ? new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(100)) : DownstreamReply.Ok;
+        await node.DefineGroupAsync("warm-up", GroupDefinitions.Forwarding(downstream, "/warm-up", concurrency: 16));
+        await IngestManyAsync(node, "warm-up", 16);
+        await downstream.WaitUntilAsync(d => d.CallsTo("/warm-up").Count == 16, TimeSpan.FromSeconds(10), "the warm-up calls");
+    }
+
+    private static async Task IngestManyAsync(NodeHost node, string group, int count)
+    {
+        // Concurrent senders share the node's group commits, so a large backlog is in place within a second or two.
+        using var senders = new SemaphoreSlim(32);
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await senders.WaitAsync();
+            try
+            {
+                await node.IngestOkAsync(group, $$"""{"n":{{i}}}""");
+            }
+            finally
+            {
+                senders.Release();
+            }
+        }));
+    }
+
+    private static List<DateTimeOffset> Arrivals(Downstream downstream, string group) =>
+        [.. downstream.CallsTo(Path(group)).Select(c => c.ReceivedAt).Order()];
+
+    private static string Path(string group) => "/" + group;
+
+    private sealed record Bucket(string Id, double Rate, int Burst, int Backlog);
+}
