@@ -99,7 +99,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.GetAsync("/v1/groups/invoices");
 
-        var problem = await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        var problem = await Problems.ReadAsync(response, HttpStatusCode.NotFound);
         Assert.Equal(404, problem.GetProperty("status").GetInt32());
         Assert.Contains("invoices", problem.GetProperty("detail").GetString());
     }
@@ -138,7 +138,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.GetAsync($"/v1/groups?limit={limit}");
 
-        await AssertValidationErrorAsync(response, "limit");
+        await Problems.AssertValidationErrorAsync(response, "limit");
     }
 
     [Fact]
@@ -148,7 +148,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.GetAsync("/v1/groups?limit=ten");
 
-        await ReadProblemAsync(response, HttpStatusCode.BadRequest);
+        await Problems.ReadAsync(response, HttpStatusCode.BadRequest);
     }
 
     [Fact]
@@ -215,7 +215,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.PatchAsync("/v1/groups/orders", Json("""{"ratePerSecond":2}"""));
 
-        await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        await Problems.ReadAsync(response, HttpStatusCode.NotFound);
         using var get = await node.Client.GetAsync("/v1/groups/orders");
         Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
     }
@@ -238,7 +238,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.PatchAsync("/v1/groups/orders", Json(body));
 
-        await AssertValidationErrorAsync(response, field);
+        await Problems.AssertValidationErrorAsync(response, field);
         var after = (await node.Client.GetFromJsonAsync<GroupResponse>("/v1/groups/orders"))!;
         Assert.Equal(before, after);
     }
@@ -255,8 +255,8 @@ public sealed class GroupEndpointsTests
         using var again = await node.Client.DeleteAsync("/v1/groups/orders");
 
         Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
-        await ReadProblemAsync(get, HttpStatusCode.NotFound);
-        await ReadProblemAsync(again, HttpStatusCode.NotFound);
+        await Problems.ReadAsync(get, HttpStatusCode.NotFound);
+        await Problems.ReadAsync(again, HttpStatusCode.NotFound);
         var list = (await node.Client.GetFromJsonAsync<GroupList>("/v1/groups"))!;
         Assert.Equal(["invoices"], list.Groups.Select(g => g.Id));
     }
@@ -289,7 +289,7 @@ public sealed class GroupEndpointsTests
         foreach (var id in queued.Append(delivered))
         {
             using var status = await node.Client.GetAsync($"/v1/messages/{id}");
-            await ReadProblemAsync(status, HttpStatusCode.NotFound);
+            await Problems.ReadAsync(status, HttpStatusCode.NotFound);
         }
 
         // A group defined again under the same id starts with an empty queue and fresh counters.
@@ -354,7 +354,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.PutAsync("/v1/groups/orders", Json(body));
 
-        await AssertValidationErrorAsync(response, field, why);
+        await Problems.AssertValidationErrorAsync(response, field, why);
         using var get = await node.Client.GetAsync("/v1/groups/orders");
         Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
     }
@@ -374,7 +374,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.PutAsync("/v1/groups/orders", content);
 
-        await AssertValidationErrorAsync(response, "body");
+        await Problems.AssertValidationErrorAsync(response, "body");
         using var get = await node.Client.GetAsync("/v1/groups/orders");
         Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
     }
@@ -389,7 +389,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await node.Client.PutAsync($"/v1/groups/{encodedId}", Json(ValidJson));
 
-        await AssertValidationErrorAsync(response, "id");
+        await Problems.AssertValidationErrorAsync(response, "id");
         Assert.Empty((await node.Client.GetFromJsonAsync<GroupList>("/v1/groups"))!.Groups);
     }
 
@@ -401,7 +401,7 @@ public sealed class GroupEndpointsTests
         using var tooLong = await node.Client.PutAsync($"/v1/groups/{new string('x', 129)}", Json(ValidJson));
         using var longest = await node.Client.PutAsync($"/v1/groups/{new string('x', 128)}", Json(ValidJson));
 
-        await AssertValidationErrorAsync(tooLong, "id");
+        await Problems.AssertValidationErrorAsync(tooLong, "id");
         Assert.Equal(HttpStatusCode.Created, longest.StatusCode);
         Assert.Equal([new string('x', 128)], (await node.Client.GetFromJsonAsync<GroupList>("/v1/groups"))!.Groups.Select(g => g.Id));
     }
@@ -461,7 +461,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await anonymous.SendAsync(request);
 
-        await ReadProblemAsync(response, HttpStatusCode.Unauthorized);
+        await Problems.ReadAsync(response, HttpStatusCode.Unauthorized);
         Assert.Equal("Bearer", response.Headers.WwwAuthenticate.ToString());
         var group = (await node.Client.GetFromJsonAsync<GroupResponse>("/v1/groups/orders"))!;
         Assert.Equal(Target, group.Target.Url);
@@ -483,7 +483,7 @@ public sealed class GroupEndpointsTests
 
         using var response = await anonymous.SendAsync(request);
 
-        await ReadProblemAsync(response, HttpStatusCode.Unauthorized);
+        await Problems.ReadAsync(response, HttpStatusCode.Unauthorized);
         Assert.Equal("Bearer", response.Headers.WwwAuthenticate.ToString());
         using var get = await node.Client.GetAsync("/v1/groups/orders");
         Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
@@ -537,17 +537,7 @@ public sealed class GroupEndpointsTests
     /// <summary>Stats combine the store's counts with the actor's in-flight count, read a moment apart: wait for them to settle.</summary>
     private static async Task WaitForStatsAsync(NodeHost node, string group, Func<GroupStats, bool> condition, string what)
     {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        GroupStats stats;
-        while (!condition(stats = await node.StatsAsync(group)))
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Timed out waiting for {what}; last stats: {stats}");
-            }
-
-            await Task.Delay(20);
-        }
+        await Eventually.ReadAsync(() => node.StatsAsync(group), condition, what);
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
@@ -559,25 +549,5 @@ public sealed class GroupEndpointsTests
         // The key part alone must not leak either (a response that stripped only the prefix would still leak it).
         var key = secret.StartsWith("whsec_", StringComparison.Ordinal) ? secret["whsec_".Length..] : secret;
         Assert.DoesNotContain(key, text, StringComparison.Ordinal);
-    }
-
-    private static async Task<JsonElement> ReadProblemAsync(HttpResponseMessage response, HttpStatusCode status)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(status == response.StatusCode, $"Expected {(int)status}, got {(int)response.StatusCode}: {text}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        var problem = JsonDocument.Parse(text).RootElement;
-        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
-        Assert.False(string.IsNullOrEmpty(problem.GetProperty("title").GetString()));
-        return problem;
-    }
-
-    private static async Task AssertValidationErrorAsync(HttpResponseMessage response, string field, string? why = null)
-    {
-        var problem = await ReadProblemAsync(response, HttpStatusCode.BadRequest);
-        var keys = problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).ToList();
-        Assert.True(keys.SequenceEqual([field]), $"{why ?? field}: expected errors keyed exactly [{field}], got [{string.Join(", ", keys)}]");
-        var messages = problem.GetProperty("errors").GetProperty(field);
-        Assert.True(messages.GetArrayLength() > 0 && !string.IsNullOrWhiteSpace(messages[0].GetString()));
     }
 }

@@ -52,7 +52,7 @@ public sealed class IngressEndpointsTests
 
         using var response = await node.IngestAsync("invoices", """{"a":1}""");
 
-        var problem = await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        var problem = await Problems.ReadAsync(response, HttpStatusCode.NotFound);
         Assert.Contains("invoices", problem.GetProperty("detail").GetString());
         Assert.Equal(0, (await node.StatsAsync("orders")).Ingested);
     }
@@ -71,7 +71,7 @@ public sealed class IngressEndpointsTests
         {
             using var response = await PostBytesAsync(node.Client, "small", Bytes(size), chunked);
 
-            await ReadProblemAsync(response, HttpStatusCode.RequestEntityTooLarge);
+            await Problems.ReadAsync(response, HttpStatusCode.RequestEntityTooLarge);
         }
 
         var stats = await node.StatsAsync("small");
@@ -131,7 +131,7 @@ public sealed class IngressEndpointsTests
 
         using var response = await PostBytesAsync(node.Client, "small", Bytes(size), chunked);
 
-        await ReadProblemAsync(response, HttpStatusCode.RequestEntityTooLarge);
+        await Problems.ReadAsync(response, HttpStatusCode.RequestEntityTooLarge);
         var stats = (await node.Client.GetFromJsonAsync<GroupStats>("/v1/groups/small/stats"))!;
         Assert.Equal(0, stats.Ingested);
         Assert.Equal(0, stats.Queued);
@@ -185,7 +185,7 @@ public sealed class IngressEndpointsTests
 
         using var response = await PostAsync(node, "signed", body, Sign(scheme, otherSecret, body, DateTimeOffset.UtcNow));
 
-        await ReadProblemAsync(response, HttpStatusCode.Unauthorized);
+        await Problems.ReadAsync(response, HttpStatusCode.Unauthorized);
         await AssertNothingStoredAsync(node, "signed");
     }
 
@@ -200,7 +200,7 @@ public sealed class IngressEndpointsTests
 
         using var response = await PostAsync(node, "signed", """{"id":"evt_1","amount":999}""", headers);
 
-        await ReadProblemAsync(response, HttpStatusCode.Unauthorized);
+        await Problems.ReadAsync(response, HttpStatusCode.Unauthorized);
         await AssertNothingStoredAsync(node, "signed");
     }
 
@@ -218,8 +218,8 @@ public sealed class IngressEndpointsTests
         using var withoutSignature = await PostAsync(node, "signed", body, headers);
         using var bare = await PostAsync(node, "signed", body, new Dictionary<string, string>());
 
-        await ReadProblemAsync(withoutSignature, HttpStatusCode.Unauthorized);
-        await ReadProblemAsync(bare, HttpStatusCode.Unauthorized);
+        await Problems.ReadAsync(withoutSignature, HttpStatusCode.Unauthorized);
+        await Problems.ReadAsync(bare, HttpStatusCode.Unauthorized);
         await AssertNothingStoredAsync(node, "signed");
     }
 
@@ -237,7 +237,7 @@ public sealed class IngressEndpointsTests
 
         using var response = await PostAsync(node, "signed", body, Sign(scheme, Secrets[scheme], body, DateTimeOffset.UtcNow.AddSeconds(offsetSeconds)));
 
-        var problem = await ReadProblemAsync(response, HttpStatusCode.Unauthorized);
+        var problem = await Problems.ReadAsync(response, HttpStatusCode.Unauthorized);
         Assert.Contains("tolerance", problem.GetProperty("detail").GetString());
         await AssertNothingStoredAsync(node, "signed");
     }
@@ -379,7 +379,7 @@ public sealed class IngressEndpointsTests
 
         using var tooLong = await node.IngestAsync("hooks", "{}", headers: new Dictionary<string, string> { [header] = new string('k', 257) });
 
-        var problem = await ReadProblemAsync(tooLong, HttpStatusCode.BadRequest);
+        var problem = await Problems.ReadAsync(tooLong, HttpStatusCode.BadRequest);
         Assert.Equal([header], problem.GetProperty("errors").EnumerateObject().Select(e => e.Name));
         await AssertNothingStoredAsync(node, "hooks");
 
@@ -545,24 +545,7 @@ public sealed class IngressEndpointsTests
     }
 
     private static async Task<MessageStatus> PollStatusAsync(NodeHost node, Uri location, string state)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var status = (await node.Client.GetFromJsonAsync<MessageStatus>(location))!;
-            if (status.State == state)
-            {
-                return status;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"{location} stayed '{status.State}' for {Wait}, expected '{state}'.");
-            }
-
-            await Task.Delay(20);
-        }
-    }
+        => await Eventually.ReadAsync(async () => (await node.Client.GetFromJsonAsync<MessageStatus>(location))!, s => s.State == state, $"{location} to be '{state}'", Wait);
 
     private static byte[] Bytes(int count)
     {
@@ -573,16 +556,6 @@ public sealed class IngressEndpointsTests
         }
 
         return bytes;
-    }
-
-    private static async Task<JsonElement> ReadProblemAsync(HttpResponseMessage response, HttpStatusCode status)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(status == response.StatusCode, $"Expected {(int)status}, got {(int)response.StatusCode}: {text}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        var problem = JsonDocument.Parse(text).RootElement;
-        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
-        return problem;
     }
 
     /// <summary>

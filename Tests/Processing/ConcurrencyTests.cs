@@ -75,15 +75,7 @@ public sealed class ConcurrencyTests
     }
 
     private static async Task WaitForDeliveredAsync(NodeHost node, string group, int count)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-        long delivered;
-        while ((delivered = (await node.StatsAsync(group)).Delivered) < count)
-        {
-            Assert.True(DateTime.UtcNow < deadline, $"Only {delivered} of {count} messages were delivered.");
-            await Task.Delay(50);
-        }
-    }
+        => await Eventually.ReadAsync(() => node.StatsAsync(group), s => s.Delivered >= count, $"{count} messages delivered", TimeSpan.FromSeconds(15));
 
     private static async Task IngestManyAsync(NodeHost node, string group, int count)
     {

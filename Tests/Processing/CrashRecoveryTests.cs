@@ -40,7 +40,7 @@ public sealed class CrashRecoveryTests
             using var stopIngest = new CancellationTokenSource();
             var senders = Enumerable.Range(0, 4).Select(sender => SendUntilStoppedAsync(node, sender, round, acknowledged, stopIngest.Token)).ToArray();
             var target = acknowledged.Count + 300;
-            await WaitForAsync(() => acknowledged.Count >= target && downstream.CallsTo("/crash").Count > 0, TimeSpan.FromSeconds(60), "acknowledged messages and deliveries under way");
+            await Eventually.TrueAsync(() => acknowledged.Count >= target && downstream.CallsTo("/crash").Count > 0, "acknowledged messages and deliveries under way", TimeSpan.FromSeconds(60));
 
             await node.KillAsync();
             await stopIngest.CancelAsync();
@@ -48,24 +48,18 @@ public sealed class CrashRecoveryTests
         }
 
         await using var survivor = await NodeProcess.StartAsync(database, ShortLease);
-        await WaitForAsync(
-            () => acknowledged.Keys.All(DeliveredIds(downstream).Contains),
-            TimeSpan.FromSeconds(90),
-            "every acknowledged message delivered after the restarts");
+        await Eventually.TrueAsync(() => acknowledged.Keys.All(DeliveredIds(downstream).Contains), "every acknowledged message delivered after the restarts", TimeSpan.FromSeconds(90));
 
         Assert.True(acknowledged.Count >= 600, $"Only {acknowledged.Count} messages were acknowledged.");
         var missing = acknowledged.Keys.Except(DeliveredIds(downstream)).ToList();
         Assert.Empty(missing);
 
         // The durable counters agree: nothing left queued, and at least every acknowledged message counted as delivered.
-        GroupStats stats;
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while ((stats = (await survivor.Client.GetFromJsonAsync<GroupStats>("/v1/groups/crash/stats"))!).Queued + stats.InFlight > 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50);
-        }
-
-        Assert.Equal(0, stats.Queued + stats.InFlight);
+        var stats = await Eventually.ReadAsync(
+            async () => (await survivor.Client.GetFromJsonAsync<GroupStats>("/v1/groups/crash/stats"))!,
+            s => s.Queued + s.InFlight == 0,
+            "the queue to drain",
+            TimeSpan.FromSeconds(30));
         Assert.True(stats.Delivered >= acknowledged.Count, $"delivered {stats.Delivered} < acknowledged {acknowledged.Count}");
     }
 
@@ -90,14 +84,14 @@ public sealed class CrashRecoveryTests
                 ids.Add((await response.Content.ReadFromJsonAsync<IngestAccepted>())!.MessageId);
             }
 
-            await WaitForAsync(() => downstream.CallsTo("/drain").Count >= 4, TimeSpan.FromSeconds(10), "four calls in flight");
+            await Eventually.TrueAsync(() => downstream.CallsTo("/drain").Count >= 4, "four calls in flight", TimeSpan.FromSeconds(10));
             await node.TerminateAsync(TimeSpan.FromSeconds(20));
             Assert.Equal(0, node.ExitCode);
         }
 
         var startedBeforeStop = downstream.CallsTo("/drain").Select(c => c.MessageId).ToHashSet();
         await using var restarted = await NodeProcess.StartAsync(database, settings);
-        await WaitForAsync(() => ids.All(DeliveredIds(downstream).Contains), TimeSpan.FromSeconds(30), "every message delivered");
+        await Eventually.TrueAsync(() => ids.All(DeliveredIds(downstream).Contains), "every message delivered", TimeSpan.FromSeconds(30));
 
         // The calls that were running at SIGTERM finished and were recorded as delivered, so none of them is repeated.
         var calls = downstream.CallsTo("/drain");
@@ -134,20 +128,6 @@ public sealed class CrashRecoveryTests
                     await Task.Delay(10, CancellationToken.None);
                 }
             }
-        }
-    }
-
-    private static async Task WaitForAsync(Func<bool> condition, TimeSpan timeout, string what)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Timed out after {timeout} waiting for: {what}.");
-            }
-
-            await Task.Delay(50);
         }
     }
 }

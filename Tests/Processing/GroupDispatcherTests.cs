@@ -48,7 +48,7 @@ public sealed class GroupDispatcherTests
 
         foreach (var group in busy)
         {
-            await EventuallyAsync(() => node.StatsAsync(group), s => s.Delivered == 1, $"{group}'s message to be delivered");
+            await Eventually.ReadAsync(() => node.StatsAsync(group), s => s.Delivered == 1, $"{group}'s message to be delivered");
         }
 
         // The bucket (2 tokens, 2/s) is full again before the 1 s call ends; 5 s is room for a slow machine and far
@@ -97,27 +97,11 @@ public sealed class GroupDispatcherTests
             "every acknowledged message called after the restart");
         foreach (var id in ids)
         {
-            var status = await EventuallyAsync(() => second.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State != "processing", $"{id} to settle");
+            var status = await Eventually.ReadAsync(() => second.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State != "processing", $"{id} to settle");
             Assert.Equal("delivered", status!.State);
         }
 
         var stats = await second.StatsAsync("survivor");
         Assert.Equal((20L, 20L, 0L), (stats.Ingested, stats.Delivered, stats.Queued + stats.InFlight));
-    }
-
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var value = await read();
-            if (done(value))
-            {
-                return value;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting for {what}; last seen: {value}");
-            await Task.Delay(20);
-        }
     }
 }

@@ -21,7 +21,7 @@ public sealed class RetryTests
 
         var id = await node.IngestOkAsync("failing", """{"n":1}""");
 
-        var status = await EventuallyAsync(() => StatusAsync(node, id), s => s.State == "dead", "the message to be dead-lettered");
+        var status = await Eventually.ReadAsync(() => StatusAsync(node, id), s => s.State == "dead", "the message to be dead-lettered");
         Assert.Equal([1, 2, 3], downstream.CallsTo("/failing").Select(c => c.Attempt));
         Assert.All(downstream.CallsTo("/failing"), c => Assert.Equal(id, c.MessageId));
         Assert.Equal(3, status.Attempts);
@@ -37,7 +37,7 @@ public sealed class RetryTests
         Assert.Equal(HttpStatusCode.OK, redrive.StatusCode);
         Assert.Equal(new RedriveResult(1), await redrive.Content.ReadFromJsonAsync<RedriveResult>());
 
-        await EventuallyAsync(() => StatusAsync(node, id), s => s.State == "delivered", "the redriven message to be delivered");
+        await Eventually.ReadAsync(() => StatusAsync(node, id), s => s.State == "delivered", "the redriven message to be delivered");
         var again = downstream.CallsTo("/failing").Skip(3);
         Assert.Equal([(id, 1)], again.Select(c => (c.MessageId, c.Attempt)));
         Assert.Empty(await DeadLettersAsync(node, "failing"));
@@ -58,14 +58,14 @@ public sealed class RetryTests
             ids.Add(await node.IngestOkAsync("picky", $$"""{"n":{{i}}}"""));
         }
 
-        await EventuallyAsync(() => DeadLettersAsync(node, "picky"), l => l.Count == 3, "three dead letters");
+        await Eventually.ReadAsync(() => DeadLettersAsync(node, "picky"), l => l.Count == 3, "three dead letters");
         downstream.Reply = _ => DownstreamReply.Ok;
 
         using var redrive = await node.Client.PostAsJsonAsync("/v1/groups/picky/dead-letters/redrive", new RedriveRequest { MessageIds = [ids[1]] });
         Assert.Equal(HttpStatusCode.OK, redrive.StatusCode);
         Assert.Equal(new RedriveResult(1), await redrive.Content.ReadFromJsonAsync<RedriveResult>());
 
-        await EventuallyAsync(() => StatusAsync(node, ids[1]), s => s.State == "delivered", "the named message to be delivered");
+        await Eventually.ReadAsync(() => StatusAsync(node, ids[1]), s => s.State == "delivered", "the named message to be delivered");
 
         // Anything else redriven would have been leased with it; give stray calls time to show anyway.
         await Task.Delay(300);
@@ -90,7 +90,7 @@ public sealed class RetryTests
 
         var id = await node.IngestOkAsync("backoff", "{}");
 
-        await EventuallyAsync(() => StatusAsync(node, id), s => s.State == "dead", "four attempts and a dead letter");
+        await Eventually.ReadAsync(() => StatusAsync(node, id), s => s.State == "dead", "four attempts and a dead letter");
         var calls = downstream.CallsTo("/backoff");
         Assert.Equal([1, 2, 3, 4], calls.Select(c => c.Attempt));
         for (var n = 1; n < calls.Count; n++)
@@ -118,7 +118,7 @@ public sealed class RetryTests
 
         var id = await node.IngestOkAsync("sluggish", "{}");
 
-        var status = await EventuallyAsync(() => StatusAsync(node, id), s => s.State == "dead", "two timed-out attempts and a dead letter");
+        var status = await Eventually.ReadAsync(() => StatusAsync(node, id), s => s.State == "dead", "two timed-out attempts and a dead letter");
         Assert.Equal([1, 2], downstream.CallsTo("/sluggish").Select(c => c.Attempt));
         Assert.Contains("timed out", status.LastError);
         var letter = Assert.Single(await DeadLettersAsync(node, "sluggish"));
@@ -144,7 +144,7 @@ public sealed class RetryTests
 
         var id = await node.IngestOkAsync("nowhere", "{}");
 
-        var status = await EventuallyAsync(() => StatusAsync(node, id), s => s.State == "dead", "the unreachable message to be dead-lettered");
+        var status = await Eventually.ReadAsync(() => StatusAsync(node, id), s => s.State == "dead", "the unreachable message to be dead-lettered");
         var letter = Assert.Single(await DeadLettersAsync(node, "nowhere"));
         Assert.Equal(2, letter.Attempts);
         Assert.StartsWith("connection failed", letter.LastError);
@@ -166,20 +166,4 @@ public sealed class RetryTests
 
     private static async Task<IReadOnlyList<DeadLetter>> DeadLettersAsync(NodeHost node, string group) =>
         (await node.Client.GetFromJsonAsync<DeadLetterList>($"/v1/groups/{group}/dead-letters"))!.DeadLetters;
-
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var value = await read();
-            if (done(value))
-            {
-                return value;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting for {what}; last seen: {value}");
-            await Task.Delay(20);
-        }
-    }
 }

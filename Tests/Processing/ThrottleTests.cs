@@ -31,11 +31,11 @@ public sealed class ThrottleTests
         await node.IngestOkAsync("paused", """{"n":1}""");
         await node.IngestOkAsync("paused", """{"n":2}""");
 
-        var paused = await EventuallyAsync(() => node.StatsAsync("paused"), s => s is { Throttled: 1, PausedUntil: not null }, "the group to report its pause");
+        var paused = await Eventually.ReadAsync(() => node.StatsAsync("paused"), s => s is { Throttled: 1, PausedUntil: not null }, "the group to report its pause");
         var throttledAt = downstream.CallsTo("/paused")[0].ReceivedAt;
         Assert.True(paused.PausedUntil >= throttledAt + TimeSpan.FromSeconds(1.5), $"Paused until {paused.PausedUntil:O}, throttled at {throttledAt:O}.");
 
-        var stats = await EventuallyAsync(() => node.StatsAsync("paused"), s => s.Delivered == 3, "the paused group's three deliveries");
+        var stats = await Eventually.ReadAsync(() => node.StatsAsync("paused"), s => s.Delivered == 3, "the paused group's three deliveries");
         Assert.Equal((1L, 0L), (stats.Throttled, stats.Failed));
         var calls = downstream.CallsTo("/paused").OrderBy(c => c.ReceivedAt).ToList();
         Assert.Equal(4, calls.Count);
@@ -64,27 +64,11 @@ public sealed class ThrottleTests
 
         var id = await node.IngestOkAsync("flaky", "{}");
 
-        var stats = await EventuallyAsync(() => node.StatsAsync("flaky"), s => s.Delivered == 1, "the retried message to be delivered");
+        var stats = await Eventually.ReadAsync(() => node.StatsAsync("flaky"), s => s.Delivered == 1, "the retried message to be delivered");
         Assert.Equal((1L, 0L), (stats.Failed, stats.Throttled));
         Assert.Null(stats.PausedUntil);
         Assert.Equal([(id, 1), (id, 2)], downstream.CallsTo("/flaky").Select(c => (c.MessageId, c.Attempt)));
         var status = (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!;
         Assert.Equal(("delivered", 2), (status.State, status.Attempts));
-    }
-
-    private static async Task<T> EventuallyAsync<T>(Func<Task<T>> read, Func<T, bool> done, string what)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (true)
-        {
-            var value = await read();
-            if (done(value))
-            {
-                return value;
-            }
-
-            Assert.True(DateTime.UtcNow < deadline, $"Timed out waiting for {what}; last seen: {value}");
-            await Task.Delay(20);
-        }
     }
 }

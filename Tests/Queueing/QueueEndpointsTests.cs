@@ -23,7 +23,7 @@ public sealed class QueueEndpointsTests
 
         using var response = await node.Client.GetAsync($"/v1/messages/{messageId}");
 
-        var problem = await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        var problem = await Problems.ReadAsync(response, HttpStatusCode.NotFound);
         Assert.Contains(messageId, problem.GetProperty("detail").GetString());
     }
 
@@ -54,7 +54,7 @@ public sealed class QueueEndpointsTests
 
         using var response = await node.Client.GetAsync("/v1/groups/nope/dead-letters");
 
-        await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        await Problems.ReadAsync(response, HttpStatusCode.NotFound);
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class QueueEndpointsTests
 
         using var response = await node.Client.GetAsync($"/v1/groups/orders/dead-letters?limit={limit}");
 
-        var problem = await ReadProblemAsync(response, HttpStatusCode.BadRequest);
+        var problem = await Problems.ReadAsync(response, HttpStatusCode.BadRequest);
         Assert.Equal(["limit"], problem.GetProperty("errors").EnumerateObject().Select(e => e.Name));
     }
 
@@ -94,7 +94,7 @@ public sealed class QueueEndpointsTests
 
         using var response = await node.Client.PostAsync("/v1/groups/nope/dead-letters/redrive", withBody ? Json("""{"messageIds":["x"]}""") : null);
 
-        await ReadProblemAsync(response, HttpStatusCode.NotFound);
+        await Problems.ReadAsync(response, HttpStatusCode.NotFound);
     }
 
     [Theory]
@@ -115,7 +115,7 @@ public sealed class QueueEndpointsTests
 
         using var response = await node.Client.PostAsync("/v1/groups/orders/dead-letters/redrive", Json(body));
 
-        var problem = await ReadProblemAsync(response, HttpStatusCode.BadRequest);
+        var problem = await Problems.ReadAsync(response, HttpStatusCode.BadRequest);
         var keys = problem.GetProperty("errors").EnumerateObject().Select(e => e.Name).ToList();
         Assert.True(keys.SequenceEqual([field]), $"expected errors keyed [{field}], got [{string.Join(", ", keys)}]");
         Assert.Equal("dead", (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!.State);
@@ -128,32 +128,5 @@ public sealed class QueueEndpointsTests
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
 
     private static async Task<MessageStatus> PollStatusAsync(NodeHost node, string messageId, string state)
-    {
-        var deadline = DateTime.UtcNow + Wait;
-        while (true)
-        {
-            var status = (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{messageId}"))!;
-            if (status.State == state)
-            {
-                return status;
-            }
-
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Message {messageId} stayed '{status.State}' for {Wait}, expected '{state}'.");
-            }
-
-            await Task.Delay(20);
-        }
-    }
-
-    private static async Task<JsonElement> ReadProblemAsync(HttpResponseMessage response, HttpStatusCode status)
-    {
-        var text = await response.Content.ReadAsStringAsync();
-        Assert.True(status == response.StatusCode, $"Expected {(int)status}, got {(int)response.StatusCode}: {text}");
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        var problem = JsonDocument.Parse(text).RootElement;
-        Assert.Equal((int)status, problem.GetProperty("status").GetInt32());
-        return problem;
-    }
+        => await Eventually.ReadAsync(async () => (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{messageId}"))!, s => s.State == state, $"message {messageId} to be '{state}'", Wait);
 }
