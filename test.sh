@@ -11,8 +11,51 @@ if ! command -v dotnet >/dev/null 2>&1; then
   exit 1
 fi
 
+# The SQS tests run against fauxqs, an SQS-compatible server from npm (pinned in tools/package-lock.json).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Node.js from Debian's packages for the SQS emulator." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else
+    echo "test.sh: Node.js (node and npm) is required to run the SQS emulator; install it, or run as root to let this script install it." >&2
+    exit 1
+  fi
+fi
+npm ci --prefix tools --silent --no-audit --no-fund
+
 results="$(mktemp -d)"
-trap 'rm -rf "$results"' EXIT
+sqs_pid=""
+cleanup() {
+  if [[ -n "$sqs_pid" ]]; then
+    kill "$sqs_pid" 2>/dev/null || true
+    wait "$sqs_pid" 2>/dev/null || true
+  fi
+  rm -rf "$results"
+}
+trap cleanup EXIT
+
+# fauxqs through its API, not its CLI: the CLI listens on every interface, the tests need loopback only.
+sqs_port="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close();})")"
+(cd tools && exec node --input-type=module -e "import {buildApp} from 'fauxqs'; const a=buildApp({logger:false}); await a.listen({port:${sqs_port}, host:'127.0.0.1'}); console.log('ready')") \
+  >"$results/fauxqs.log" 2>&1 &
+sqs_pid=$!
+for _ in $(seq 1 100); do
+  if node -e "fetch('http://127.0.0.1:${sqs_port}/').then(()=>process.exit(0),()=>process.exit(1))" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$sqs_pid" 2>/dev/null; then
+    echo "test.sh: the SQS emulator (fauxqs) exited before answering:" >&2
+    cat "$results/fauxqs.log" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+if ! node -e "fetch('http://127.0.0.1:${sqs_port}/').then(()=>process.exit(0),()=>process.exit(1))" 2>/dev/null; then
+  echo "test.sh: the SQS emulator (fauxqs) did not answer on 127.0.0.1:${sqs_port}:" >&2
+  cat "$results/fauxqs.log" >&2
+  exit 1
+fi
+export CLUSTERQUEUE_TEST_SQS_URL="http://127.0.0.1:${sqs_port}"
 
 status=0
 dotnet test ClusterQueue.sln --nologo --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@" || status=$?

@@ -3,7 +3,7 @@ using System.ComponentModel.DataAnnotations;
 namespace ClusterQueue.Node.Storage;
 
 /// <summary>Where groups, dedup keys, dead letters and (in the store queue mode) messages live. Bound from the ClusterQueue section.</summary>
-public sealed class StorageOptions
+public sealed class StorageOptions : IValidatableObject
 {
     public const string Section = "ClusterQueue";
 
@@ -16,6 +16,14 @@ public sealed class StorageOptions
     public string Queue { get; set; } = "store";
 
     public SqliteOptions Sqlite { get; set; } = new();
+
+    // Data annotations do not descend into nested options on their own; without this a bad Sqlite:* value would start.
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(Sqlite, new ValidationContext(Sqlite), results, validateAllProperties: true);
+        return results;
+    }
 }
 
 public sealed class SqliteOptions
