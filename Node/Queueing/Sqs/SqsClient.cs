@@ -6,7 +6,6 @@ using Amazon;
 using Amazon.Runtime;
 using Amazon.Runtime.Credentials;
 using Amazon.Runtime.Signing;
-using ClusterQueue.Node.Processing;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterQueue.Node.Queueing.Sqs;

@@ -1,4 +1,4 @@
-namespace ClusterQueue.Node.Processing;
+namespace ClusterQueue.Node.Queueing;
 
 /// <summary>
 /// Exponential backoff with "equal jitter": the wait before attempt n+1 is drawn from [d/2, d] where

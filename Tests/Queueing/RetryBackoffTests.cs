@@ -1,6 +1,6 @@
-using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Queueing;
 
-namespace ClusterQueue.Tests.Processing;
+namespace ClusterQueue.Tests.Queueing;
 
 public sealed class RetryBackoffTests
 {
