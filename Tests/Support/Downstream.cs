@@ -1,12 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace ClusterQueue.Tests.Support;
 
@@ -32,15 +27,10 @@ public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string?
 /// </summary>
 public sealed class Downstream : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private WebApplication _app = null!;
     private readonly ConcurrentQueue<DownstreamCall> _calls = new();
     private readonly ConcurrentDictionary<string, int> _inFlight = new();
     private readonly ConcurrentDictionary<string, int> _maxInFlight = new();
-
-    private Downstream(WebApplication app)
-    {
-        _app = app;
-    }
 
     /// <summary>Decides the reply to each call; the default answers 200 at once.</summary>
     public Func<DownstreamCall, DownstreamReply> Reply { get; set; } = _ => DownstreamReply.Ok;
@@ -57,15 +47,8 @@ public sealed class Downstream : IAsyncDisposable
 
     public static async Task<Downstream> StartAsync()
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
-        var app = builder.Build();
-        var downstream = new Downstream(app);
-        app.Run(downstream.HandleAsync);
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        downstream.BaseAddress = new Uri(address);
+        var downstream = new Downstream();
+        (downstream._app, downstream.BaseAddress) = await LoopbackServer.StartAsync(downstream.HandleAsync);
         return downstream;
     }
 

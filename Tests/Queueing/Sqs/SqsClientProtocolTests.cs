@@ -4,13 +4,9 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Amazon.Runtime;
 using ClusterQueue.Node.Queueing.Sqs;
+using ClusterQueue.Tests.Support;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace ClusterQueue.Tests.Queueing.Sqs;
 
@@ -219,11 +215,9 @@ public sealed partial class SqsClientProtocolTests : IAsyncLifetime
     /// <summary>A loopback HTTP server that answers the n-th request (from 1) as <see cref="Reply"/> says, recording each.</summary>
     private sealed class ScriptedSqs : IAsyncDisposable
     {
-        private readonly WebApplication _app;
+        private WebApplication _app = null!;
         private readonly ConcurrentQueue<RecordedRequest> _requests = new();
         private int _count;
-
-        private ScriptedSqs(WebApplication app) => _app = app;
 
         public Func<int, (int Status, string Body)> Reply { get; set; } = _ => (200, "{}");
 
@@ -233,14 +227,8 @@ public sealed partial class SqsClientProtocolTests : IAsyncLifetime
 
         public static async Task<ScriptedSqs> StartAsync()
         {
-            var builder = WebApplication.CreateSlimBuilder();
-            builder.Logging.ClearProviders();
-            builder.WebHost.UseKestrel().UseUrls("http://127.0.0.1:0");
-            var app = builder.Build();
-            var server = new ScriptedSqs(app);
-            app.Run(server.HandleAsync);
-            await app.StartAsync();
-            server.BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+            var server = new ScriptedSqs();
+            (server._app, server.BaseAddress) = await LoopbackServer.StartAsync(server.HandleAsync);
             return server;
         }
 
