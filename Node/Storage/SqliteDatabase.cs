@@ -152,7 +152,8 @@ public sealed class SqliteDatabase : IAsyncDisposable
         _writer.Dispose();
 
         // Only this database's pool: other databases in the same process (tests) keep theirs.
-        SqliteConnection.ClearPool(new SqliteConnection(_connectionString));
+        using var pooled = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(pooled);
     }
 
     private abstract class WriteOperation
