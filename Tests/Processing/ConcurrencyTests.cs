@@ -13,7 +13,7 @@ public sealed class ConcurrencyTests
         await using var node = NodeHost.Start();
         await node.DefineGroupAsync("three", GroupDefinitions.Forwarding(downstream, "/three", rate: 1000, burst: 1000, concurrency: 3));
 
-        await IngestManyAsync(node, "three", 30);
+        await node.IngestManyAsync("three", 30);
 
         await downstream.WaitUntilAsync(d => d.CallsTo("/three").Count == 30, TimeSpan.FromSeconds(15), "30 calls");
         await WaitForDeliveredAsync(node, "three", 30);
@@ -29,7 +29,7 @@ public sealed class ConcurrencyTests
         await using var node = NodeHost.Start();
         await node.DefineGroupAsync("one", GroupDefinitions.Forwarding(downstream, "/one", rate: 1000, burst: 1000, concurrency: 1));
 
-        await IngestManyAsync(node, "one", 10);
+        await node.IngestManyAsync("one", 10);
 
         await downstream.WaitUntilAsync(d => d.CallsTo("/one").Count == 10, TimeSpan.FromSeconds(15), "10 calls");
         await WaitForDeliveredAsync(node, "one", 10);
@@ -53,11 +53,7 @@ public sealed class ConcurrencyTests
 
         // Free slots and tokens to spare, so the actor would take an expired message again at once.
         await node.DefineGroupAsync("slow", GroupDefinitions.Forwarding(downstream, "/slow", rate: 1000, burst: 1000, concurrency: 10));
-        var ids = new List<string>();
-        for (var i = 0; i < 3; i++)
-        {
-            ids.Add(await node.IngestOkAsync("slow", $$"""{"n":{{i}}}"""));
-        }
+        var ids = await node.IngestManyAsync("slow", 3);
 
         // Past the point where every first call has ended: an expired lease would have brought a second call by now.
         await downstream.WaitUntilAsync(d => d.CallsTo("/slow").Count >= 3, TimeSpan.FromSeconds(10), "the three first calls");
@@ -76,12 +72,4 @@ public sealed class ConcurrencyTests
 
     private static async Task WaitForDeliveredAsync(NodeHost node, string group, int count)
         => await Eventually.ReadAsync(() => node.StatsAsync(group), s => s.Delivered >= count, $"{count} messages delivered", TimeSpan.FromSeconds(15));
-
-    private static async Task IngestManyAsync(NodeHost node, string group, int count)
-    {
-        for (var i = 0; i < count; i++)
-        {
-            await node.IngestOkAsync(group, $$"""{"n":{{i}}}""");
-        }
-    }
 }

@@ -70,8 +70,7 @@ public sealed class GroupDispatcherTests
         var database = directory.File("clusterqueue.db");
         await using var downstream = await Downstream.StartAsync();
         downstream.Reply = _ => new DownstreamReply(503, Body: "down for maintenance");
-        var ids = new List<string>();
-
+        string[] ids;
         await using (var first = NodeHost.Start(databasePath: database))
         {
             await first.DefineGroupAsync("survivor", GroupDefinitions.Forwarding(downstream, "/survivor", rate: 1000, burst: 1000, concurrency: 4) with
@@ -79,10 +78,7 @@ public sealed class GroupDispatcherTests
                 MaxAttempts = 1000,
                 RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.2, MaxSeconds = 0.5 },
             });
-            for (var i = 0; i < 20; i++)
-            {
-                ids.Add(await first.IngestOkAsync("survivor", $$"""{"n":{{i}}}"""));
-            }
+            ids = await first.IngestManyAsync("survivor", 20);
 
             await downstream.WaitUntilAsync(d => d.Calls.Count >= 20, TimeSpan.FromSeconds(10), "the first attempts to fail");
         }

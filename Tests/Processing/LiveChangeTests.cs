@@ -14,11 +14,7 @@ public sealed class LiveChangeTests
         await using var downstream = await Downstream.StartAsync();
         await using var node = NodeHost.Start();
         await node.DefineGroupAsync("ramp", GroupDefinitions.Forwarding(downstream, "/ramp", rate: 1, burst: 1));
-        var ids = new List<string>();
-        for (var i = 0; i < 80; i++)
-        {
-            ids.Add(await node.IngestOkAsync("ramp", $$"""{"n":{{i}}}"""));
-        }
+        var ids = await node.IngestManyAsync("ramp", 80);
 
         await downstream.WaitUntilAsync(d => d.CallsTo("/ramp").Count >= 2, TimeSpan.FromSeconds(10), "the backlog to flow at 1/s");
         using var patch = await node.Client.PatchAsJsonAsync("/v1/groups/ramp", new { ratePerSecond = 50, burst = 10 });
@@ -30,14 +26,8 @@ public sealed class LiveChangeTests
         var soon = downstream.CallsTo("/ramp").Count(c => c.ReceivedAt > patchedAt && c.ReceivedAt <= patchedAt + TimeSpan.FromSeconds(2));
         Assert.True(soon >= 20, $"Only {soon} calls in the 2 s after raising the rate to 50/s.");
 
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while ((await node.StatsAsync("ramp")).Delivered < ids.Count && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(50);
-        }
-
-        var stats = await node.StatsAsync("ramp");
-        Assert.Equal(((long)ids.Count, 0L), (stats.Delivered, stats.Queued + stats.InFlight));
+        var stats = await Eventually.ReadAsync(() => node.StatsAsync("ramp"), s => s.Delivered >= ids.Length && s.Queued + s.InFlight == 0, "the backlog to drain");
+        Assert.Equal(((long)ids.Length, 0L), (stats.Delivered, stats.Queued + stats.InFlight));
         Assert.Equal(ids.Order(), downstream.CallsTo("/ramp").Select(c => c.MessageId!).Order());
     }
 
@@ -48,10 +38,7 @@ public sealed class LiveChangeTests
         downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(300));
         await using var node = NodeHost.Start();
         await node.DefineGroupAsync("widen", GroupDefinitions.Forwarding(downstream, "/widen", rate: 1000, burst: 1000, concurrency: 1));
-        for (var i = 0; i < 20; i++)
-        {
-            await node.IngestOkAsync("widen", $$"""{"n":{{i}}}""");
-        }
+        await node.IngestManyAsync("widen", 20);
 
         await downstream.WaitUntilAsync(d => d.CallsTo("/widen").Count >= 2, TimeSpan.FromSeconds(10), "calls one at a time");
         Assert.Equal(1, downstream.MaxInFlight("/widen"));
@@ -71,10 +58,7 @@ public sealed class LiveChangeTests
         downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(50));
         await using var node = NodeHost.Start();
         await node.DefineGroupAsync("doomed", GroupDefinitions.Forwarding(downstream, "/doomed", rate: 20, burst: 1, concurrency: 2));
-        for (var i = 0; i < 100; i++)
-        {
-            await node.IngestOkAsync("doomed", $$"""{"n":{{i}}}""");
-        }
+        await node.IngestManyAsync("doomed", 100);
 
         await downstream.WaitUntilAsync(d => d.CallsTo("/doomed").Count >= 5, TimeSpan.FromSeconds(10), "deliveries under way");
         using var delete = await node.Client.DeleteAsync("/v1/groups/doomed");

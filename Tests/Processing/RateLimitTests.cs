@@ -24,7 +24,7 @@ public sealed class RateLimitTests
             await node.DefineGroupAsync(group.Id, GroupDefinitions.Forwarding(downstream, Path(group.Id), group.Rate, group.Burst));
         }
 
-        await Task.WhenAll(groups.Select(g => IngestManyAsync(node, g.Id, g.Backlog)));
+        await Task.WhenAll(groups.Select(g => node.IngestManyAsync(g.Id, g.Backlog, senders: 32)));
         await downstream.WaitUntilAsync(d => groups.All(g => d.CallsTo(Path(g.Id)).Count > 0), TimeSpan.FromSeconds(10), "a first call to every group");
         var lastFirstCall = groups.Max(g => downstream.CallsTo(Path(g.Id))[0].ReceivedAt);
         await Task.Delay(lastFirstCall + Observed + TimeSpan.FromMilliseconds(100) - DateTimeOffset.UtcNow);
@@ -56,12 +56,12 @@ public sealed class RateLimitTests
         await WarmUpAsync(node, downstream);
         await node.DefineGroupAsync("flooded", GroupDefinitions.Forwarding(downstream, "/flooded", rate: 5, burst: 5));
         await node.DefineGroupAsync("light", GroupDefinitions.Forwarding(downstream, "/light", rate: 50, burst: 10));
-        await IngestManyAsync(node, "flooded", 1000);
+        await node.IngestManyAsync("flooded", 1000, senders: 32);
 
         // The second half of the flood arrives alongside the light group's messages, so the store is busy too.
         var clock = Stopwatch.StartNew();
-        var flood = IngestManyAsync(node, "flooded", 1000);
-        await IngestManyAsync(node, "light", 100);
+        var flood = node.IngestManyAsync("flooded", 1000, senders: 32);
+        await node.IngestManyAsync("light", 100, senders: 32);
         await flood;
         await downstream.WaitUntilAsync(d => d.CallsTo("/light").Count >= 100, TimeSpan.FromSeconds(15), "the light group's 100 deliveries");
         var took = clock.Elapsed;
@@ -95,26 +95,8 @@ public sealed class RateLimitTests
     {
         downstream.Reply = call => call.Path == "/warm-up" ? new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(100)) : DownstreamReply.Ok;
         await node.DefineGroupAsync("warm-up", GroupDefinitions.Forwarding(downstream, "/warm-up", concurrency: 16));
-        await IngestManyAsync(node, "warm-up", 16);
+        await node.IngestManyAsync("warm-up", 16, senders: 32);
         await downstream.WaitUntilAsync(d => d.CallsTo("/warm-up").Count == 16, TimeSpan.FromSeconds(10), "the warm-up calls");
-    }
-
-    private static async Task IngestManyAsync(NodeHost node, string group, int count)
-    {
-        // Concurrent senders share the node's group commits, so a large backlog is in place within a second or two.
-        using var senders = new SemaphoreSlim(32);
-        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
-        {
-            await senders.WaitAsync();
-            try
-            {
-                await node.IngestOkAsync(group, $$"""{"n":{{i}}}""");
-            }
-            finally
-            {
-                senders.Release();
-            }
-        }));
     }
 
     private static List<DateTimeOffset> Arrivals(Downstream downstream, string group) =>

@@ -52,11 +52,7 @@ public sealed class RetryTests
         downstream.Reply = _ => new DownstreamReply(500);
         await using var node = NodeHost.Start();
         await node.DefineGroupAsync("picky", GroupDefinitions.Forwarding(downstream, "/picky") with { MaxAttempts = 1 });
-        var ids = new List<string>();
-        for (var i = 0; i < 3; i++)
-        {
-            ids.Add(await node.IngestOkAsync("picky", $$"""{"n":{{i}}}"""));
-        }
+        var ids = await node.IngestManyAsync("picky", 3);
 
         await Eventually.ReadAsync(() => DeadLettersAsync(node, "picky"), l => l.Count == 3, "three dead letters");
         downstream.Reply = _ => DownstreamReply.Ok;

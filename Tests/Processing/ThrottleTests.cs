@@ -22,10 +22,7 @@ public sealed class ThrottleTests
 
         // One call at a time, so nothing of this group is in flight when the pause begins.
         await node.DefineGroupAsync("paused", GroupDefinitions.Forwarding(downstream, "/paused", rate: 1000, burst: 1000, concurrency: 1));
-        for (var i = 0; i < 50; i++)
-        {
-            await node.IngestOkAsync("steady", $$"""{"n":{{i}}}""");
-        }
+        await node.IngestManyAsync("steady", 50);
 
         var first = await node.IngestOkAsync("paused", """{"n":0}""");
         await node.IngestOkAsync("paused", """{"n":1}""");

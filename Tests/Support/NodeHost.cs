@@ -103,6 +103,39 @@ public sealed class NodeHost : IAsyncDisposable
         return (await response.Content.ReadFromJsonAsync<IngestAccepted>())!.MessageId;
     }
 
+    /// <summary>
+    /// Ingests <paramref name="count"/> small JSON messages (<c>{"n":i}</c>) and returns their ids by i. One sender keeps
+    /// them in order; several share the node's group commits, so a large backlog is in place within a second or two.
+    /// </summary>
+    public async Task<string[]> IngestManyAsync(string group, int count, int senders = 1)
+    {
+        var ids = new string[count];
+        if (senders == 1)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                ids[i] = await IngestOkAsync(group, $$"""{"n":{{i}}}""");
+            }
+
+            return ids;
+        }
+
+        using var gate = new SemaphoreSlim(senders);
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            await gate.WaitAsync();
+            try
+            {
+                ids[i] = await IngestOkAsync(group, $$"""{"n":{{i}}}""");
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
+        return ids;
+    }
+
     public async Task<GroupStats> StatsAsync(string group) =>
         (await Client.GetFromJsonAsync<GroupStats>($"/v1/groups/{group}/stats"))!;
 
