@@ -60,6 +60,27 @@ internal static class SqliteSchema
 
         CREATE INDEX dedup_expiry ON dedup (expires_at);
         """,
+        """
+        -- The SQS queue mode. SQS holds the queued messages; this store keeps a record of each (state 1 accepting:
+        -- reserved before SQS accepted it, 0 queued, 2 delivered, 3 dead with its body), so dedup, status and dead
+        -- letters behave as in the store queue mode.
+        ALTER TABLE messages ADD COLUMN payload_offloaded INTEGER NOT NULL DEFAULT 0;
+
+        -- Which SQS queue serves which group; unique so two group ids can never share a (hashed) queue name.
+        CREATE TABLE sqs_queues (
+            group_id    TEXT PRIMARY KEY,
+            queue_name  TEXT NOT NULL UNIQUE,
+            queue_url   TEXT NOT NULL
+        ) WITHOUT ROWID;
+
+        -- Bodies too large for an SQS message, when the payload store is this database.
+        CREATE TABLE payloads (
+            group_id    TEXT NOT NULL,
+            message_id  TEXT NOT NULL,
+            body        BLOB NOT NULL,
+            PRIMARY KEY (group_id, message_id)
+        ) WITHOUT ROWID;
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)
