@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Queueing;
 
 namespace ClusterQueue.Node.Groups;
 
@@ -13,11 +14,13 @@ public sealed class GroupRegistry
     private readonly ConcurrentDictionary<string, GroupSettings> _groups = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly GroupStore _store;
+    private readonly IMessageQueue _queue;
     private readonly TimeProvider _time;
 
-    public GroupRegistry(GroupStore store, TimeProvider time)
+    public GroupRegistry(GroupStore store, IMessageQueue queue, TimeProvider time)
     {
         _store = store;
+        _queue = queue;
         _time = time;
         foreach (var settings in store.LoadAll())
         {
@@ -31,6 +34,9 @@ public sealed class GroupRegistry
     public int Count => _groups.Count;
 
     public bool TryGet(string id, out GroupSettings settings) => _groups.TryGetValue(id, out settings!);
+
+    /// <summary>Every group, in no order.</summary>
+    public IReadOnlyCollection<GroupSettings> All => [.. _groups.Values];
 
     /// <summary>Groups ordered by id, starting after <paramref name="after"/>.</summary>
     public IReadOnlyList<GroupSettings> List(string? after, int limit) =>
@@ -77,6 +83,12 @@ public sealed class GroupRegistry
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
+            // The queue goes first: if that fails the group stays whole, and deleting it again finishes the job.
+            if (_groups.ContainsKey(id))
+            {
+                await _queue.RemoveGroupAsync(id, CancellationToken.None);
+            }
+
             var existed = await _store.DeleteAsync(id, CancellationToken.None);
             if (_groups.TryRemove(id, out _) || existed)
             {
@@ -103,6 +115,9 @@ public sealed class GroupRegistry
 
         var now = _time.GetUtcNow();
         var settings = GroupSettings.FromValidDefinition(id, definition, current?.CreatedAt ?? now, now);
+
+        // The queue is ready before the definition is stored, so ingress never accepts for a group without a queue.
+        await _queue.PrepareGroupAsync(id, settings.HandlerTimeout, CancellationToken.None);
         var created = await _store.UpsertAsync(settings, CancellationToken.None);
         _groups[id] = settings;
         Changed?.Invoke(new GroupChange(id, settings));

@@ -101,6 +101,15 @@ public static class IngressEndpoints
             case EnqueueOutcome.GroupNotFound:
                 metrics.Rejected("unknown_group");
                 return GroupProblems.NotFound(id);
+            case EnqueueOutcome.Busy:
+                // The first request with this delivery id is still waiting for SQS; answering "duplicate" now would be a
+                // lie if that send then fails, so the sender retries and gets the real outcome.
+                metrics.Rejected("delivery_in_progress");
+                request.HttpContext.Response.Headers.RetryAfter = "1";
+                return TypedResults.Problem(
+                    statusCode: StatusCodes.Status503ServiceUnavailable,
+                    title: "Delivery in progress",
+                    detail: $"An earlier request with delivery id '{deliveryId}' is still being accepted; retry shortly.");
             case EnqueueOutcome.Duplicate:
                 metrics.Duplicate(id);
                 break;

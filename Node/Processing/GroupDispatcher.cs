@@ -152,7 +152,7 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
         return Task.CompletedTask;
     }
 
-    /// <summary>Wakes every group with pending messages: at start (messages left by a previous run) and then periodically, as a safety net.</summary>
+    /// <summary>Wakes every group with pending messages: at start, after the queue recovered (messages left by a previous run), and then periodically, as a safety net.</summary>
     private async Task SweepAsync(CancellationToken cancellationToken)
     {
         var failures = 0;
@@ -161,7 +161,9 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
         {
             try
             {
-                var groups = await _queue.GroupsWithPendingAsync(cancellationToken);
+                var groups = first
+                    ? await _queue.RecoverAsync(_registry.All, cancellationToken)
+                    : await _queue.GroupsWithPendingAsync(cancellationToken);
                 foreach (var group in groups)
                 {
                     Notify(group);

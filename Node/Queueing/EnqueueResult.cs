@@ -10,6 +10,9 @@ public enum EnqueueOutcome
 
     /// <summary>The group was removed between the lookup and the write; nothing was stored.</summary>
     GroupNotFound,
+
+    /// <summary>An earlier request with the same delivery id is still being accepted (SQS queue); the sender should retry shortly.</summary>
+    Busy,
 }
 
 public readonly record struct EnqueueResult(EnqueueOutcome Outcome, string MessageId);

@@ -1,9 +1,10 @@
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Groups;
 
 namespace ClusterQueue.Node.Queueing;
 
 /// <summary>
-/// The per-group message queue: the SQL store's own table, or (later) one SQS queue per group.
+/// The per-group message queue: the SQL store's own table, or one SQS queue per group.
 ///
 /// Message lifecycle:
 /// <code>
@@ -14,9 +15,20 @@ namespace ClusterQueue.Node.Queueing;
 ///                  └── lease expiry ─┘   (a crashed node's messages come back by themselves)
 /// </code>
 /// Every change to a leased message carries its receipt and does nothing (returns false) once the lease was lost.
+/// (SQS fences less strictly: it may accept a stale receipt's change; see docs/design.md.)
+/// Anything that fails because the queue's service is unreachable throws <see cref="QueueUnavailableException"/>.
 /// </summary>
 public interface IMessageQueue
 {
+    /// <summary>Readies the group's queue before its definition is stored: a no-op for the store queue, the group's SQS queue otherwise.</summary>
+    Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken);
+
+    /// <summary>Removes the group's queue before its definition is deleted (the store deletes its own rows with the group).</summary>
+    Task RemoveGroupAsync(string groupId, CancellationToken cancellationToken);
+
+    /// <summary>At start: makes every group's queue whole again and returns the groups that have messages waiting.</summary>
+    Task<IReadOnlyList<string>> RecoverAsync(IReadOnlyCollection<GroupSettings> groups, CancellationToken cancellationToken);
+
     /// <summary>Completes only when the message is durable.</summary>
     Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken);
 

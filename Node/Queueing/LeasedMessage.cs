@@ -11,4 +11,8 @@ public sealed record LeasedMessage(
     int Attempt,
     string? ContentType,
     byte[] Body,
-    DateTimeOffset CreatedAt);
+    DateTimeOffset CreatedAt)
+{
+    /// <summary>The body came from the payload store (too large for SQS) and is deleted from there when the message is done.</summary>
+    public bool Offloaded { get; init; }
+}

@@ -1,6 +1,8 @@
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Queueing.Sqs;
+using ClusterQueue.Node.Storage;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace ClusterQueue.Node.Queueing;
@@ -15,7 +17,17 @@ public static class QueueEndpoints
     public static IServiceCollection AddQueueing(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<QueueOptions>().Bind(configuration.GetSection(QueueOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<IMessageQueue, SqliteMessageQueue>();
+        services.AddSingleton<MessageRecords>();
+        if (string.Equals(configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Queue)}"], "sqs", StringComparison.Ordinal))
+        {
+            services.AddSqsQueue(configuration);
+        }
+        else
+        {
+            services.AddSingleton<IMessageQueue, SqliteMessageQueue>();
+        }
+
+        services.AddExceptionHandler<QueueUnavailableHandler>();
         services.AddHostedService<QueuePurger>();
         return services;
     }

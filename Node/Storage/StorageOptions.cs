@@ -11,8 +11,8 @@ public sealed class StorageOptions : IValidatableObject
     [RegularExpression("^(sqlite)$", ErrorMessage = "ClusterQueue:Store must be 'sqlite' (postgres is not available in this build).")]
     public string Store { get; set; } = "sqlite";
 
-    /// <summary>store keeps messages in the SQL store's own table, which needs nothing else running.</summary>
-    [RegularExpression("^(store)$", ErrorMessage = "ClusterQueue:Queue must be 'store' (sqs is not available in this build).")]
+    /// <summary>store keeps messages in the SQL store's own table, which needs nothing else running; sqs gives each group an SQS queue.</summary>
+    [RegularExpression("^(store|sqs)$", ErrorMessage = "ClusterQueue:Queue must be 'store' or 'sqs'.")]
     public string Queue { get; set; } = "store";
 
     public SqliteOptions Sqlite { get; set; } = new();

@@ -9,7 +9,7 @@ using Microsoft.Extensions.Options;
 namespace ClusterQueue.Tests.Queueing;
 
 /// <summary>The queue contract against the embedded store: a real SQLite file of its own per test.</summary>
-public sealed class SqliteMessageQueueTests : MessageQueueContractTests, IAsyncLifetime
+public sealed class SqliteMessageQueueTests : SqlMessageQueueContractTests, IAsyncLifetime
 {
     private readonly TempDirectory _directory = new();
     private SqliteDatabase? _database;

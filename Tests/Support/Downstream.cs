@@ -41,6 +41,9 @@ public sealed class Downstream : IAsyncDisposable
 
     public IReadOnlyList<DownstreamCall> CallsTo(string path) => [.. _calls.Where(c => c.Path == path)];
 
+    /// <summary>When each call to the path arrived, earliest first.</summary>
+    public List<DateTimeOffset> Arrivals(string path) => [.. CallsTo(path).Select(c => c.ReceivedAt).Order()];
+
     public int MaxInFlight(string path) => _maxInFlight.GetValueOrDefault(path);
 
     public string Url(string path) => new Uri(BaseAddress, path).ToString();

@@ -11,6 +11,14 @@ namespace ClusterQueue.Tests.Support;
 /// <summary>A real Kestrel server on a free loopback port that answers every request with one handler.</summary>
 public static class LoopbackServer
 {
+    /// <summary>A loopback port nothing listens on right now (for a server to start on, or to stand for one that is down).</summary>
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
     public static async Task<(WebApplication App, Uri BaseAddress)> StartAsync(RequestDelegate handler)
     {
         var builder = WebApplication.CreateSlimBuilder();

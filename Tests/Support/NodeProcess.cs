@@ -45,7 +45,7 @@ public sealed class NodeProcess : IAsyncDisposable
 
     public static async Task<NodeProcess> StartAsync(string databasePath, IDictionary<string, string>? settings = null)
     {
-        var port = FreePort();
+        var port = LoopbackServer.FreePort();
         var dll = Path.Combine(AppContext.BaseDirectory, "ClusterQueue.Node.dll");
         var start = new ProcessStartInfo("dotnet")
         {
@@ -135,12 +135,6 @@ public sealed class NodeProcess : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     public async ValueTask DisposeAsync()
     {

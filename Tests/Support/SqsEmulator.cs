@@ -36,7 +36,7 @@ public sealed class SqsEmulator : IAsyncLifetime
                 $"No SQS emulator: {UrlVariable} is not set and tools/node_modules/fauxqs is missing. Run ./test.sh, which installs and starts fauxqs (or run 'npm ci --prefix tools' once).");
         }
 
-        var port = FreePort();
+        var port = LoopbackServer.FreePort();
         var start = new ProcessStartInfo("node")
         {
             ArgumentList =
@@ -148,10 +148,4 @@ public sealed class SqsEmulator : IAsyncLifetime
         return null;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 }

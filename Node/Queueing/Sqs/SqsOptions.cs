@@ -47,17 +47,70 @@ public sealed class SqsOptions : IValidatableObject
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00", ErrorMessage = "ClusterQueue:Sqs:RetryMaxDelay must be between 1 ms and 1 minute.")]
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// 256 KiB is the limit every SQS queue and SQS-compatible server accepts; a larger value (AWS allows up to 1 MiB)
+    /// sends more bodies inline but only works where the queues' MaximumMessageSize was raised to match.
+    /// 1024 is SQS's own lower bound for that attribute.
+    /// </summary>
+    [Range(1024, 1_048_576, ErrorMessage = "ClusterQueue:Sqs:MaxMessageBytes must be between 1024 and 1048576.")]
+    public int MaxMessageBytes { get; set; } = 262_144;
+
+    /// <summary>
+    /// How long an actor's receive waits for a message on an empty queue. One second lets SQS look at all its servers
+    /// (a zero-wait receive samples only some and can miss a message) while an idle group's actor still retires quickly.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:20", ErrorMessage = "ClusterQueue:Sqs:ReceiveWait must be between 0 and 20 seconds.")]
+    public TimeSpan ReceiveWait { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// store keeps offloaded bodies in this node's own database, which needs nothing more set up; s3 keeps them in
+    /// <see cref="PayloadBucket"/> for deployments whose database should not grow with large bodies.
+    /// </summary>
+    [RegularExpression("^(store|s3)$", ErrorMessage = "ClusterQueue:Sqs:PayloadStore must be 'store' (this node's database) or 's3'.")]
+    public string PayloadStore { get; set; } = "store";
+
+    /// <summary>
+    /// No default: the bucket belongs to the operator (its region, encryption, lifecycle and access policy), and the
+    /// node never creates one. Required when <see cref="PayloadStore"/> is s3.
+    /// </summary>
+    [RegularExpression("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", ErrorMessage = "ClusterQueue:Sqs:PayloadBucket must be an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-', starting and ending with a letter or digit.")]
+    public string PayloadBucket { get; set; } = "";
+
+    /// <summary>
+    /// A folder of its own, so the payloads can share a bucket with other data and a lifecycle rule can target them.
+    /// Only characters S3 keys carry without encoding; no leading or doubled '/'.
+    /// </summary>
+    [RegularExpression("^(?!/)(?!.*//)[A-Za-z0-9/._-]{0,200}$", ErrorMessage = "ClusterQueue:Sqs:PayloadKeyPrefix may hold up to 200 letters, digits, '.', '_', '-' and '/' (not leading, not doubled).")]
+    public string PayloadKeyPrefix { get; set; } = "clusterqueue/";
+
+    /// <summary>
+    /// Empty means AWS itself (the region's S3 endpoint); set it only for an S3-compatible server such as a local
+    /// emulator or MinIO, which is then addressed path-style (bucket in the path, not the host name).
+    /// </summary>
+    public string S3ServiceUrl { get; set; } = "";
+
     /// <summary>The endpoint every request is posted to: the configured server, else the region's AWS endpoint.</summary>
     public Uri ResolveEndpoint() =>
         string.IsNullOrWhiteSpace(ServiceUrl) ? new Uri($"https://sqs.{Region}.amazonaws.com/") : new Uri(ServiceUrl);
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (!string.IsNullOrWhiteSpace(ServiceUrl)
-            && (!Uri.TryCreate(ServiceUrl, UriKind.Absolute, out var url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps)))
+        if (!string.IsNullOrWhiteSpace(ServiceUrl) && !IsHttpUrl(ServiceUrl))
         {
             yield return new ValidationResult(
                 "ClusterQueue:Sqs:ServiceUrl must be an absolute http(s) URL, or empty to use AWS itself.", [nameof(ServiceUrl)]);
+        }
+
+        if (!string.IsNullOrWhiteSpace(S3ServiceUrl) && !IsHttpUrl(S3ServiceUrl))
+        {
+            yield return new ValidationResult(
+                "ClusterQueue:Sqs:S3ServiceUrl must be an absolute http(s) URL, or empty to use AWS itself.", [nameof(S3ServiceUrl)]);
+        }
+
+        if (PayloadStore == "s3" && string.IsNullOrWhiteSpace(PayloadBucket))
+        {
+            yield return new ValidationResult(
+                "ClusterQueue:Sqs:PayloadBucket is required when ClusterQueue:Sqs:PayloadStore is s3.", [nameof(PayloadBucket)]);
         }
 
         if (RetryMaxDelay < RetryBaseDelay)
@@ -66,4 +119,7 @@ public sealed class SqsOptions : IValidatableObject
                 "ClusterQueue:Sqs:RetryMaxDelay must not be shorter than ClusterQueue:Sqs:RetryBaseDelay.", [nameof(RetryMaxDelay)]);
         }
     }
+
+    private static bool IsHttpUrl(string value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var url) && (url.Scheme == Uri.UriSchemeHttp || url.Scheme == Uri.UriSchemeHttps);
 }

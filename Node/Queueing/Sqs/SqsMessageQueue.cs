@@ -1,0 +1,512 @@
+using System.Collections.Concurrent;
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Queueing.Payloads;
+
+namespace ClusterQueue.Node.Queueing.Sqs;
+
+/// <summary>
+/// The queue as one SQS queue per group. SQS holds the queued messages; the store keeps a bodiless record of each
+/// (<see cref="MessageRecords"/>), which carries dedup, status, counters and dead letters exactly as in the store
+/// queue mode. Ingest is: reserve the record (and the delivery id), send to SQS, confirm the record; only then 202.
+/// <list type="bullet">
+/// <item>A lease is a receive with the lease as visibility timeout; extension and a failed attempt's backoff are
+/// ChangeMessageVisibility; the attempt number is SQS's receive count plus the attempts an earlier copy spent.</item>
+/// <item>A throttled attempt or a release must not count, and SQS's receive count only grows: the message is sent
+/// again carrying the attempts spent so far, and the received copy deleted.</item>
+/// <item>A dead letter leaves SQS for the store, body and all, so listing and redrive are the store's.</item>
+/// </list>
+/// </summary>
+public sealed class SqsMessageQueue : IMessageQueue
+{
+    /// <summary>SQS's longest visibility timeout.</summary>
+    private static readonly TimeSpan MaxVisibility = TimeSpan.FromHours(12);
+
+    /// <summary>SQS's longest delay on a sent message.</summary>
+    private static readonly TimeSpan MaxDelay = TimeSpan.FromMinutes(15);
+
+    private static readonly string[] ReceiveAttributes = ["ApproximateReceiveCount"];
+    private static readonly string[] AllMessageAttributes = ["All"];
+    private static readonly string[] BacklogAttributes =
+        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed", "VisibilityTimeout"];
+
+    private static readonly TimeSpan DefaultHandlerTimeout = TimeSpan.FromSeconds(GroupSettings.DefaultHandlerTimeoutSeconds);
+
+    /// <summary>The longest pause between receives while a group's queued messages are all hidden.</summary>
+    private static readonly TimeSpan MaxHiddenPoll = TimeSpan.FromSeconds(30);
+
+    /// <summary>Consecutive empty receives per group whose records say messages are queued; only such groups have an entry.</summary>
+    private readonly ConcurrentDictionary<string, int> _emptyReceives = new(StringComparer.Ordinal);
+
+    private readonly ConcurrentDictionary<string, GroupQueue> _queues = new(StringComparer.Ordinal);
+    private readonly SqsClient _client;
+    private readonly SqsSendBatcher _sender;
+    private readonly MessageRecords _records;
+    private readonly IPayloadStore _payloads;
+    private readonly SqsOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    public SqsMessageQueue(SqsClient client, SqsSendBatcher sender, MessageRecords records, IPayloadStore payloads, SqsOptions options, TimeProvider time, ILogger<SqsMessageQueue> logger)
+    {
+        _client = client;
+        _sender = sender;
+        _records = records;
+        _payloads = payloads;
+        _options = options;
+        _time = time;
+        _logger = logger;
+        foreach (var (groupId, name, url) in LoadQueueMap())
+        {
+            _queues[groupId] = new GroupQueue(name, url, null);
+        }
+    }
+
+    /// <summary>
+    /// The queue's own visibility timeout, which a receive without one (an operator's peek, another tool) gets: well
+    /// above the handler timeout, as AWS advises. This node's receives pass its lease instead and renew it while a
+    /// handler runs, so a crashed node's messages come back after a lease, not after twice a handler timeout.
+    /// </summary>
+    public static TimeSpan VisibilityFor(TimeSpan handlerTimeout)
+    {
+        var twice = handlerTimeout * 2;
+        return twice < TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : twice > MaxVisibility ? MaxVisibility : twice;
+    }
+
+    public async Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken)
+    {
+        var visibility = VisibilityFor(handlerTimeout);
+        if (_queues.TryGetValue(groupId, out var known) && known.Visibility == visibility)
+        {
+            return;
+        }
+
+        await Unavailable("prepare the SQS queue of group " + groupId, async () =>
+        {
+            var name = SqsQueueNames.For(_options.QueuePrefix, groupId);
+            var attributes = new Dictionary<string, string> { ["VisibilityTimeout"] = Seconds(visibility) };
+            string url;
+            try
+            {
+                url = await _client.GetQueueUrlAsync(name, cancellationToken);
+                await _client.SetQueueAttributesAsync(url, attributes, cancellationToken);
+            }
+            catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+            {
+                url = await _client.CreateQueueAsync(name, attributes, cancellationToken);
+            }
+
+            await RememberQueueAsync(groupId, name, url);
+            _queues[groupId] = new GroupQueue(name, url, visibility);
+        });
+    }
+
+    public async Task RemoveGroupAsync(string groupId, CancellationToken cancellationToken)
+    {
+        var name = _queues.TryGetValue(groupId, out var known) ? known.Name : SqsQueueNames.For(_options.QueuePrefix, groupId);
+        await Unavailable("delete the SQS queue of group " + groupId, async () =>
+        {
+            try
+            {
+                var url = known?.Url ?? await _client.GetQueueUrlAsync(name, cancellationToken);
+                await _client.DeleteQueueAsync(url, cancellationToken);
+            }
+            catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+            {
+                // Already gone: deleting the group finishes the job.
+            }
+
+            await _payloads.DeleteGroupAsync(groupId, cancellationToken);
+        });
+
+        await _records.Database.WriteAsync(context =>
+        {
+            var forget = context.Command("DELETE FROM sqs_queues WHERE group_id = $group;");
+            forget.Parameters.AddWithValue("$group", groupId);
+            return forget.ExecuteNonQuery();
+        }, CancellationToken.None);
+        _queues.TryRemove(groupId, out _);
+    }
+
+    /// <summary>
+    /// Re-creates any group's missing queue and sets each queue's visibility timeout from its group; wakes groups
+    /// whose queue holds messages (including any sent by a node that died before recording them) or whose records
+    /// say so. A group SQS cannot answer for is logged and left to on-demand creation; an outage fails the whole pass,
+    /// so the node is not ready until SQS answers.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RecoverAsync(IReadOnlyCollection<GroupSettings> groups, CancellationToken cancellationToken)
+    {
+        var waiting = new ConcurrentBag<string>(await _records.GroupsWithPendingAsync(cancellationToken));
+        QueueUnavailableException? outage = null;
+        await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (group, ct) =>
+        {
+            try
+            {
+                await PrepareGroupAsync(group.Id, group.HandlerTimeout, ct);
+                var backlog = await _client.GetQueueAttributesAsync(_queues[group.Id].Url, BacklogAttributes, ct);
+                if (BacklogAttributes.Take(3).Any(a => backlog.TryGetValue(a, out var n) && n != "0"))
+                {
+                    waiting.Add(group.Id);
+                }
+            }
+            catch (QueueUnavailableException e)
+            {
+                outage = e;
+            }
+            catch (SqsException e)
+            {
+                Log.RecoverFailed(_logger, group.Id, e);
+            }
+        });
+
+        return outage is null ? [.. waiting.Distinct(StringComparer.Ordinal)] : throw outage;
+    }
+
+    public async Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken)
+    {
+        var createdAt = _time.GetUtcNow();
+        var reserved = await _records.InsertAsync(message, MessageRecords.StateAccepting, createdAt - AcceptTimeout, cancellationToken);
+        if (reserved.Outcome != EnqueueOutcome.Accepted)
+        {
+            return reserved;
+        }
+
+        var offloaded = false;
+        try
+        {
+            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false);
+            if (SqsEnvelope.Size(outgoing) > _options.MaxMessageBytes)
+            {
+                await _payloads.PutAsync(message.GroupId, message.Id, message.Body, cancellationToken);
+                offloaded = true;
+                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true);
+            }
+
+            await SendAsync(message.GroupId, outgoing);
+        }
+        catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)
+        {
+            // Nothing was acknowledged: take the reservation back so the sender's retry is new, not a duplicate.
+            await _records.AbandonAsync(message.Id, message.GroupId, CancellationToken.None);
+            if (offloaded)
+            {
+                await _payloads.DeleteAsync(message.GroupId, message.Id, CancellationToken.None);
+            }
+
+            if (e is SqsException { Kind: SqsErrorKind.QueueDoesNotExist })
+            {
+                return new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
+            }
+
+            throw e as QueueUnavailableException ?? new QueueUnavailableException($"SQS did not accept the message for group {message.GroupId}: {e.Message}", e);
+        }
+
+        await _records.ConfirmAsync(message.Id, CancellationToken.None);
+        return reserved;
+    }
+
+    public async Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        if (!_queues.TryGetValue(groupId, out var queue))
+        {
+            return new LeaseBatch([], null);
+        }
+
+        IReadOnlyList<SqsMessage> received;
+        try
+        {
+            received = await _client.ReceiveMessagesAsync(queue.Url, new SqsReceiveRequest
+            {
+                MaxNumberOfMessages = Math.Clamp(max, 1, 10),
+                WaitTime = _options.ReceiveWait,
+                VisibilityTimeout = leaseDuration,
+                AttributeNames = ReceiveAttributes,
+                MessageAttributeNames = AllMessageAttributes,
+            }, cancellationToken);
+        }
+        catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+        {
+            // Deleted with its group, or by hand: the start-up recovery or the next definition re-creates it.
+            return new LeaseBatch([], null);
+        }
+
+        var leased = new List<LeasedMessage>(received.Count);
+        foreach (var message in received)
+        {
+            if (await ReadAsync(groupId, queue, message, cancellationToken) is { } readable)
+            {
+                leased.Add(readable);
+            }
+        }
+
+        var now = _time.GetUtcNow();
+        if (received.Count > 0)
+        {
+            // SQS may hand out fewer than it has: look again at once while it still hands some out.
+            _emptyReceives.TryRemove(groupId, out _);
+            return new LeaseBatch(leased, now);
+        }
+
+        // Nothing visible. If the records say messages are queued, they are hidden: in flight here, leased by a call
+        // whose answer was lost, or waiting out a backoff. SQS does not say until when, so look again after a pause
+        // that doubles while the queue stays empty (1 s up to 30 s), or at the earliest retry time if that is later.
+        // With nothing queued the group is idle, and its actor may retire.
+        if (_records.EarliestQueuedAt(groupId) is not { } due)
+        {
+            _emptyReceives.TryRemove(groupId, out _);
+            return new LeaseBatch([], null);
+        }
+
+        var empties = _emptyReceives.AddOrUpdate(groupId, 1, (_, n) => Math.Min(n + 1, 6));
+        var poll = now + TimeSpan.FromSeconds(Math.Min(MaxHiddenPoll.TotalSeconds, Math.Pow(2, empties - 1)));
+        return new LeaseBatch([], due > poll ? due : poll);
+    }
+
+    /// <summary>The received message as the actor sees it; null when it cannot be processed and went to the dead letters instead.</summary>
+    private async Task<LeasedMessage?> ReadAsync(string groupId, GroupQueue queue, SqsMessage message, CancellationToken cancellationToken)
+    {
+        var attempt = message.ReceiveCount ?? 1;
+        if (!SqsEnvelope.TryDecode(message, out var decoded))
+        {
+            var foreign = new LeasedMessage(message.MessageId, groupId, message.ReceiptHandle, attempt, null, System.Text.Encoding.UTF8.GetBytes(message.Body), _time.GetUtcNow());
+            await DeadLetterAsync(foreign, "not a ClusterQueue message (no cq-id/cq-created attributes)", cancellationToken);
+            return null;
+        }
+
+        var body = decoded.Body ?? await _payloads.GetAsync(groupId, decoded.Id, cancellationToken);
+        var leased = new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, decoded.SpentAttempts + attempt, decoded.ContentType, body ?? [], decoded.CreatedAt)
+        {
+            Offloaded = decoded.Body is null,
+        };
+
+        if (body is null)
+        {
+            await DeadLetterAsync(leased, "the message's body is missing from the payload store", cancellationToken);
+            return null;
+        }
+
+        return leased;
+    }
+
+    public async Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+        await ChangeVisibilityAsync(message, leaseDuration, cancellationToken);
+
+    public async Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken)
+    {
+        // The record first, as for a dead letter: a crash before the SQS delete only means the message is received and
+        // delivered again, while the other order would leave a record saying "queued" for a message SQS no longer has.
+        var recorded = await _records.RecordOutcomeAsync(message, MessageRecords.StateDelivered, null, null, offloaded: false, CancellationToken.None);
+        var deleted = await DeleteAsync(message, cancellationToken);
+        if (recorded && deleted && message.Offloaded)
+        {
+            await _payloads.DeleteAsync(message.GroupId, message.Id, CancellationToken.None);
+        }
+
+        return recorded && deleted;
+    }
+
+    public async Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken)
+    {
+        var delay = visibleAt - _time.GetUtcNow();
+        var returned = kind == RetryKind.Throttled
+            ? await SendAgainAsync(message, delay, cancellationToken)
+            : await ChangeVisibilityAsync(message, delay, cancellationToken);
+        if (!returned)
+        {
+            return false;
+        }
+
+        await _records.RecordAttemptAsync(message, kind == RetryKind.Throttled ? message.Attempt - 1 : message.Attempt, visibleAt, error, kind, CancellationToken.None);
+        return true;
+    }
+
+    public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) =>
+        SendAgainAsync(message, TimeSpan.Zero, cancellationToken);
+
+    public async Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken)
+    {
+        // The store first: once the dead letter is durable, losing the SQS delete only means it is received and dead-lettered again.
+        var recorded = await _records.RecordOutcomeAsync(message, MessageRecords.StateDead, error, message.Offloaded ? null : message.Body, message.Offloaded, CancellationToken.None);
+        await DeleteAsync(message, cancellationToken);
+        return recorded;
+    }
+
+    public async Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken)
+    {
+        const int Chunk = 100;
+        var total = 0;
+        while (true)
+        {
+            var dead = _records.ReadDeadBodies(groupId, messageIds, Chunk);
+            if (dead.Count == 0)
+            {
+                return total;
+            }
+
+            var sent = await Task.WhenAll(dead.Select(async letter =>
+            {
+                try
+                {
+                    await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded));
+                    return letter.Id;
+                }
+                catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)
+                {
+                    Log.RedriveSendFailed(_logger, letter.Id, groupId, e);
+                    return null;
+                }
+            }));
+
+            var redriven = sent.OfType<string>().ToList();
+            total += redriven.Count == 0 ? 0 : await _records.MarkRedrivenAsync(redriven, CancellationToken.None);
+            if (redriven.Count < dead.Count)
+            {
+                throw new QueueUnavailableException($"SQS did not accept {dead.Count - redriven.Count} of the dead letters of group {groupId}; {total} were redriven.");
+            }
+        }
+    }
+
+    public Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken) =>
+        _records.ListDeadLettersAsync(groupId, after, limit, cancellationToken);
+
+    public Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken) =>
+        _records.GetStatusAsync(messageId, cancellationToken);
+
+    public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken) =>
+        _records.GetCountsAsync(groupId, cancellationToken);
+
+    public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken) =>
+        _records.GetDepthsAsync(cancellationToken);
+
+    public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken) =>
+        _records.GroupsWithPendingAsync(cancellationToken);
+
+    public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken) =>
+        _records.PurgeExpiredAsync(deliveredBefore, _time.GetUtcNow() - AcceptTimeout, cancellationToken);
+
+    /// <summary>
+    /// How long a reservation may wait for SQS before it is taken to be dead: longer than the SQS client's every
+    /// attempt and backoff, so a live request is never overtaken by a retry of the same delivery.
+    /// </summary>
+    private TimeSpan AcceptTimeout => (_options.RequestTimeout + _options.RetryMaxDelay) * _options.MaxAttempts + TimeSpan.FromSeconds(30);
+
+    /// <summary>Sends to the group's queue; re-creates the queue once if it went missing while the group still exists.</summary>
+    private async Task SendAsync(string groupId, SqsOutgoingMessage message)
+    {
+        if (!_queues.TryGetValue(groupId, out var queue))
+        {
+            await PrepareGroupAsync(groupId, DefaultHandlerTimeout, CancellationToken.None);
+            queue = _queues[groupId];
+        }
+
+        try
+        {
+            await _sender.SendAsync(queue.Url, message, CancellationToken.None);
+        }
+        catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist && _queues.ContainsKey(groupId))
+        {
+            Log.QueueRecreated(_logger, queue.Name, groupId);
+            _queues.TryRemove(groupId, out _);
+            await PrepareGroupAsync(groupId, queue.Visibility is { } v ? v / 2 : DefaultHandlerTimeout, CancellationToken.None);
+            await _sender.SendAsync(_queues[groupId].Url, message, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Returns a message to its queue without counting the attempt: a new copy carries the attempts spent, then the received copy goes.</summary>
+    private async Task<bool> SendAgainAsync(LeasedMessage message, TimeSpan delay, CancellationToken cancellationToken)
+    {
+        var clamped = delay < TimeSpan.Zero ? TimeSpan.Zero : delay > MaxDelay ? MaxDelay : delay;
+        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, clamped);
+        await Unavailable("return message " + message.Id, () => SendAsync(message.GroupId, copy));
+        return await DeleteAsync(message, cancellationToken);
+    }
+
+    /// <summary>False when SQS no longer honours the receipt (the lease ran out, the message or its queue is gone).</summary>
+    private async Task<bool> ChangeVisibilityAsync(LeasedMessage message, TimeSpan visibility, CancellationToken cancellationToken)
+    {
+        if (!_queues.TryGetValue(message.GroupId, out var queue))
+        {
+            return false;
+        }
+
+        var clamped = visibility < TimeSpan.Zero ? TimeSpan.Zero : visibility > MaxVisibility ? MaxVisibility : visibility;
+        try
+        {
+            await _client.ChangeMessageVisibilityAsync(queue.Url, message.Receipt, clamped, cancellationToken);
+            return true;
+        }
+        catch (SqsException e) when (e.Kind is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
+        {
+            return false;
+        }
+    }
+
+    private async Task<bool> DeleteAsync(LeasedMessage message, CancellationToken cancellationToken)
+    {
+        if (!_queues.TryGetValue(message.GroupId, out var queue))
+        {
+            return false;
+        }
+
+        try
+        {
+            await _client.DeleteMessageAsync(queue.Url, message.Receipt, cancellationToken);
+            return true;
+        }
+        catch (SqsException e) when (e.Kind is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
+        {
+            return false;
+        }
+    }
+
+    private async Task RememberQueueAsync(string groupId, string name, string url) =>
+        await _records.Database.WriteAsync(context =>
+        {
+            // The unique queue name refuses a second group whose id hashes to the same name: that group's PUT fails, nothing is shared.
+            var remember = context.Command("""
+                INSERT INTO sqs_queues (group_id, queue_name, queue_url) VALUES ($group, $name, $url)
+                ON CONFLICT (group_id) DO UPDATE SET queue_name = excluded.queue_name, queue_url = excluded.queue_url;
+                """);
+            remember.Parameters.AddWithValue("$group", groupId);
+            remember.Parameters.AddWithValue("$name", name);
+            remember.Parameters.AddWithValue("$url", url);
+            return remember.ExecuteNonQuery();
+        }, CancellationToken.None);
+
+    private List<(string GroupId, string Name, string Url)> LoadQueueMap()
+    {
+        using var connection = _records.Database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT group_id, queue_name, queue_url FROM sqs_queues;";
+        var map = new List<(string, string, string)>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            map.Add((reader.GetString(0), reader.GetString(1), reader.GetString(2)));
+        }
+
+        return map;
+    }
+
+    /// <summary>Runs an SQS call whose failure through every retry (an outage, throttling) the caller answers with 503.</summary>
+    private static async Task Unavailable(string what, Func<Task> call)
+    {
+        try
+        {
+            await call();
+        }
+        catch (SqsException e) when (e.Kind is SqsErrorKind.Unavailable or SqsErrorKind.Throttled or SqsErrorKind.OverLimit)
+        {
+            throw new QueueUnavailableException($"SQS is unavailable: could not {what} ({e.ErrorCode}).", e);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new QueueUnavailableException($"SQS is unreachable: could not {what}.", e);
+        }
+    }
+
+    private static string Seconds(TimeSpan value) => ((int)Math.Ceiling(value.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>A group's queue; Visibility is null until this node set it (the map was loaded from the store).</summary>
+    private sealed record GroupQueue(string Name, string Url, TimeSpan? Visibility);
+}

@@ -1,0 +1,193 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using ClusterQueue.Contracts;
+using ClusterQueue.Tests.Support;
+
+namespace ClusterQueue.Tests.Queueing.Sqs;
+
+/// <summary>
+/// The whole node with <c>ClusterQueue:Queue = sqs</c> against the emulator: what a group promises (rate,
+/// concurrency, one call at a time per message, retries, dead letters, large bodies) holds through SQS, an SQS outage
+/// is a clean 503, and SIGKILL loses nothing acknowledged.
+/// </summary>
+public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulator>
+{
+    [Fact]
+    public async Task Backlog_IsDeliveredThroughSqsWithinTheGroupsBucketAndConcurrency()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(150));
+        await using var node = NodeHost.Start(SqsNode.Settings(emulator.Endpoint));
+        await node.DefineGroupAsync("paced", GroupDefinitions.Forwarding(downstream, "/paced", rate: 10, burst: 3, concurrency: 2));
+
+        var ids = await node.IngestManyAsync("paced", 30, senders: 8);
+        await downstream.WaitUntilAsync(d => d.CallsTo("/paced").Count >= 30, TimeSpan.FromSeconds(30), "30 deliveries");
+
+        Assert.Equal(ids.Order(StringComparer.Ordinal), downstream.CallsTo("/paced").Select(c => c.MessageId!).Order(StringComparer.Ordinal));
+        BucketAssert.WithinBucket("paced", 10, 3, downstream.Arrivals("/paced"));
+        Assert.InRange(downstream.MaxInFlight("/paced"), 1, 2);
+        var stats = await Eventually.ReadAsync(() => node.StatsAsync("paced"), s => s.Delivered == 30, "30 delivered in stats");
+        Assert.Equal(0, stats.Queued);
+    }
+
+    [Fact]
+    public async Task HandlerSlowerThanTheLease_IsCalledOnceBecauseItsVisibilityIsExtended()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromSeconds(5));
+        var settings = SqsNode.Settings(emulator.Endpoint);
+        settings["ClusterQueue:Processing:LeaseDuration"] = "00:00:02";
+        await using var node = NodeHost.Start(settings);
+        await node.DefineGroupAsync("slow", GroupDefinitions.Forwarding(downstream, "/slow") with { HandlerTimeoutSeconds = 20 });
+
+        var id = await node.IngestOkAsync("slow", """{"slow":true}""");
+        var status = await Eventually.ReadAsync(
+            async () => (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!,
+            s => s.State == "delivered",
+            "the slow message delivered",
+            TimeSpan.FromSeconds(20));
+
+        // Two and a half leases went by during the call; without extension SQS would have handed the message out again.
+        Assert.Single(downstream.CallsTo("/slow"));
+        Assert.Equal(1, status.Attempts);
+    }
+
+    [Fact]
+    public async Task FailingDownstream_RetriesThenDeadLetters_AndRedriveDeliversIt()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(500);
+        await using var node = NodeHost.Start(SqsNode.Settings(emulator.Endpoint));
+        await node.DefineGroupAsync("flaky", GroupDefinitions.Forwarding(downstream, "/flaky") with
+        {
+            MaxAttempts = 3,
+            RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.1, MaxSeconds = 0.2 },
+        });
+
+        var id = await node.IngestOkAsync("flaky", """{"order":1}""");
+        var dead = await Eventually.ReadAsync(
+            async () => (await node.Client.GetFromJsonAsync<DeadLetterList>("/v1/groups/flaky/dead-letters"))!,
+            list => list.DeadLetters.Count == 1,
+            "the message dead-lettered",
+            TimeSpan.FromSeconds(20));
+        downstream.Reply = _ => DownstreamReply.Ok;
+        using var redrive = await node.Client.PostAsync("/v1/groups/flaky/dead-letters/redrive", null);
+        await downstream.WaitUntilAsync(d => d.CallsTo("/flaky").Count == 4, TimeSpan.FromSeconds(20), "the redriven call");
+
+        var letter = Assert.Single(dead.DeadLetters);
+        Assert.Equal(id, letter.MessageId);
+        Assert.Equal(3, letter.Attempts);
+        Assert.Contains("500", letter.LastError);
+        Assert.Equal(HttpStatusCode.OK, redrive.StatusCode);
+        Assert.Equal([1, 2, 3, 1], downstream.CallsTo("/flaky").Select(c => c.Attempt));
+        Assert.All(downstream.CallsTo("/flaky"), c => Assert.Equal("""{"order":1}"""u8.ToArray(), c.Body));
+        await Eventually.ReadAsync(() => node.StatsAsync("flaky"), s => s.Delivered == 1 && s.Dead == 0, "delivered after the redrive");
+    }
+
+    [Fact]
+    public async Task Body_Of300KiB_ReachesTheDownstreamIntactThroughThePayloadStore()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start(SqsNode.Settings(emulator.Endpoint));
+        await node.DefineGroupAsync("big", GroupDefinitions.Forwarding(downstream, "/big"));
+        var body = new byte[300 * 1024];
+        Random.Shared.NextBytes(body);
+
+        using var content = new ByteArrayContent(body);
+        content.Headers.ContentType = new("application/octet-stream");
+        using var response = await node.Client.PostAsync("/hooks/big", content);
+        await downstream.WaitUntilAsync(d => d.CallsTo("/big").Count == 1, TimeSpan.FromSeconds(15), "the large message");
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var call = Assert.Single(downstream.CallsTo("/big"));
+        Assert.Equal(body, call.Body);
+        Assert.Equal("application/octet-stream", call.ContentType);
+    }
+
+    [Fact]
+    public async Task SqsDown_IngressAnswers503WithRetryAfterAndStoresNothing_ThenRecoversByItself()
+    {
+        await using var relay = new TcpRelay(emulator.Endpoint);
+        await using var downstream = await Downstream.StartAsync();
+        var settings = SqsNode.Settings(relay.Endpoint);
+        settings["ClusterQueue:Sqs:MaxAttempts"] = "2";
+        settings["ClusterQueue:Sqs:RetryMaxDelay"] = "00:00:00.100";
+        await using var node = NodeHost.Start(settings);
+        await node.DefineGroupAsync("outage", GroupDefinitions.Forwarding(downstream, "/outage"));
+        var before = await node.IngestOkAsync("outage", """{"n":"before"}""");
+
+        relay.Cut();
+        using var refused = await node.IngestAsync("outage", """{"n":"during"}""", headers: new Dictionary<string, string> { ["Idempotency-Key"] = "during-1" });
+        var problem = await Problems.ReadAsync(refused, HttpStatusCode.ServiceUnavailable);
+        var retryAfter = refused.Headers.RetryAfter?.Delta;
+        var statsDuringOutage = await node.StatsAsync("outage");
+        relay.Restore();
+        var after = await node.IngestOkAsync("outage", """{"n":"during"}""", new Dictionary<string, string> { ["Idempotency-Key"] = "during-1" });
+        await downstream.WaitUntilAsync(d => d.CallsTo("/outage").Count == 2, TimeSpan.FromSeconds(20), "both acknowledged messages");
+
+        Assert.Contains("SQS", problem.GetProperty("detail").GetString());
+        Assert.NotNull(retryAfter);
+        Assert.Equal(1, statsDuringOutage.Ingested);
+        Assert.Equal(new HashSet<string> { before, after }, downstream.CallsTo("/outage").Select(c => c.MessageId!).ToHashSet());
+    }
+
+    [Fact]
+    public async Task KillDuringIngestAndDelivery_ThenRestart_DeliversEveryAcknowledgedMessage()
+    {
+        using var directory = new TempDirectory();
+        var database = directory.File("clusterqueue.db");
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(30));
+        var settings = SqsNode.ProcessSettings(emulator.Endpoint, SqsNode.UniquePrefix());
+        settings["ClusterQueue:Processing:LeaseDuration"] = "00:00:02";
+        var acknowledged = new ConcurrentDictionary<string, bool>();
+
+        await using (var node = await NodeProcess.StartAsync(database, settings))
+        {
+            using var put = await node.Client.PutAsJsonAsync("/v1/groups/crash", GroupDefinitions.Forwarding(downstream, "/crash", rate: 100, burst: 10, concurrency: 4));
+            Assert.Equal(HttpStatusCode.Created, put.StatusCode);
+            using var stop = new CancellationTokenSource();
+            var senders = Enumerable.Range(0, 4).Select(sender => SendUntilStoppedAsync(node, sender, acknowledged, stop.Token)).ToArray();
+            await Eventually.TrueAsync(() => acknowledged.Count >= 300 && downstream.CallsTo("/crash").Count > 0, "acknowledged messages and deliveries under way", TimeSpan.FromSeconds(60));
+
+            await node.KillAsync();
+            await stop.CancelAsync();
+            await Task.WhenAll(senders);
+        }
+
+        await using var restarted = await NodeProcess.StartAsync(database, settings);
+        await Eventually.TrueAsync(
+            () => acknowledged.Keys.All(downstream.CallsTo("/crash").Select(c => c.MessageId).ToHashSet().Contains),
+            "every acknowledged message delivered after the restart",
+            TimeSpan.FromSeconds(90));
+
+        Assert.True(acknowledged.Count >= 300, $"Only {acknowledged.Count} messages were acknowledged.");
+        var stats = await Eventually.ReadAsync(
+            async () => (await restarted.Client.GetFromJsonAsync<GroupStats>("/v1/groups/crash/stats"))!,
+            s => s.Queued + s.InFlight == 0,
+            "the queue to drain",
+            TimeSpan.FromSeconds(30));
+        Assert.True(stats.Delivered >= acknowledged.Count, $"delivered {stats.Delivered} < acknowledged {acknowledged.Count}");
+    }
+
+    private static async Task SendUntilStoppedAsync(NodeProcess node, int sender, ConcurrentDictionary<string, bool> acknowledged, CancellationToken stop)
+    {
+        var n = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var response = await node.Client.PostAsync("/hooks/crash", new StringContent($"sender {sender} message {n++}"), stop);
+                if (response.StatusCode == HttpStatusCode.Accepted)
+                {
+                    acknowledged[(await response.Content.ReadFromJsonAsync<IngestAccepted>(stop))!.MessageId] = true;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException or IOException)
+            {
+                // The node was killed mid-request: that message was never acknowledged.
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+namespace ClusterQueue.Tests.Support;
+
+/// <summary>Semantics 3 as an assertion over the arrival times a <see cref="Downstream"/> recorded.</summary>
+public static class BucketAssert
+{
+    // The node takes a token when it starts a call; the downstream stamps the call when it arrives. The gap between
+    // the two (network, connection, scheduling) varies from call to call, so arrival windows get 50 ms of slack.
+    private static readonly TimeSpan ArrivalJitter = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Every window between two arrivals (all pairs) holds at most burst + rate × (T + jitter) calls.</summary>
+    public static void WithinBucket(string groupId, double rate, int burst, IReadOnlyList<DateTimeOffset> arrivals)
+    {
+        for (var i = 0; i < arrivals.Count; i++)
+        {
+            for (var j = i + 1; j < arrivals.Count; j++)
+            {
+                var window = arrivals[j] - arrivals[i];
+                var count = j - i + 1;
+                var allowed = burst + (rate * (window + ArrivalJitter).TotalSeconds);
+                Assert.True(count <= allowed, $"{groupId}: {count} calls within {window.TotalMilliseconds:0} ms, allowed {allowed:0.00} (burst {burst}, rate {rate}/s).");
+            }
+        }
+    }
+}
