@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Ingest throughput: durable POST /hooks/{group} on the embedded node against a bare Kestrel endpoint that reads
-# the body and answers 202 without storing anything. Same load, same machine, same run; the ratio is the figure.
-# Usage: bench/ingest.sh [seconds=10] [connections=32]
+# Ingest throughput: durable POST /hooks/{group} on the embedded node, and on a node whose queue is SQS (the fauxqs
+# emulator on loopback), against a bare Kestrel endpoint that reads the body and answers 202 without storing
+# anything. Same load, same machine, same run; the ratios are the figures.
+# Usage: bench/ingest.sh [seconds=10] [connections=32]   (SQS=0 skips the SQS node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
@@ -23,9 +24,26 @@ pids+=($!)
 (cd "$work" && ClusterQueue__Sqlite__Path="$work/bench.db" Logging__LogLevel__Default=Warning \
   exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18080) >"$work/node.log" 2>&1 &
 pids+=($!)
+define_group() {
+  curl -fs -o /dev/null -X PUT "$1/v1/groups/bench" -H 'content-type: application/json' \
+    -d '{"ratePerSecond":0.001,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/"}}'
+}
 wait_ready http://127.0.0.1:18080/readyz
-curl -fs -o /dev/null -X PUT http://127.0.0.1:18080/v1/groups/bench -H 'content-type: application/json' \
-  -d '{"ratePerSecond":0.001,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/"}}'
+define_group http://127.0.0.1:18080
+
+with_sqs="${SQS:-1}"
+if [[ "$with_sqs" == "1" ]]; then
+  npm ci --prefix tools --silent --no-audit --no-fund
+  (cd tools && exec node --input-type=module -e "import {buildApp} from 'fauxqs'; await buildApp({logger:false}).listen({port:18090, host:'127.0.0.1'})") >"$work/fauxqs.log" 2>&1 &
+  pids+=($!)
+  wait_ready http://127.0.0.1:18090/
+  (cd "$work" && ClusterQueue__Sqlite__Path="$work/bench-sqs.db" ClusterQueue__Queue=sqs \
+    ClusterQueue__Sqs__ServiceUrl=http://127.0.0.1:18090 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
+    Logging__LogLevel__Default=Warning exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18082) >"$work/node-sqs.log" 2>&1 &
+  pids+=($!)
+  wait_ready http://127.0.0.1:18082/readyz
+  define_group http://127.0.0.1:18082
+fi
 wait_ready http://127.0.0.1:18081/hooks/warm -X POST
 
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/post.lua "$1" | tee "$work/$2.txt" >&2; awk '/Requests\/sec/ {print $2}' "$work/$2.txt"; }
@@ -36,7 +54,16 @@ wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18080/hooks/ben
 bare="$(run http://127.0.0.1:18081/hooks/bench bare)"
 node="$(run http://127.0.0.1:18080/hooks/bench node)"
 non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/node.txt")"
+if [[ "$with_sqs" == "1" ]]; then
+  wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18082/hooks/bench >/dev/null
+  sqs="$(run http://127.0.0.1:18082/hooks/bench sqs)"
+  sqs_non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/sqs.txt")"
+fi
 echo
 echo "bare endpoint:        ${bare} req/s"
 echo "durable ingest (SQLite, synchronous=FULL): ${node} req/s${non2xx:+ (non-2xx: $non2xx)}"
 awk -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint\n", n / b }'
+if [[ "$with_sqs" == "1" ]]; then
+  echo "durable ingest (SQS queue on the fauxqs emulator): ${sqs} req/s${sqs_non2xx:+ (non-2xx: $sqs_non2xx)}"
+  awk -v s="$sqs" -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint, %.2f of the embedded queue\n", s / b, s / n }'
+fi

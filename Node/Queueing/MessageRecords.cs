@@ -9,8 +9,9 @@ namespace ClusterQueue.Node.Queueing;
 /// the SQS queue keeps a record of each message without its body while SQS holds it (states below), so dedup keys,
 /// status lookups, counters and dead letters are the same code and the same answers whichever queue runs.
 /// <code>
-///   state 1 accepting ──SQS accepted──▶ 0 queued ──▶ 2 delivered | 3 dead (with its body)
-///   (SQS queue only: reserved before the send, so a concurrent retry of the same delivery id waits for the outcome)
+///   state 1 accepting ──SQS accepted──▶ 0 queued ──▶ 2 delivered | 3 dead (with its body) ──▶ 4 redriving ──▶ 0 queued
+///   (SQS queue only: 1 is reserved before the send, so a concurrent retry of the same delivery id waits for the
+///   outcome; 4 keeps the body until SQS took the copy, and an outcome recorded meanwhile counts)
 /// </code>
 /// </summary>
 public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
@@ -19,6 +20,7 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     public const int StateAccepting = 1;
     public const int StateDelivered = 2;
     public const int StateDead = 3;
+    public const int StateRedriving = 4;
 
     /// <summary>Keeps one purge operation short so it never holds the writer for long.</summary>
     private const int PurgeChunk = 5000;
@@ -148,7 +150,7 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
                     last_error = coalesce(excluded.last_error, last_error), body = excluded.body,
                     completed_at = excluded.completed_at, payload_offloaded = excluded.payload_offloaded
-                WHERE state IN ({StateQueued}, {StateAccepting});
+                WHERE state IN ({StateQueued}, {StateAccepting}, {StateRedriving});
                 """);
             record.Parameters.AddWithValue("$id", message.Id);
             record.Parameters.AddWithValue("$group", message.GroupId);
@@ -174,7 +176,7 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var record = context.Command($"UPDATE messages SET attempts = $attempts, last_error = $error, visible_at = $at WHERE id = $id AND state IN ({StateQueued}, {StateAccepting});");
+            var record = context.Command($"UPDATE messages SET attempts = $attempts, last_error = $error, visible_at = $at WHERE id = $id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
             record.Parameters.AddWithValue("$id", message.Id);
             record.Parameters.AddWithValue("$attempts", attempts);
             record.Parameters.AddWithValue("$error", error);
@@ -223,17 +225,48 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         return bodies;
     }
 
-    /// <summary>The dead letters named went back to SQS: they are queued again, with their attempts reset and no body kept here.</summary>
-    public Task<int> MarkRedrivenAsync(IReadOnlyCollection<string> messageIds, CancellationToken cancellationToken) =>
+    /// <summary>
+    /// Marks the dead letters named as being sent back (body kept) and returns those that were still dead. A call that
+    /// finishes before <see cref="FinishRedriveAsync"/> is recorded like any other, since the copy is already in SQS.
+    /// </summary>
+    public Task<List<string>> BeginRedriveAsync(IReadOnlyCollection<string> messageIds, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var redrive = context.Command($"""
-                UPDATE messages SET state = {StateQueued}, visible_at = $now, attempts = 0, completed_at = NULL, body = NULL, lease_token = NULL
-                WHERE state = {StateDead} AND id IN (SELECT value FROM json_each($ids));
+            var begin = context.Command($"""
+                UPDATE messages SET state = {StateRedriving}, visible_at = $now
+                WHERE state = {StateDead} AND id IN (SELECT value FROM json_each($ids)) RETURNING id;
                 """);
-            redrive.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
-            redrive.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
-            return redrive.ExecuteNonQuery();
+            begin.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            begin.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
+            var started = new List<string>();
+            using var reader = begin.ExecuteReader();
+            while (reader.Read())
+            {
+                started.Add(reader.GetString(0));
+            }
+
+            return started;
+        }, cancellationToken);
+
+    /// <summary>
+    /// Ends a redrive: the messages SQS took (<paramref name="sent"/>) are queued again with their attempts reset and no
+    /// body kept here; the others are dead letters again.
+    /// </summary>
+    public Task<int> FinishRedriveAsync(IReadOnlyCollection<string> sent, IReadOnlyCollection<string> refused, CancellationToken cancellationToken) =>
+        database.WriteAsync(context =>
+        {
+            var queued = context.Command($"""
+                UPDATE messages SET state = {StateQueued}, visible_at = $now, attempts = 0, completed_at = NULL, body = NULL, lease_token = NULL
+                WHERE state = {StateRedriving} AND id IN (SELECT value FROM json_each($ids));
+                """);
+            queued.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            queued.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(sent));
+            queued.ExecuteNonQuery();
+
+            var dead = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND id IN (SELECT value FROM json_each($ids));");
+            dead.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(refused));
+            dead.ExecuteNonQuery();
+            return sent.Count;
         }, cancellationToken);
 
     public Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken)
@@ -412,6 +445,12 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
             {
                 removed += Unreserve(context, id, groupId) ? 1 : 0;
             }
+
+            // A redrive whose node died between marking and finishing: its messages are dead letters again (a copy
+            // that did reach SQS is delivered once more, at least once, rather than a dead letter being lost).
+            var unfinished = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND visible_at < $before;");
+            unfinished.Parameters.AddWithValue("$before", acceptingBefore.ToUnixTimeMilliseconds());
+            removed += unfinished.ExecuteNonQuery();
 
             return removed;
         }, cancellationToken);

@@ -11,23 +11,21 @@ namespace ClusterQueue.Node.Queueing;
 /// so concurrent ingest requests, leases and acks share commits. A lease token (random per lease call) fences all
 /// changes to a leased message: see <see cref="IMessageQueue"/> for the lifecycle.
 /// </summary>
-public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider time) : IMessageQueue
+public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider time) : RecordedMessageQueue(new MessageRecords(database, time)), IMessageQueue
 {
     private const int StatePending = MessageRecords.StateQueued;
     private const int StateDelivered = MessageRecords.StateDelivered;
     private const int StateDead = MessageRecords.StateDead;
-
-    private readonly MessageRecords _records = new(database, time);
 
     public Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task RemoveGroupAsync(string groupId, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public Task<IReadOnlyList<string>> RecoverAsync(IReadOnlyCollection<GroupSettings> groups, CancellationToken cancellationToken) =>
-        _records.GroupsWithPendingAsync(cancellationToken);
+        Records.GroupsWithPendingAsync(cancellationToken);
 
     public Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken) =>
-        _records.InsertAsync(message, MessageRecords.StateQueued, DateTimeOffset.MinValue, cancellationToken);
+        Records.InsertAsync(message, MessageRecords.StateQueued, DateTimeOffset.MinValue, cancellationToken);
 
     public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
@@ -157,21 +155,6 @@ public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider tim
             return redriven;
         }, cancellationToken);
 
-    public Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken) =>
-        _records.ListDeadLettersAsync(groupId, after, limit, cancellationToken);
-
-    public Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken) =>
-        _records.GetStatusAsync(messageId, cancellationToken);
-
-    public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken) =>
-        _records.GetCountsAsync(groupId, cancellationToken);
-
-    public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken) =>
-        _records.GetDepthsAsync(cancellationToken);
-
-    public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken) =>
-        _records.GroupsWithPendingAsync(cancellationToken);
-
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken) =>
-        _records.PurgeExpiredAsync(deliveredBefore, DateTimeOffset.MinValue, cancellationToken);
+        Records.PurgeExpiredAsync(deliveredBefore, DateTimeOffset.MinValue, cancellationToken);
 }

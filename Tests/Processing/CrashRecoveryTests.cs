@@ -38,7 +38,7 @@ public sealed class CrashRecoveryTests
             }
 
             using var stopIngest = new CancellationTokenSource();
-            var senders = Enumerable.Range(0, 4).Select(sender => SendUntilStoppedAsync(node, sender, round, acknowledged, stopIngest.Token)).ToArray();
+            var senders = Enumerable.Range(0, 4).Select(sender => node.SendUntilStoppedAsync("crash", $"round {round} sender {sender}", acknowledged, stopIngest.Token)).ToArray();
             var target = acknowledged.Count + 300;
             await Eventually.TrueAsync(() => acknowledged.Count >= target && downstream.CallsTo("/crash").Count > 0, "acknowledged messages and deliveries under way", TimeSpan.FromSeconds(60));
 
@@ -105,29 +105,4 @@ public sealed class CrashRecoveryTests
 
     private static HashSet<string> DeliveredIds(Downstream downstream) =>
         downstream.Calls.Select(c => c.MessageId!).ToHashSet();
-
-    private static async Task SendUntilStoppedAsync(NodeProcess node, int sender, int round, ConcurrentDictionary<string, bool> acknowledged, CancellationToken stop)
-    {
-        var n = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                using var response = await node.Client.PostAsync("/hooks/crash", new StringContent($"round {round} sender {sender} message {n++}"), stop);
-                if (response.StatusCode == HttpStatusCode.Accepted)
-                {
-                    var accepted = await response.Content.ReadFromJsonAsync<IngestAccepted>(stop);
-                    acknowledged[accepted!.MessageId] = true;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
-            {
-                // The node is gone: this request was never acknowledged, so it is not owed a delivery.
-                if (!stop.IsCancellationRequested)
-                {
-                    await Task.Delay(10, CancellationToken.None);
-                }
-            }
-        }
-    }
 }

@@ -1,8 +1,11 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Net.Sockets;
+using System.Net.Http.Json;
 using System.Text;
+
+using ClusterQueue.Contracts;
 
 namespace ClusterQueue.Tests.Support;
 
@@ -75,6 +78,35 @@ public sealed class NodeProcess : IAsyncDisposable
     }
 
     /// <summary>SIGKILL: no shutdown code runs, exactly like a crash or an OOM kill.</summary>
+    /// <summary>
+    /// Posts numbered messages to the group until stopped (or the node dies), recording the id of every one answered
+    /// 202: exactly the messages the node owes a delivery.
+    /// </summary>
+    public async Task SendUntilStoppedAsync(string group, string sender, ConcurrentDictionary<string, bool> acknowledged, CancellationToken stop)
+    {
+        var n = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var response = await Client.PostAsync($"/hooks/{group}", new StringContent($"{sender} message {n++}"), stop);
+                if (response.StatusCode == HttpStatusCode.Accepted)
+                {
+                    var accepted = await response.Content.ReadFromJsonAsync<IngestAccepted>(stop);
+                    acknowledged[accepted!.MessageId] = true;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+            {
+                // The node is gone: this request was never acknowledged, so it is not owed a delivery.
+                if (!stop.IsCancellationRequested)
+                {
+                    await Task.Delay(10, CancellationToken.None);
+                }
+            }
+        }
+    }
+
     public async Task KillAsync()
     {
         _process.Kill(entireProcessTree: false);

@@ -17,7 +17,7 @@ namespace ClusterQueue.Node.Queueing.Sqs;
 /// <item>A dead letter leaves SQS for the store, body and all, so listing and redrive are the store's.</item>
 /// </list>
 /// </summary>
-public sealed class SqsMessageQueue : IMessageQueue
+public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 {
     /// <summary>SQS's longest visibility timeout.</summary>
     private static readonly TimeSpan MaxVisibility = TimeSpan.FromHours(12);
@@ -41,17 +41,16 @@ public sealed class SqsMessageQueue : IMessageQueue
     private readonly ConcurrentDictionary<string, GroupQueue> _queues = new(StringComparer.Ordinal);
     private readonly SqsClient _client;
     private readonly SqsSendBatcher _sender;
-    private readonly MessageRecords _records;
     private readonly IPayloadStore _payloads;
     private readonly SqsOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
     public SqsMessageQueue(SqsClient client, SqsSendBatcher sender, MessageRecords records, IPayloadStore payloads, SqsOptions options, TimeProvider time, ILogger<SqsMessageQueue> logger)
+        : base(records)
     {
         _client = client;
         _sender = sender;
-        _records = records;
         _payloads = payloads;
         _options = options;
         _time = time;
@@ -119,7 +118,7 @@ public sealed class SqsMessageQueue : IMessageQueue
             await _payloads.DeleteGroupAsync(groupId, cancellationToken);
         });
 
-        await _records.Database.WriteAsync(context =>
+        await Records.Database.WriteAsync(context =>
         {
             var forget = context.Command("DELETE FROM sqs_queues WHERE group_id = $group;");
             forget.Parameters.AddWithValue("$group", groupId);
@@ -136,7 +135,7 @@ public sealed class SqsMessageQueue : IMessageQueue
     /// </summary>
     public async Task<IReadOnlyList<string>> RecoverAsync(IReadOnlyCollection<GroupSettings> groups, CancellationToken cancellationToken)
     {
-        var waiting = new ConcurrentBag<string>(await _records.GroupsWithPendingAsync(cancellationToken));
+        var waiting = new ConcurrentBag<string>(await Records.GroupsWithPendingAsync(cancellationToken));
         QueueUnavailableException? outage = null;
         await Parallel.ForEachAsync(groups, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (group, ct) =>
         {
@@ -165,7 +164,7 @@ public sealed class SqsMessageQueue : IMessageQueue
     public async Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken)
     {
         var createdAt = _time.GetUtcNow();
-        var reserved = await _records.InsertAsync(message, MessageRecords.StateAccepting, createdAt - AcceptTimeout, cancellationToken);
+        var reserved = await Records.InsertAsync(message, MessageRecords.StateAccepting, createdAt - AcceptTimeout, cancellationToken);
         if (reserved.Outcome != EnqueueOutcome.Accepted)
         {
             return reserved;
@@ -187,7 +186,7 @@ public sealed class SqsMessageQueue : IMessageQueue
         catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)
         {
             // Nothing was acknowledged: take the reservation back so the sender's retry is new, not a duplicate.
-            await _records.AbandonAsync(message.Id, message.GroupId, CancellationToken.None);
+            await Records.AbandonAsync(message.Id, message.GroupId, CancellationToken.None);
             if (offloaded)
             {
                 await _payloads.DeleteAsync(message.GroupId, message.Id, CancellationToken.None);
@@ -201,7 +200,7 @@ public sealed class SqsMessageQueue : IMessageQueue
             throw e as QueueUnavailableException ?? new QueueUnavailableException($"SQS did not accept the message for group {message.GroupId}: {e.Message}", e);
         }
 
-        await _records.ConfirmAsync(message.Id, CancellationToken.None);
+        await Records.ConfirmAsync(message.Id, CancellationToken.None);
         return reserved;
     }
 
@@ -251,7 +250,7 @@ public sealed class SqsMessageQueue : IMessageQueue
         // whose answer was lost, or waiting out a backoff. SQS does not say until when, so look again after a pause
         // that doubles while the queue stays empty (1 s up to 30 s), or at the earliest retry time if that is later.
         // With nothing queued the group is idle, and its actor may retire.
-        if (_records.EarliestQueuedAt(groupId) is not { } due)
+        if (Records.EarliestQueuedAt(groupId) is not { } due)
         {
             _emptyReceives.TryRemove(groupId, out _);
             return new LeaseBatch([], null);
@@ -295,7 +294,7 @@ public sealed class SqsMessageQueue : IMessageQueue
     {
         // The record first, as for a dead letter: a crash before the SQS delete only means the message is received and
         // delivered again, while the other order would leave a record saying "queued" for a message SQS no longer has.
-        var recorded = await _records.RecordOutcomeAsync(message, MessageRecords.StateDelivered, null, null, offloaded: false, CancellationToken.None);
+        var recorded = await Records.RecordOutcomeAsync(message, MessageRecords.StateDelivered, null, null, offloaded: false, CancellationToken.None);
         var deleted = await DeleteAsync(message, cancellationToken);
         if (recorded && deleted && message.Offloaded)
         {
@@ -316,7 +315,7 @@ public sealed class SqsMessageQueue : IMessageQueue
             return false;
         }
 
-        await _records.RecordAttemptAsync(message, kind == RetryKind.Throttled ? message.Attempt - 1 : message.Attempt, visibleAt, error, kind, CancellationToken.None);
+        await Records.RecordAttemptAsync(message, kind == RetryKind.Throttled ? message.Attempt - 1 : message.Attempt, visibleAt, error, kind, CancellationToken.None);
         return true;
     }
 
@@ -326,7 +325,7 @@ public sealed class SqsMessageQueue : IMessageQueue
     public async Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken)
     {
         // The store first: once the dead letter is durable, losing the SQS delete only means it is received and dead-lettered again.
-        var recorded = await _records.RecordOutcomeAsync(message, MessageRecords.StateDead, error, message.Offloaded ? null : message.Body, message.Offloaded, CancellationToken.None);
+        var recorded = await Records.RecordOutcomeAsync(message, MessageRecords.StateDead, error, message.Offloaded ? null : message.Body, message.Offloaded, CancellationToken.None);
         await DeleteAsync(message, cancellationToken);
         return recorded;
     }
@@ -337,52 +336,39 @@ public sealed class SqsMessageQueue : IMessageQueue
         var total = 0;
         while (true)
         {
-            var dead = _records.ReadDeadBodies(groupId, messageIds, Chunk);
+            var dead = Records.ReadDeadBodies(groupId, messageIds, Chunk);
             if (dead.Count == 0)
             {
                 return total;
             }
 
-            var sent = await Task.WhenAll(dead.Select(async letter =>
+            var started = (await Records.BeginRedriveAsync([.. dead.Select(d => d.Id)], CancellationToken.None)).ToHashSet(StringComparer.Ordinal);
+            var outcomes = await Task.WhenAll(dead.Where(d => started.Contains(d.Id)).Select(async letter =>
             {
                 try
                 {
                     await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded));
-                    return letter.Id;
+                    return (letter.Id, Sent: true);
                 }
                 catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)
                 {
                     Log.RedriveSendFailed(_logger, letter.Id, groupId, e);
-                    return null;
+                    return (letter.Id, Sent: false);
                 }
             }));
 
-            var redriven = sent.OfType<string>().ToList();
-            total += redriven.Count == 0 ? 0 : await _records.MarkRedrivenAsync(redriven, CancellationToken.None);
-            if (redriven.Count < dead.Count)
+            string[] sent = [.. outcomes.Where(o => o.Sent).Select(o => o.Id)];
+            string[] refused = [.. outcomes.Where(o => !o.Sent).Select(o => o.Id)];
+            total += await Records.FinishRedriveAsync(sent, refused, CancellationToken.None);
+            if (refused.Length > 0)
             {
-                throw new QueueUnavailableException($"SQS did not accept {dead.Count - redriven.Count} of the dead letters of group {groupId}; {total} were redriven.");
+                throw new QueueUnavailableException($"SQS did not accept {refused.Length} of the dead letters of group {groupId}; {total} were redriven.");
             }
         }
     }
 
-    public Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken) =>
-        _records.ListDeadLettersAsync(groupId, after, limit, cancellationToken);
-
-    public Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken) =>
-        _records.GetStatusAsync(messageId, cancellationToken);
-
-    public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken) =>
-        _records.GetCountsAsync(groupId, cancellationToken);
-
-    public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken) =>
-        _records.GetDepthsAsync(cancellationToken);
-
-    public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken) =>
-        _records.GroupsWithPendingAsync(cancellationToken);
-
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken) =>
-        _records.PurgeExpiredAsync(deliveredBefore, _time.GetUtcNow() - AcceptTimeout, cancellationToken);
+        Records.PurgeExpiredAsync(deliveredBefore, _time.GetUtcNow() - AcceptTimeout, cancellationToken);
 
     /// <summary>
     /// How long a reservation may wait for SQS before it is taken to be dead: longer than the SQS client's every
@@ -460,7 +446,7 @@ public sealed class SqsMessageQueue : IMessageQueue
     }
 
     private async Task RememberQueueAsync(string groupId, string name, string url) =>
-        await _records.Database.WriteAsync(context =>
+        await Records.Database.WriteAsync(context =>
         {
             // The unique queue name refuses a second group whose id hashes to the same name: that group's PUT fails, nothing is shared.
             var remember = context.Command("""
@@ -475,7 +461,7 @@ public sealed class SqsMessageQueue : IMessageQueue
 
     private List<(string GroupId, string Name, string Url)> LoadQueueMap()
     {
-        using var connection = _records.Database.OpenRead();
+        using var connection = Records.Database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT group_id, queue_name, queue_url FROM sqs_queues;";
         var map = new List<(string, string, string)>();

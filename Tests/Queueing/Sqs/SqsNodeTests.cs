@@ -106,7 +106,7 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
     }
 
     [Fact]
-    public async Task SqsDown_IngressAnswers503WithRetryAfterAndStoresNothing_ThenRecoversByItself()
+    public async Task SqsDown_IngressAndGroupDefinitionAnswer503AndStoreNothing_ThenIngressRecoversByItself()
     {
         await using var relay = new TcpRelay(emulator.Endpoint);
         await using var downstream = await Downstream.StartAsync();
@@ -122,6 +122,8 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
         var problem = await Problems.ReadAsync(refused, HttpStatusCode.ServiceUnavailable);
         var retryAfter = refused.Headers.RetryAfter?.Delta;
         var statsDuringOutage = await node.StatsAsync("outage");
+        using var defineDuringOutage = await node.Client.PutAsJsonAsync("/v1/groups/later", GroupDefinitions.Forwarding(downstream, "/later"));
+        using var lookupDuringOutage = await node.Client.GetAsync("/v1/groups/later");
         relay.Restore();
         var after = await node.IngestOkAsync("outage", """{"n":"during"}""", new Dictionary<string, string> { ["Idempotency-Key"] = "during-1" });
         await downstream.WaitUntilAsync(d => d.CallsTo("/outage").Count == 2, TimeSpan.FromSeconds(20), "both acknowledged messages");
@@ -129,6 +131,8 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
         Assert.Contains("SQS", problem.GetProperty("detail").GetString());
         Assert.NotNull(retryAfter);
         Assert.Equal(1, statsDuringOutage.Ingested);
+        await Problems.ReadAsync(defineDuringOutage, HttpStatusCode.ServiceUnavailable);
+        Assert.Equal(HttpStatusCode.NotFound, lookupDuringOutage.StatusCode);
         Assert.Equal(new HashSet<string> { before, after }, downstream.CallsTo("/outage").Select(c => c.MessageId!).ToHashSet());
     }
 
@@ -148,7 +152,7 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
             using var put = await node.Client.PutAsJsonAsync("/v1/groups/crash", GroupDefinitions.Forwarding(downstream, "/crash", rate: 100, burst: 10, concurrency: 4));
             Assert.Equal(HttpStatusCode.Created, put.StatusCode);
             using var stop = new CancellationTokenSource();
-            var senders = Enumerable.Range(0, 4).Select(sender => SendUntilStoppedAsync(node, sender, acknowledged, stop.Token)).ToArray();
+            var senders = Enumerable.Range(0, 4).Select(sender => node.SendUntilStoppedAsync("crash", $"sender {sender}", acknowledged, stop.Token)).ToArray();
             await Eventually.TrueAsync(() => acknowledged.Count >= 300 && downstream.CallsTo("/crash").Count > 0, "acknowledged messages and deliveries under way", TimeSpan.FromSeconds(60));
 
             await node.KillAsync();
@@ -169,25 +173,5 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
             "the queue to drain",
             TimeSpan.FromSeconds(30));
         Assert.True(stats.Delivered >= acknowledged.Count, $"delivered {stats.Delivered} < acknowledged {acknowledged.Count}");
-    }
-
-    private static async Task SendUntilStoppedAsync(NodeProcess node, int sender, ConcurrentDictionary<string, bool> acknowledged, CancellationToken stop)
-    {
-        var n = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                using var response = await node.Client.PostAsync("/hooks/crash", new StringContent($"sender {sender} message {n++}"), stop);
-                if (response.StatusCode == HttpStatusCode.Accepted)
-                {
-                    acknowledged[(await response.Content.ReadFromJsonAsync<IngestAccepted>(stop))!.MessageId] = true;
-                }
-            }
-            catch (Exception e) when (e is HttpRequestException or OperationCanceledException or IOException)
-            {
-                // The node was killed mid-request: that message was never acknowledged.
-            }
-        }
     }
 }
