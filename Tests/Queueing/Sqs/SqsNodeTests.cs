@@ -106,6 +106,42 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
     }
 
     [Fact]
+    public async Task Body_Of300KiB_WithS3AsThePayloadStore_ReachesTheDownstreamIntactAndLeavesTheBucketEmpty()
+    {
+        var bucket = $"cq-node-{Guid.NewGuid():N}";
+        using var s3 = new Amazon.S3.AmazonS3Client(new Amazon.Runtime.BasicAWSCredentials("test", "test"), new Amazon.S3.AmazonS3Config
+        {
+            ServiceURL = emulator.Endpoint.ToString(),
+            ForcePathStyle = true,
+            AuthenticationRegion = "us-east-1",
+        });
+        await s3.PutBucketAsync(bucket);
+        await using var downstream = await Downstream.StartAsync();
+        var settings = SqsNode.Settings(emulator.Endpoint);
+        settings["ClusterQueue:Sqs:PayloadStore"] = "s3";
+        settings["ClusterQueue:Sqs:PayloadBucket"] = bucket;
+        settings["ClusterQueue:Sqs:S3ServiceUrl"] = emulator.Endpoint.ToString();
+        await using var node = NodeHost.Start(settings);
+        await node.DefineGroupAsync("big", GroupDefinitions.Forwarding(downstream, "/big"));
+        var body = new byte[300 * 1024];
+        Random.Shared.NextBytes(body);
+
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromSeconds(2));
+
+        using var content = new ByteArrayContent(body);
+        using var response = await node.Client.PostAsync("/hooks/big", content);
+        var whileQueued = await s3.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = bucket });
+        await downstream.WaitUntilAsync(d => d.CallsTo("/big").Count == 1, TimeSpan.FromSeconds(15), "the large message");
+        await Eventually.ReadAsync(() => node.StatsAsync("big"), s => s.Delivered == 1, "the delivery recorded");
+        var left = await s3.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = bucket });
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal(body, Assert.Single(downstream.CallsTo("/big")).Body);
+        Assert.Equal(300 * 1024, Assert.Single(whileQueued.S3Objects).Size);
+        Assert.Empty(left.S3Objects ?? []);
+    }
+
+    [Fact]
     public async Task SqsDown_IngressAndGroupDefinitionAnswer503AndStoreNothing_ThenIngressRecoversByItself()
     {
         await using var relay = new TcpRelay(emulator.Endpoint);
