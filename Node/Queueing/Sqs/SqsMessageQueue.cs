@@ -28,7 +28,9 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     private static readonly string[] ReceiveAttributes = ["ApproximateReceiveCount"];
     private static readonly string[] AllMessageAttributes = ["All"];
     private static readonly string[] BacklogAttributes =
-        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed", "VisibilityTimeout"];
+        ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"];
+
+    private static readonly string[] RecoveryAttributes = [.. BacklogAttributes, "VisibilityTimeout"];
 
     private static readonly TimeSpan DefaultHandlerTimeout = TimeSpan.FromSeconds(GroupSettings.DefaultHandlerTimeoutSeconds);
 
@@ -66,15 +68,14 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// above the handler timeout, as AWS advises. This node's receives pass its lease instead and renew it while a
     /// handler runs, so a crashed node's messages come back after a lease, not after twice a handler timeout.
     /// </summary>
-    public static TimeSpan VisibilityFor(TimeSpan handlerTimeout)
-    {
-        var twice = handlerTimeout * 2;
-        return twice < TimeSpan.FromMinutes(1) ? TimeSpan.FromMinutes(1) : twice > MaxVisibility ? MaxVisibility : twice;
-    }
+    public static TimeSpan VisibilityFor(TimeSpan handlerTimeout) => Clamp(handlerTimeout * 2, TimeSpan.FromMinutes(1), MaxVisibility);
 
-    public async Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken)
+    public Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken) =>
+        EnsureQueueAsync(groupId, VisibilityFor(handlerTimeout), cancellationToken);
+
+    /// <summary>Makes the group's queue exist with this visibility timeout, unless this node already saw to it.</summary>
+    private async Task EnsureQueueAsync(string groupId, TimeSpan visibility, CancellationToken cancellationToken)
     {
-        var visibility = VisibilityFor(handlerTimeout);
         if (_queues.TryGetValue(groupId, out var known) && known.Visibility == visibility)
         {
             return;
@@ -141,9 +142,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             try
             {
-                await PrepareGroupAsync(group.Id, group.HandlerTimeout, ct);
-                var backlog = await _client.GetQueueAttributesAsync(_queues[group.Id].Url, BacklogAttributes, ct);
-                if (BacklogAttributes.Take(3).Any(a => backlog.TryGetValue(a, out var n) && n != "0"))
+                if (await ReadBacklogAsync(group, ct))
                 {
                     waiting.Add(group.Id);
                 }
@@ -159,6 +158,40 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         });
 
         return outage is null ? [.. waiting.Distinct(StringComparer.Ordinal)] : throw outage;
+    }
+
+    /// <summary>
+    /// One group's part of recovery: true when its queue holds messages. A known queue costs one attribute read (its
+    /// backlog and visibility timeout); only a missing queue, or one whose timeout no longer fits its group, costs more.
+    /// </summary>
+    private async Task<bool> ReadBacklogAsync(GroupSettings group, CancellationToken cancellationToken)
+    {
+        var visibility = VisibilityFor(group.HandlerTimeout);
+        IReadOnlyDictionary<string, string>? attributes = null;
+        if (_queues.TryGetValue(group.Id, out var known))
+        {
+            try
+            {
+                attributes = await _client.GetQueueAttributesAsync(known.Url, RecoveryAttributes, cancellationToken);
+            }
+            catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+            {
+                // Deleted behind the node's back: created again below.
+                _queues.TryRemove(group.Id, out _);
+            }
+        }
+
+        if (attributes is not null && attributes.TryGetValue("VisibilityTimeout", out var seconds) && seconds == Seconds(visibility))
+        {
+            _queues[group.Id] = known! with { Visibility = visibility };
+        }
+        else
+        {
+            await EnsureQueueAsync(group.Id, visibility, cancellationToken);
+            attributes ??= await _client.GetQueueAttributesAsync(_queues[group.Id].Url, BacklogAttributes, cancellationToken);
+        }
+
+        return BacklogAttributes.Any(a => attributes.TryGetValue(a, out var n) && n != "0");
     }
 
     public async Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken)
@@ -232,7 +265,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         var leased = new List<LeasedMessage>(received.Count);
         foreach (var message in received)
         {
-            if (await ReadAsync(groupId, queue, message, cancellationToken) is { } readable)
+            if (await ReadAsync(groupId, message, cancellationToken) is { } readable)
             {
                 leased.Add(readable);
             }
@@ -262,7 +295,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     }
 
     /// <summary>The received message as the actor sees it; null when it cannot be processed and went to the dead letters instead.</summary>
-    private async Task<LeasedMessage?> ReadAsync(string groupId, GroupQueue queue, SqsMessage message, CancellationToken cancellationToken)
+    private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, CancellationToken cancellationToken)
     {
         var attempt = message.ReceiveCount ?? 1;
         if (!SqsEnvelope.TryDecode(message, out var decoded))
@@ -287,8 +320,8 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         return leased;
     }
 
-    public async Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-        await ChangeVisibilityAsync(message, leaseDuration, cancellationToken);
+    public Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+        ChangeVisibilityAsync(message, leaseDuration, cancellationToken);
 
     public async Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken)
     {
@@ -381,7 +414,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     {
         if (!_queues.TryGetValue(groupId, out var queue))
         {
-            await PrepareGroupAsync(groupId, DefaultHandlerTimeout, CancellationToken.None);
+            await EnsureQueueAsync(groupId, VisibilityFor(DefaultHandlerTimeout), CancellationToken.None);
             queue = _queues[groupId];
         }
 
@@ -393,7 +426,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             Log.QueueRecreated(_logger, queue.Name, groupId);
             _queues.TryRemove(groupId, out _);
-            await PrepareGroupAsync(groupId, queue.Visibility is { } v ? v / 2 : DefaultHandlerTimeout, CancellationToken.None);
+            await EnsureQueueAsync(groupId, queue.Visibility ?? VisibilityFor(DefaultHandlerTimeout), CancellationToken.None);
             await _sender.SendAsync(_queues[groupId].Url, message, CancellationToken.None);
         }
     }
@@ -401,8 +434,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>Returns a message to its queue without counting the attempt: a new copy carries the attempts spent, then the received copy goes.</summary>
     private async Task<bool> SendAgainAsync(LeasedMessage message, TimeSpan delay, CancellationToken cancellationToken)
     {
-        var clamped = delay < TimeSpan.Zero ? TimeSpan.Zero : delay > MaxDelay ? MaxDelay : delay;
-        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, clamped);
+        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, MaxDelay));
         await Unavailable("return message " + message.Id, () => SendAsync(message.GroupId, copy));
         return await DeleteAsync(message, cancellationToken);
     }
@@ -415,10 +447,9 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             return false;
         }
 
-        var clamped = visibility < TimeSpan.Zero ? TimeSpan.Zero : visibility > MaxVisibility ? MaxVisibility : visibility;
         try
         {
-            await _client.ChangeMessageVisibilityAsync(queue.Url, message.Receipt, clamped, cancellationToken);
+            await _client.ChangeMessageVisibilityAsync(queue.Url, message.Receipt, Clamp(visibility, TimeSpan.Zero, MaxVisibility), cancellationToken);
             return true;
         }
         catch (SqsException e) when (e.Kind is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
@@ -490,6 +521,8 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             throw new QueueUnavailableException($"SQS is unreachable: could not {what}.", e);
         }
     }
+
+    private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
     private static string Seconds(TimeSpan value) => ((int)Math.Ceiling(value.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
