@@ -1,12 +1,12 @@
 using System.Text.Json;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Storage;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace ClusterQueue.Node.Groups;
 
 /// <summary>Group definitions in the embedded store. Deleting a group deletes its queue, dead letters and dedup keys in the same transaction.</summary>
-public sealed class GroupStore(SqliteDatabase database)
+public sealed class GroupStore(SqlDatabase database)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -14,22 +14,22 @@ public sealed class GroupStore(SqliteDatabase database)
     public Task<bool> UpsertAsync(GroupSettings settings, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var exists = context.Command("SELECT 1 FROM groups WHERE id = $id;");
-            exists.Parameters.AddWithValue("$id", settings.Id);
+            var exists = context.Command("SELECT 1 FROM groups WHERE id = @id;");
+            exists.Add("@id", settings.Id);
             var created = exists.ExecuteScalar() is null;
 
             var upsert = context.Command("""
-                INSERT INTO groups (id, definition, created_at, updated_at) VALUES ($id, $definition, $created, $updated)
+                INSERT INTO groups (id, definition, created_at, updated_at) VALUES (@id, @definition, @created, @updated)
                 ON CONFLICT (id) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at;
                 """);
-            upsert.Parameters.AddWithValue("$id", settings.Id);
-            upsert.Parameters.AddWithValue("$definition", JsonSerializer.Serialize(settings.ToDefinition(), Json));
-            upsert.Parameters.AddWithValue("$created", settings.CreatedAt.ToUnixTimeMilliseconds());
-            upsert.Parameters.AddWithValue("$updated", settings.UpdatedAt.ToUnixTimeMilliseconds());
+            upsert.Add("@id", settings.Id);
+            upsert.Add("@definition", JsonSerializer.Serialize(settings.ToDefinition(), Json));
+            upsert.Add("@created", settings.CreatedAt.ToUnixTimeMilliseconds());
+            upsert.Add("@updated", settings.UpdatedAt.ToUnixTimeMilliseconds());
             upsert.ExecuteNonQuery();
 
-            var counters = context.Command("INSERT OR IGNORE INTO group_counters (group_id) VALUES ($id);");
-            counters.Parameters.AddWithValue("$id", settings.Id);
+            var counters = context.Command("INSERT INTO group_counters (group_id) VALUES (@id) ON CONFLICT (group_id) DO NOTHING;");
+            counters.Add("@id", settings.Id);
             counters.ExecuteNonQuery();
             return created;
         }, cancellationToken);
@@ -41,14 +41,14 @@ public sealed class GroupStore(SqliteDatabase database)
             var removed = 0;
             foreach (var sql in new[]
                      {
-                         "DELETE FROM messages WHERE group_id = $id;",
-                         "DELETE FROM dedup WHERE group_id = $id;",
-                         "DELETE FROM group_counters WHERE group_id = $id;",
-                         "DELETE FROM groups WHERE id = $id;",
+                         "DELETE FROM messages WHERE group_id = @id;",
+                         "DELETE FROM dedup WHERE group_id = @id;",
+                         "DELETE FROM group_counters WHERE group_id = @id;",
+                         "DELETE FROM groups WHERE id = @id;",
                      })
             {
                 var command = context.Command(sql);
-                command.Parameters.AddWithValue("$id", id);
+                command.Add("@id", id);
                 removed = command.ExecuteNonQuery();
             }
 
@@ -63,7 +63,7 @@ public sealed class GroupStore(SqliteDatabase database)
         return ReadAll(command);
     }
 
-    private static List<GroupSettings> ReadAll(SqliteCommand command)
+    private static List<GroupSettings> ReadAll(DbCommand command)
     {
         var groups = new List<GroupSettings>();
         using var reader = command.ExecuteReader();

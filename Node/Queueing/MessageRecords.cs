@@ -1,6 +1,6 @@
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Storage;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace ClusterQueue.Node.Queueing;
 
@@ -14,7 +14,7 @@ namespace ClusterQueue.Node.Queueing;
 ///   outcome; 4 keeps the body until SQS took the copy, and an outcome recorded meanwhile counts)
 /// </code>
 /// </summary>
-public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
+public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 {
     public const int StateQueued = 0;
     public const int StateAccepting = 1;
@@ -25,7 +25,7 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     /// <summary>Keeps one purge operation short so it never holds the writer for long.</summary>
     private const int PurgeChunk = 5000;
 
-    public SqliteDatabase Database => database;
+    public SqlDatabase Database => database;
 
     /// <summary>
     /// Records a new message unless its delivery id was seen: with its body in <paramref name="state"/> queued (the
@@ -41,11 +41,11 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
             {
                 var seen = context.Command("""
                     SELECT d.message_id, m.state, m.created_at FROM dedup d LEFT JOIN messages m ON m.id = d.message_id
-                    WHERE d.group_id = $group AND d.key = $key AND d.expires_at > $now;
+                    WHERE d.group_id = @group AND d.key = @key AND d.expires_at > @now;
                     """);
-                seen.Parameters.AddWithValue("$group", message.GroupId);
-                seen.Parameters.AddWithValue("$key", key);
-                seen.Parameters.AddWithValue("$now", now);
+                seen.Add("@group", message.GroupId);
+                seen.Add("@key", key);
+                seen.Add("@now", now);
                 string? firstId = null;
                 var firstAccepting = false;
                 var firstStale = false;
@@ -77,16 +77,16 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
 
             var insert = context.Command("""
                 INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
-                SELECT $id, $group, $state, $now, $contentType, $body, $size, $now
-                WHERE EXISTS (SELECT 1 FROM groups WHERE id = $group);
+                SELECT @id, @group, @state, @now, @contentType, @body, @size, @now
+                WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group);
                 """);
-            insert.Parameters.AddWithValue("$id", message.Id);
-            insert.Parameters.AddWithValue("$group", message.GroupId);
-            insert.Parameters.AddWithValue("$state", state);
-            insert.Parameters.AddWithValue("$now", now);
-            insert.Parameters.AddWithValue("$contentType", (object?)message.ContentType ?? DBNull.Value);
-            insert.Parameters.AddWithValue("$body", state == StateQueued ? message.Body : DBNull.Value);
-            insert.Parameters.AddWithValue("$size", message.Body.LongLength);
+            insert.Add("@id", message.Id);
+            insert.Add("@group", message.GroupId);
+            insert.Add("@state", state);
+            insert.Add("@now", now);
+            insert.AddText("@contentType", message.ContentType);
+            insert.AddBytes("@body", state == StateQueued ? message.Body : null);
+            insert.Add("@size", message.Body.LongLength);
             if (insert.ExecuteNonQuery() == 0)
             {
                 return new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
@@ -94,15 +94,18 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
 
             if (message.DeduplicationKey is { } newKey)
             {
-                var remember = context.Command("INSERT OR REPLACE INTO dedup (group_id, key, message_id, expires_at) VALUES ($group, $key, $id, $expires);");
-                remember.Parameters.AddWithValue("$group", message.GroupId);
-                remember.Parameters.AddWithValue("$key", newKey);
-                remember.Parameters.AddWithValue("$id", message.Id);
-                remember.Parameters.AddWithValue("$expires", message.DeduplicationExpiresAt.ToUnixTimeMilliseconds());
+                var remember = context.Command("""
+                    INSERT INTO dedup (group_id, key, message_id, expires_at) VALUES (@group, @key, @id, @expires)
+                    ON CONFLICT (group_id, key) DO UPDATE SET message_id = excluded.message_id, expires_at = excluded.expires_at;
+                    """);
+                remember.Add("@group", message.GroupId);
+                remember.Add("@key", newKey);
+                remember.Add("@id", message.Id);
+                remember.Add("@expires", message.DeduplicationExpiresAt.ToUnixTimeMilliseconds());
                 remember.ExecuteNonQuery();
             }
 
-            Count(context, message.GroupId, "ingested = ingested + 1");
+            context.Count(message.GroupId, CounterChange.Ingest);
             return new EnqueueResult(EnqueueOutcome.Accepted, message.Id);
         }, cancellationToken);
 
@@ -110,8 +113,8 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     public Task ConfirmAsync(string messageId, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var confirm = context.Command($"UPDATE messages SET state = {StateQueued} WHERE id = $id AND state = {StateAccepting};");
-            confirm.Parameters.AddWithValue("$id", messageId);
+            var confirm = context.Command($"UPDATE messages SET state = {StateQueued} WHERE id = @id AND state = {StateAccepting};");
+            confirm.Add("@id", messageId);
             return confirm.ExecuteNonQuery();
         }, cancellationToken);
 
@@ -119,20 +122,20 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     public Task<bool> AbandonAsync(string messageId, string groupId, CancellationToken cancellationToken) =>
         database.WriteAsync(context => Unreserve(context, messageId, groupId), cancellationToken);
 
-    private static bool Unreserve(SqliteWriteContext context, string messageId, string groupId)
+    private static bool Unreserve(SqlWriteContext context, string messageId, string groupId)
     {
-        var remove = context.Command($"DELETE FROM messages WHERE id = $id AND state = {StateAccepting};");
-        remove.Parameters.AddWithValue("$id", messageId);
+        var remove = context.Command($"DELETE FROM messages WHERE id = @id AND state = {StateAccepting};");
+        remove.Add("@id", messageId);
         if (remove.ExecuteNonQuery() == 0)
         {
             return false;
         }
 
-        var key = context.Command("DELETE FROM dedup WHERE group_id = $group AND message_id = $id;");
-        key.Parameters.AddWithValue("$group", groupId);
-        key.Parameters.AddWithValue("$id", messageId);
+        var key = context.Command("DELETE FROM dedup WHERE group_id = @group AND message_id = @id;");
+        key.Add("@group", groupId);
+        key.Add("@id", messageId);
         key.ExecuteNonQuery();
-        Count(context, groupId, "ingested = ingested - 1");
+        context.Count(groupId, CounterChange.Unreserve);
         return true;
     }
 
@@ -146,29 +149,29 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         {
             var record = context.Command($"""
                 INSERT INTO messages (id, group_id, state, visible_at, attempts, last_error, content_type, body, size_bytes, created_at, completed_at, payload_offloaded)
-                VALUES ($id, $group, $state, $now, $attempts, $error, $contentType, $body, $size, $created, $now, $offloaded)
+                VALUES (@id, @group, @state, @now, @attempts, @error, @contentType, @body, @size, @created, @now, @offloaded)
                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
                     last_error = coalesce(excluded.last_error, last_error), body = excluded.body,
                     completed_at = excluded.completed_at, payload_offloaded = excluded.payload_offloaded
                 WHERE state IN ({StateQueued}, {StateAccepting}, {StateRedriving});
                 """);
-            record.Parameters.AddWithValue("$id", message.Id);
-            record.Parameters.AddWithValue("$group", message.GroupId);
-            record.Parameters.AddWithValue("$state", state);
-            record.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
-            record.Parameters.AddWithValue("$attempts", message.Attempt);
-            record.Parameters.AddWithValue("$error", (object?)error ?? DBNull.Value);
-            record.Parameters.AddWithValue("$contentType", (object?)message.ContentType ?? DBNull.Value);
-            record.Parameters.AddWithValue("$body", (object?)deadBody ?? DBNull.Value);
-            record.Parameters.AddWithValue("$size", message.Body.LongLength);
-            record.Parameters.AddWithValue("$created", message.CreatedAt.ToUnixTimeMilliseconds());
-            record.Parameters.AddWithValue("$offloaded", offloaded ? 1 : 0);
+            record.Add("@id", message.Id);
+            record.Add("@group", message.GroupId);
+            record.Add("@state", state);
+            record.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            record.Add("@attempts", message.Attempt);
+            record.AddText("@error", error);
+            record.AddText("@contentType", message.ContentType);
+            record.AddBytes("@body", deadBody);
+            record.Add("@size", message.Body.LongLength);
+            record.Add("@created", message.CreatedAt.ToUnixTimeMilliseconds());
+            record.Add("@offloaded", offloaded ? 1 : 0);
             if (record.ExecuteNonQuery() == 0)
             {
                 return false;
             }
 
-            Count(context, message.GroupId, state == StateDelivered ? "delivered = delivered + 1" : "failed = failed + 1, dead = dead + 1");
+            context.Count(message.GroupId, state == StateDelivered ? CounterChange.Delivery : CounterChange.Death);
             return true;
         }, cancellationToken);
 
@@ -176,13 +179,13 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var record = context.Command($"UPDATE messages SET attempts = $attempts, last_error = $error, visible_at = $at WHERE id = $id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
-            record.Parameters.AddWithValue("$id", message.Id);
-            record.Parameters.AddWithValue("$attempts", attempts);
-            record.Parameters.AddWithValue("$error", error);
-            record.Parameters.AddWithValue("$at", visibleAt.ToUnixTimeMilliseconds());
+            var record = context.Command($"UPDATE messages SET attempts = @attempts, last_error = @error, visible_at = @at WHERE id = @id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
+            record.Add("@id", message.Id);
+            record.Add("@attempts", attempts);
+            record.Add("@error", error);
+            record.Add("@at", visibleAt.ToUnixTimeMilliseconds());
             record.ExecuteNonQuery();
-            Count(context, message.GroupId, kind == RetryKind.Throttled ? "throttled = throttled + 1" : "failed = failed + 1");
+            context.Count(message.GroupId, kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure);
             return 0;
         }, cancellationToken);
 
@@ -191,8 +194,8 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     {
         using var connection = database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT MIN(visible_at) FROM messages WHERE group_id = $group AND state = {StateQueued};";
-        command.Parameters.AddWithValue("$group", groupId);
+        command.CommandText = $"SELECT MIN(visible_at) FROM messages WHERE group_id = @group AND state = {StateQueued};";
+        command.Add("@group", groupId);
         return command.ExecuteScalar() is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
     }
 
@@ -201,13 +204,13 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     {
         using var connection = database.OpenRead();
         using var command = connection.CreateCommand();
-        var named = messageIds is null ? "" : "AND id IN (SELECT value FROM json_each($ids))";
-        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded FROM messages WHERE group_id = $group AND state = {StateDead} {named} ORDER BY completed_at, id LIMIT $limit;";
-        command.Parameters.AddWithValue("$group", groupId);
-        command.Parameters.AddWithValue("$limit", limit);
+        var named = messageIds is null ? "" : $"AND id IN (SELECT value FROM {database.JsonStrings("@ids")})";
+        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded FROM messages WHERE group_id = @group AND state = {StateDead} {named} ORDER BY completed_at, id LIMIT @limit;";
+        command.Add("@group", groupId);
+        command.Add("@limit", limit);
         if (messageIds is not null)
         {
-            command.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
+            command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
         }
 
         var bodies = new List<DeadBody>();
@@ -233,11 +236,11 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         database.WriteAsync(context =>
         {
             var begin = context.Command($"""
-                UPDATE messages SET state = {StateRedriving}, visible_at = $now
-                WHERE state = {StateDead} AND id IN (SELECT value FROM json_each($ids)) RETURNING id;
+                UPDATE messages SET state = {StateRedriving}, visible_at = @now
+                WHERE state = {StateDead} AND id IN (SELECT value FROM {database.JsonStrings("@ids")}) RETURNING id;
                 """);
-            begin.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
-            begin.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
+            begin.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            begin.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
             var started = new List<string>();
             using var reader = begin.ExecuteReader();
             while (reader.Read())
@@ -256,15 +259,15 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         database.WriteAsync(context =>
         {
             var queued = context.Command($"""
-                UPDATE messages SET state = {StateQueued}, visible_at = $now, attempts = 0, completed_at = NULL, body = NULL, lease_token = NULL
-                WHERE state = {StateRedriving} AND id IN (SELECT value FROM json_each($ids));
+                UPDATE messages SET state = {StateQueued}, visible_at = @now, attempts = 0, completed_at = NULL, body = NULL, lease_token = NULL
+                WHERE state = {StateRedriving} AND id IN (SELECT value FROM {database.JsonStrings("@ids")});
                 """);
-            queued.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
-            queued.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(sent));
+            queued.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            queued.Add("@ids", System.Text.Json.JsonSerializer.Serialize(sent));
             queued.ExecuteNonQuery();
 
-            var dead = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND id IN (SELECT value FROM json_each($ids));");
-            dead.Parameters.AddWithValue("$ids", System.Text.Json.JsonSerializer.Serialize(refused));
+            var dead = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND id IN (SELECT value FROM {database.JsonStrings("@ids")});");
+            dead.Add("@ids", System.Text.Json.JsonSerializer.Serialize(refused));
             dead.ExecuteNonQuery();
             return sent.Count;
         }, cancellationToken);
@@ -277,14 +280,14 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         // Paged by (dead time, message id) so the cursor stays stable while new dead letters arrive.
         command.CommandText = """
             SELECT id, attempts, last_error, created_at, completed_at, content_type, size_bytes FROM messages
-            WHERE group_id = $group AND state = 3
-              AND ($after IS NULL OR completed_at > $afterAt OR (completed_at = $afterAt AND id > $after))
-            ORDER BY completed_at, id LIMIT $limit;
+            WHERE group_id = @group AND state = 3
+              AND (@after IS NULL OR completed_at > @afterAt OR (completed_at = @afterAt AND id > @after))
+            ORDER BY completed_at, id LIMIT @limit;
             """;
-        command.Parameters.AddWithValue("$group", groupId);
-        command.Parameters.AddWithValue("$after", (object?)after ?? DBNull.Value);
-        command.Parameters.AddWithValue("$afterAt", after is null ? DBNull.Value : DeadAtOf(connection, after));
-        command.Parameters.AddWithValue("$limit", limit + 1);
+        command.Add("@group", groupId);
+        command.AddText("@after", after);
+        command.Add("@afterAt", after is null ? null : DeadAtOf(connection, after), System.Data.DbType.Int64);
+        command.Add("@limit", limit + 1);
         var letters = new List<DeadLetter>();
         using (var reader = command.ExecuteReader())
         {
@@ -312,11 +315,11 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     }
 
     /// <summary>Where the page after <paramref name="messageId"/> starts: its dead time, or the end when it is no longer a dead letter (redriven, purged).</summary>
-    private static object DeadAtOf(SqliteConnection connection, string messageId)
+    private static long DeadAtOf(DbConnection connection, string messageId)
     {
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT completed_at FROM messages WHERE id = $id AND state = 3;";
-        command.Parameters.AddWithValue("$id", messageId);
+        command.CommandText = "SELECT completed_at FROM messages WHERE id = @id AND state = 3;";
+        command.Add("@id", messageId);
         return command.ExecuteScalar() is long deadAt ? deadAt : long.MaxValue;
     }
 
@@ -326,9 +329,9 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT id, group_id, state, attempts, last_error, created_at, visible_at, completed_at, lease_token
-            FROM messages WHERE id = $id;
+            FROM messages WHERE id = @id;
             """;
-        command.Parameters.AddWithValue("$id", messageId);
+        command.Add("@id", messageId);
         using var reader = command.ExecuteReader();
         if (!reader.Read())
         {
@@ -361,12 +364,12 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         using var connection = database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = """
-            SELECT (SELECT count(*) FROM messages WHERE group_id = $group AND state = 0),
-                   (SELECT count(*) FROM messages WHERE group_id = $group AND state = 3),
+            SELECT (SELECT count(*) FROM messages WHERE group_id = @group AND state = 0),
+                   (SELECT count(*) FROM messages WHERE group_id = @group AND state = 3),
                    ingested, delivered, failed, dead, throttled
-            FROM group_counters WHERE group_id = $group;
+            FROM group_counters WHERE group_id = @group;
             """;
-        command.Parameters.AddWithValue("$group", groupId);
+        command.Add("@group", groupId);
         using var reader = command.ExecuteReader();
         if (!reader.Read())
         {
@@ -398,8 +401,8 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
         using var command = connection.CreateCommand();
 
         // A loose index scan: one index seek per group instead of reading every pending message.
-        command.CommandText = "SELECT group_id FROM messages WHERE state = 0 AND group_id > $after ORDER BY group_id LIMIT 1;";
-        var after = command.Parameters.AddWithValue("$after", string.Empty);
+        command.CommandText = "SELECT group_id FROM messages WHERE state = 0 AND group_id > @after ORDER BY group_id LIMIT 1;";
+        var after = command.Add("@after", string.Empty);
         var groups = new List<string>();
         while (command.ExecuteScalar() is string group)
         {
@@ -419,19 +422,19 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, DateTimeOffset acceptingBefore, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var dedup = context.Command("DELETE FROM dedup WHERE (group_id, key) IN (SELECT group_id, key FROM dedup WHERE expires_at <= $now LIMIT $chunk);");
-            dedup.Parameters.AddWithValue("$now", time.GetUtcNow().ToUnixTimeMilliseconds());
-            dedup.Parameters.AddWithValue("$chunk", PurgeChunk);
+            var dedup = context.Command("DELETE FROM dedup WHERE (group_id, key) IN (SELECT group_id, key FROM dedup WHERE expires_at <= @now LIMIT @chunk);");
+            dedup.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            dedup.Add("@chunk", PurgeChunk);
             var removed = dedup.ExecuteNonQuery();
 
-            var delivered = context.Command("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE state = 2 AND completed_at < $before LIMIT $chunk);");
-            delivered.Parameters.AddWithValue("$before", deliveredBefore.ToUnixTimeMilliseconds());
-            delivered.Parameters.AddWithValue("$chunk", PurgeChunk);
+            var delivered = context.Command("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE state = 2 AND completed_at < @before LIMIT @chunk);");
+            delivered.Add("@before", deliveredBefore.ToUnixTimeMilliseconds());
+            delivered.Add("@chunk", PurgeChunk);
             removed += delivered.ExecuteNonQuery();
 
-            var stale = context.Command("SELECT id, group_id FROM messages WHERE state = 1 AND created_at < $before LIMIT $chunk;");
-            stale.Parameters.AddWithValue("$before", acceptingBefore.ToUnixTimeMilliseconds());
-            stale.Parameters.AddWithValue("$chunk", PurgeChunk);
+            var stale = context.Command("SELECT id, group_id FROM messages WHERE state = 1 AND created_at < @before LIMIT @chunk;");
+            stale.Add("@before", acceptingBefore.ToUnixTimeMilliseconds());
+            stale.Add("@chunk", PurgeChunk);
             var abandoned = new List<(string Id, string GroupId)>();
             using (var reader = stale.ExecuteReader())
             {
@@ -448,19 +451,12 @@ public sealed class MessageRecords(SqliteDatabase database, TimeProvider time)
 
             // A redrive whose node died between marking and finishing: its messages are dead letters again (a copy
             // that did reach SQS is delivered once more, at least once, rather than a dead letter being lost).
-            var unfinished = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND visible_at < $before;");
-            unfinished.Parameters.AddWithValue("$before", acceptingBefore.ToUnixTimeMilliseconds());
+            var unfinished = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND visible_at < @before;");
+            unfinished.Add("@before", acceptingBefore.ToUnixTimeMilliseconds());
             removed += unfinished.ExecuteNonQuery();
 
             return removed;
         }, cancellationToken);
-
-    internal static void Count(SqliteWriteContext context, string groupId, string increment)
-    {
-        var counter = context.Command($"UPDATE group_counters SET {increment} WHERE group_id = $group;");
-        counter.Parameters.AddWithValue("$group", groupId);
-        counter.ExecuteNonQuery();
-    }
 }
 
 /// <summary>A dead letter's body as the store keeps it, or a note that the payload store has it.</summary>

@@ -24,7 +24,7 @@ public static class QueueEndpoints
         }
         else
         {
-            services.AddSingleton<IMessageQueue, SqliteMessageQueue>();
+            services.AddSingleton<IMessageQueue, SqlMessageQueue>();
         }
 
         services.AddExceptionHandler<QueueUnavailableHandler>();

@@ -3,11 +3,20 @@ namespace ClusterQueue.Node.Storage;
 internal static partial class Log
 {
     [LoggerMessage(EventId = 100, Level = LogLevel.Information, Message = "SQLite store opened at {Path} (WAL, synchronous={Synchronous})")]
-    public static partial void Opened(ILogger logger, string path, string synchronous);
+    public static partial void SqliteOpened(ILogger logger, string path, string synchronous);
 
-    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "SQLite commit of {Count} operations failed; none of them is acknowledged")]
+    [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Commit of {Count} operations failed; none of them is acknowledged")]
     public static partial void CommitFailed(ILogger logger, int count, Exception exception);
 
-    [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "SQLite rollback after a failed commit also failed")]
+    [LoggerMessage(EventId = 102, Level = LogLevel.Error, Message = "Rollback after a failed commit also failed")]
     public static partial void RollbackFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 103, Level = LogLevel.Information, Message = "PostgreSQL store opened at {Host}/{Database} with {Writers} writer connections")]
+    public static partial void PostgresOpened(ILogger logger, string? host, string? database, int writers);
+
+    [LoggerMessage(EventId = 104, Level = LogLevel.Warning, Message = "A PostgreSQL writer connection broke; opening a new one")]
+    public static partial void WriterReconnecting(ILogger logger, Exception? exception);
+
+    [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "PostgreSQL schema migrated from version {From} to {To}")]
+    public static partial void Migrated(ILogger logger, int from, int to);
 }

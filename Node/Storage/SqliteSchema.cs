@@ -81,6 +81,15 @@ internal static class SqliteSchema
             PRIMARY KEY (group_id, message_id)
         ) WITHOUT ROWID;
         """,
+        """
+        -- Every definition change, in commit order: what other nodes of a cluster read to follow changes. One node
+        -- reads nothing here, but the store writes the same rows whatever the database.
+        CREATE TABLE group_changes (
+            seq         INTEGER PRIMARY KEY,
+            group_id    TEXT NOT NULL,
+            changed_at  INTEGER NOT NULL
+        );
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

@@ -25,7 +25,7 @@ public sealed class SqliteMessageQueueTests : SqlMessageQueueContractTests, IAsy
         var options = new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File("queue.db") } };
         _database = new SqliteDatabase(Options.Create(options), NullLogger<SqliteDatabase>.Instance);
         _time = time;
-        return Task.FromResult<IMessageQueue>(new SqliteMessageQueue(_database, time));
+        return Task.FromResult<IMessageQueue>(new SqlMessageQueue(_database, time));
     }
 
     protected override async Task DefineGroupAsync(string groupId)

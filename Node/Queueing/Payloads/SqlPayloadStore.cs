@@ -6,7 +6,7 @@ namespace ClusterQueue.Node.Queueing.Payloads;
 /// Payloads in this node's own database (the <c>payloads</c> table): nothing else to run or configure. Writes go
 /// through the single writer, so a put is committed (and fsynced) with its batch before it returns.
 /// </summary>
-public sealed class SqlPayloadStore(SqliteDatabase database) : IPayloadStore
+public sealed class SqlPayloadStore(SqlDatabase database) : IPayloadStore
 {
     public Task PutAsync(string groupId, string messageId, byte[] body, CancellationToken cancellationToken)
     {
@@ -14,12 +14,12 @@ public sealed class SqlPayloadStore(SqliteDatabase database) : IPayloadStore
         return database.WriteAsync(context =>
         {
             var upsert = context.Command("""
-                INSERT INTO payloads (group_id, message_id, body) VALUES ($group, $id, $body)
+                INSERT INTO payloads (group_id, message_id, body) VALUES (@group, @id, @body)
                 ON CONFLICT (group_id, message_id) DO UPDATE SET body = excluded.body;
                 """);
-            upsert.Parameters.AddWithValue("$group", groupId);
-            upsert.Parameters.AddWithValue("$id", messageId);
-            upsert.Parameters.AddWithValue("$body", body);
+            upsert.Add("@group", groupId);
+            upsert.Add("@id", messageId);
+            upsert.Add("@body", body);
             return upsert.ExecuteNonQuery();
         }, cancellationToken);
     }
@@ -29,9 +29,9 @@ public sealed class SqlPayloadStore(SqliteDatabase database) : IPayloadStore
         cancellationToken.ThrowIfCancellationRequested();
         using var connection = database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT body FROM payloads WHERE group_id = $group AND message_id = $id;";
-        command.Parameters.AddWithValue("$group", groupId);
-        command.Parameters.AddWithValue("$id", messageId);
+        command.CommandText = "SELECT body FROM payloads WHERE group_id = @group AND message_id = @id;";
+        command.Add("@group", groupId);
+        command.Add("@id", messageId);
         using var reader = command.ExecuteReader();
         return Task.FromResult(reader.Read() ? reader.GetFieldValue<byte[]>(0) : null);
     }
@@ -39,9 +39,9 @@ public sealed class SqlPayloadStore(SqliteDatabase database) : IPayloadStore
     public Task DeleteAsync(string groupId, string messageId, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            var delete = context.Command("DELETE FROM payloads WHERE group_id = $group AND message_id = $id;");
-            delete.Parameters.AddWithValue("$group", groupId);
-            delete.Parameters.AddWithValue("$id", messageId);
+            var delete = context.Command("DELETE FROM payloads WHERE group_id = @group AND message_id = @id;");
+            delete.Add("@group", groupId);
+            delete.Add("@id", messageId);
             return delete.ExecuteNonQuery();
         }, cancellationToken);
 
@@ -49,8 +49,8 @@ public sealed class SqlPayloadStore(SqliteDatabase database) : IPayloadStore
         database.WriteAsync(context =>
         {
             // One statement on the primary key's leading column: a range delete, however many payloads the group had.
-            var delete = context.Command("DELETE FROM payloads WHERE group_id = $group;");
-            delete.Parameters.AddWithValue("$group", groupId);
+            var delete = context.Command("DELETE FROM payloads WHERE group_id = @group;");
+            delete.Add("@group", groupId);
             return delete.ExecuteNonQuery();
         }, cancellationToken);
 }

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Queueing.Payloads;
+using ClusterQueue.Node.Storage;
 
 namespace ClusterQueue.Node.Queueing.Sqs;
 
@@ -121,8 +122,8 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
         await Records.Database.WriteAsync(context =>
         {
-            var forget = context.Command("DELETE FROM sqs_queues WHERE group_id = $group;");
-            forget.Parameters.AddWithValue("$group", groupId);
+            var forget = context.Command("DELETE FROM sqs_queues WHERE group_id = @group;");
+            forget.Add("@group", groupId);
             return forget.ExecuteNonQuery();
         }, CancellationToken.None);
         _queues.TryRemove(groupId, out _);
@@ -481,12 +482,12 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             // The unique queue name refuses a second group whose id hashes to the same name: that group's PUT fails, nothing is shared.
             var remember = context.Command("""
-                INSERT INTO sqs_queues (group_id, queue_name, queue_url) VALUES ($group, $name, $url)
+                INSERT INTO sqs_queues (group_id, queue_name, queue_url) VALUES (@group, @name, @url)
                 ON CONFLICT (group_id) DO UPDATE SET queue_name = excluded.queue_name, queue_url = excluded.queue_url;
                 """);
-            remember.Parameters.AddWithValue("$group", groupId);
-            remember.Parameters.AddWithValue("$name", name);
-            remember.Parameters.AddWithValue("$url", url);
+            remember.Add("@group", groupId);
+            remember.Add("@name", name);
+            remember.Add("@url", url);
             return remember.ExecuteNonQuery();
         }, CancellationToken.None);
 

@@ -22,7 +22,7 @@ public static class SqsSetup
             var options = provider.GetRequiredService<IOptions<SqsOptions>>().Value;
             return string.Equals(options.PayloadStore, "s3", StringComparison.Ordinal)
                 ? S3PayloadStore.Create(options)
-                : new SqlPayloadStore(provider.GetRequiredService<SqliteDatabase>());
+                : new SqlPayloadStore(provider.GetRequiredService<SqlDatabase>());
         });
         services.AddSingleton<IMessageQueue>(provider => new SqsMessageQueue(
             provider.GetRequiredService<SqsClient>(),

@@ -133,7 +133,12 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
         var whileQueued = await s3.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = bucket });
         await downstream.WaitUntilAsync(d => d.CallsTo("/big").Count == 1, TimeSpan.FromSeconds(15), "the large message");
         await Eventually.ReadAsync(() => node.StatsAsync("big"), s => s.Delivered == 1, "the delivery recorded");
-        var left = await s3.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = bucket });
+
+        // The payload goes after the delivery is recorded and SQS let go of the message, a moment after the stats say so.
+        var left = await Eventually.ReadAsync(
+            () => s3.ListObjectsV2Async(new Amazon.S3.Model.ListObjectsV2Request { BucketName = bucket }),
+            l => (l.S3Objects ?? []).Count == 0,
+            "the payload deleted");
 
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Assert.Equal(body, Assert.Single(downstream.CallsTo("/big")).Body);

@@ -2,16 +2,15 @@ using System.Security.Cryptography;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Storage;
-using Microsoft.Data.Sqlite;
 
 namespace ClusterQueue.Node.Queueing;
 
 /// <summary>
-/// The queue as a table of the embedded store. Every write goes through <see cref="SqliteDatabase"/>'s single writer,
-/// so concurrent ingest requests, leases and acks share commits. A lease token (random per lease call) fences all
+/// The queue as a table of the SQL store (SQLite or PostgreSQL). Every write goes through <see cref="SqlDatabase"/>'s
+/// writer loops, so concurrent ingest requests, leases and acks share commits. A lease token (random per lease call) fences all
 /// changes to a leased message: see <see cref="IMessageQueue"/> for the lifecycle.
 /// </summary>
-public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider time) : RecordedMessageQueue(new MessageRecords(database, time)), IMessageQueue
+public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time) : RecordedMessageQueue(new MessageRecords(database, time)), IMessageQueue
 {
     private const int StatePending = MessageRecords.StateQueued;
     private const int StateDelivered = MessageRecords.StateDelivered;
@@ -32,19 +31,19 @@ public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider tim
         {
             var now = time.GetUtcNow();
             var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * (long)int.MaxValue + RandomNumberGenerator.GetInt32(int.MaxValue);
-            var lease = context.Command("""
-                UPDATE messages SET visible_at = $until, lease_token = $token, attempts = attempts + 1
+            var lease = context.Command($"""
+                UPDATE messages SET visible_at = @until, lease_token = @token, attempts = attempts + 1
                 WHERE seq IN (
                     SELECT seq FROM messages
-                    WHERE group_id = $group AND state = 0 AND visible_at <= $now
-                    ORDER BY visible_at, seq LIMIT $max)
+                    WHERE group_id = @group AND state = 0 AND visible_at <= @now
+                    ORDER BY visible_at, seq LIMIT @max {database.SkipLocked})
                 RETURNING seq, id, attempts, content_type, body, created_at;
                 """);
-            lease.Parameters.AddWithValue("$until", (now + leaseDuration).ToUnixTimeMilliseconds());
-            lease.Parameters.AddWithValue("$token", token);
-            lease.Parameters.AddWithValue("$group", groupId);
-            lease.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
-            lease.Parameters.AddWithValue("$max", max);
+            lease.Add("@until", (now + leaseDuration).ToUnixTimeMilliseconds());
+            lease.Add("@token", token);
+            lease.Add("@group", groupId);
+            lease.Add("@now", now.ToUnixTimeMilliseconds());
+            lease.Add("@max", max);
 
             var leased = new List<(long Seq, LeasedMessage Message)>();
             var receipt = token.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -64,65 +63,65 @@ public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider tim
             }
 
             leased.Sort((a, b) => a.Seq.CompareTo(b.Seq));
-            var next = context.Command("SELECT MIN(visible_at) FROM messages WHERE group_id = $group AND state = 0;");
-            next.Parameters.AddWithValue("$group", groupId);
+            var next = context.Command("SELECT MIN(visible_at) FROM messages WHERE group_id = @group AND state = 0;");
+            next.Add("@group", groupId);
             var nextVisible = next.ExecuteScalar() is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : (DateTimeOffset?)null;
             return new LeaseBatch(leased.ConvertAll(l => l.Message), nextVisible);
         }, cancellationToken);
 
     public Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-        ChangeLeased(message, "visible_at = $at", time.GetUtcNow() + leaseDuration, null, null, cancellationToken);
+        ChangeLeased(message, "visible_at = @at", time.GetUtcNow() + leaseDuration, null, null, cancellationToken);
 
     public Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken) =>
         ChangeLeased(
             message,
-            $"state = {StateDelivered}, body = NULL, lease_token = NULL, completed_at = $at",
+            $"state = {StateDelivered}, body = NULL, lease_token = NULL, completed_at = @at",
             time.GetUtcNow(),
             null,
-            "delivered = delivered + 1",
+            CounterChange.Delivery,
             cancellationToken);
 
     public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
         ChangeLeased(
             message,
             kind == RetryKind.Throttled
-                ? "visible_at = $at, lease_token = NULL, last_error = $error, attempts = attempts - 1"
-                : "visible_at = $at, lease_token = NULL, last_error = $error",
+                ? "visible_at = @at, lease_token = NULL, last_error = @error, attempts = attempts - 1"
+                : "visible_at = @at, lease_token = NULL, last_error = @error",
             visibleAt,
             error,
-            kind == RetryKind.Throttled ? "throttled = throttled + 1" : "failed = failed + 1",
+            kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure,
             cancellationToken);
 
     public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) =>
-        ChangeLeased(message, "visible_at = $at, lease_token = NULL, attempts = attempts - 1", time.GetUtcNow(), null, null, cancellationToken);
+        ChangeLeased(message, "visible_at = @at, lease_token = NULL, attempts = attempts - 1", time.GetUtcNow(), null, null, cancellationToken);
 
     public Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken) =>
         ChangeLeased(
             message,
-            $"state = {StateDead}, lease_token = NULL, last_error = $error, completed_at = $at",
+            $"state = {StateDead}, lease_token = NULL, last_error = @error, completed_at = @at",
             time.GetUtcNow(),
             error,
-            "failed = failed + 1, dead = dead + 1",
+            CounterChange.Death,
             cancellationToken);
 
-    private Task<bool> ChangeLeased(LeasedMessage message, string set, DateTimeOffset at, string? error, string? counter, CancellationToken cancellationToken)
+    private Task<bool> ChangeLeased(LeasedMessage message, string set, DateTimeOffset at, string? error, CounterChange? counter, CancellationToken cancellationToken)
     {
         var token = long.Parse(message.Receipt, System.Globalization.CultureInfo.InvariantCulture);
         return database.WriteAsync(context =>
         {
-            var update = context.Command($"UPDATE messages SET {set} WHERE id = $id AND lease_token = $token AND state = {StatePending};");
-            update.Parameters.AddWithValue("$id", message.Id);
-            update.Parameters.AddWithValue("$token", token);
-            update.Parameters.AddWithValue("$at", at.ToUnixTimeMilliseconds());
+            var update = context.Command($"UPDATE messages SET {set} WHERE id = @id AND lease_token = @token AND state = {StatePending};");
+            update.Add("@id", message.Id);
+            update.Add("@token", token);
+            update.Add("@at", at.ToUnixTimeMilliseconds());
             if (error is not null)
             {
-                update.Parameters.AddWithValue("$error", error);
+                update.AddText("@error", error);
             }
 
             var changed = update.ExecuteNonQuery() == 1;
-            if (changed && counter is not null)
+            if (changed && counter is { } change)
             {
-                MessageRecords.Count(context, message.GroupId, counter);
+                context.Count(message.GroupId, change);
             }
 
             return changed;
@@ -132,23 +131,23 @@ public sealed class SqliteMessageQueue(SqliteDatabase database, TimeProvider tim
     public Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
-            const string Redrive = "UPDATE messages SET state = 0, visible_at = $now, attempts = 0, completed_at = NULL, lease_token = NULL WHERE group_id = $group AND state = 3";
+            const string Redrive = "UPDATE messages SET state = 0, visible_at = @now, attempts = 0, completed_at = NULL, lease_token = NULL WHERE group_id = @group AND state = 3";
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             if (messageIds is null)
             {
                 var all = context.Command(Redrive + ";");
-                all.Parameters.AddWithValue("$now", now);
-                all.Parameters.AddWithValue("$group", groupId);
+                all.Add("@now", now);
+                all.Add("@group", groupId);
                 return all.ExecuteNonQuery();
             }
 
             var redriven = 0;
             foreach (var id in messageIds.Distinct(StringComparer.Ordinal))
             {
-                var one = context.Command(Redrive + " AND id = $id;");
-                one.Parameters.AddWithValue("$now", now);
-                one.Parameters.AddWithValue("$group", groupId);
-                one.Parameters.AddWithValue("$id", id);
+                var one = context.Command(Redrive + " AND id = @id;");
+                one.Add("@now", now);
+                one.Add("@group", groupId);
+                one.Add("@id", id);
                 redriven += one.ExecuteNonQuery();
             }
 

@@ -1,0 +1,51 @@
+using System.Data.Common;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace ClusterQueue.Node.Storage;
+
+/// <summary>
+/// The cluster's store. Several writer loops (<c>Postgres:Writers</c>) each commit batches on their own connection, so
+/// one slow commit does not hold every request, while each batch still shares one commit among its operations. Leases
+/// skip rows another transaction holds (<c>FOR UPDATE SKIP LOCKED</c>), so writers and nodes never queue behind each
+/// other for messages.
+/// </summary>
+public sealed class PostgresDatabase : SqlDatabase
+{
+    private readonly NpgsqlDataSource _dataSource;
+
+    public PostgresDatabase(IOptions<StorageOptions> options, ILogger<PostgresDatabase> logger)
+        : base(options.Value.Postgres.MaxBatch, logger)
+    {
+        var settings = options.Value.Postgres;
+        var connection = new NpgsqlConnectionStringBuilder(settings.ConnectionString);
+
+        // The same few statements run all day: preparing them once per connection saves a parse per call.
+        if (connection.MaxAutoPrepare == 0)
+        {
+            connection.MaxAutoPrepare = 64;
+        }
+
+        _dataSource = NpgsqlDataSource.Create(connection);
+        PostgresSchema.Apply(_dataSource, logger);
+        Log.PostgresOpened(logger, connection.Host, connection.Database, settings.Writers);
+        StartWriters(settings.Writers, "clusterqueue-postgres");
+    }
+
+    /// <summary>For what only PostgreSQL does: LISTEN/NOTIFY and the cluster's leases.</summary>
+    public NpgsqlDataSource DataSource => _dataSource;
+
+    public override string JsonStrings(string parameter) => $"json_array_elements_text({parameter}::json)";
+
+    public override string SkipLocked => "FOR UPDATE SKIP LOCKED";
+
+    public override DbConnection OpenRead() => _dataSource.OpenConnection();
+
+    protected override DbConnection OpenWriter() => _dataSource.OpenConnection();
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _dataSource.DisposeAsync();
+    }
+}

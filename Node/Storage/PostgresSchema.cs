@@ -1,0 +1,153 @@
+using Npgsql;
+
+namespace ClusterQueue.Node.Storage;
+
+/// <summary>
+/// The PostgreSQL schema, applied in order at start. Several nodes may start at once: a transaction-scoped advisory
+/// lock lets one apply the missing steps while the others wait, then find nothing left to do. Times in the message
+/// tables are unix milliseconds written by the nodes (as in SQLite); the cluster's tables use the database's own
+/// clock (<c>timestamptz</c>, <c>now()</c>), because lease expiry must be judged by one clock.
+/// </summary>
+internal static class PostgresSchema
+{
+    /// <summary>Any fixed number: the advisory lock that serialises migrations across nodes.</summary>
+    private const long MigrationLock = 0x436c51_5363_6865;
+
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE groups (
+            id          text PRIMARY KEY,
+            definition  text NOT NULL,
+            created_at  bigint NOT NULL,
+            updated_at  bigint NOT NULL
+        );
+
+        CREATE TABLE group_counters (
+            group_id    text PRIMARY KEY,
+            ingested    bigint NOT NULL DEFAULT 0,
+            delivered   bigint NOT NULL DEFAULT 0,
+            failed      bigint NOT NULL DEFAULT 0,
+            dead        bigint NOT NULL DEFAULT 0,
+            throttled   bigint NOT NULL DEFAULT 0
+        );
+
+        -- state: 0 queued (leased while lease_token is set and visible_at is ahead), 1 accepting (SQS queue: reserved
+        -- before SQS took it), 2 delivered, 3 dead, 4 redriving (SQS queue).
+        CREATE TABLE messages (
+            seq                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id                 text NOT NULL UNIQUE,
+            group_id           text NOT NULL,
+            state              integer NOT NULL,
+            visible_at         bigint NOT NULL,
+            lease_token        bigint,
+            attempts           integer NOT NULL DEFAULT 0,
+            last_error         text,
+            content_type       text,
+            body               bytea,
+            size_bytes         bigint NOT NULL,
+            created_at         bigint NOT NULL,
+            completed_at       bigint,
+            payload_offloaded  integer NOT NULL DEFAULT 0
+        );
+
+        CREATE INDEX messages_pending ON messages (group_id, visible_at) WHERE state = 0;
+        CREATE INDEX messages_dead ON messages (group_id, completed_at) WHERE state = 3;
+        CREATE INDEX messages_delivered ON messages (completed_at) WHERE state = 2;
+        CREATE INDEX messages_accepting ON messages (created_at) WHERE state IN (1, 4);
+
+        CREATE TABLE dedup (
+            group_id    text NOT NULL,
+            key         text NOT NULL,
+            message_id  text NOT NULL,
+            expires_at  bigint NOT NULL,
+            PRIMARY KEY (group_id, key)
+        );
+
+        CREATE INDEX dedup_expiry ON dedup (expires_at);
+
+        CREATE TABLE sqs_queues (
+            group_id    text PRIMARY KEY,
+            queue_name  text NOT NULL UNIQUE,
+            queue_url   text NOT NULL
+        );
+
+        CREATE TABLE payloads (
+            group_id    text NOT NULL,
+            message_id  text NOT NULL,
+            body        bytea NOT NULL,
+            PRIMARY KEY (group_id, message_id)
+        );
+
+        -- Every definition change, in commit order: other nodes read what is new after the last seq they saw.
+        CREATE TABLE group_changes (
+            seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            group_id    text NOT NULL,
+            changed_at  bigint NOT NULL
+        );
+
+        -- Settings every node must share (the shard count); the first node to start writes them.
+        CREATE TABLE cluster_settings (
+            name   text PRIMARY KEY,
+            value  text NOT NULL
+        );
+
+        -- One row per node process; a node is live while expires_at is ahead of the database's clock.
+        CREATE TABLE cluster_members (
+            node_id       text PRIMARY KEY,
+            session       uuid NOT NULL,
+            started_at    timestamptz NOT NULL,
+            heartbeat_at  timestamptz NOT NULL,
+            expires_at    timestamptz NOT NULL,
+            leaving       boolean NOT NULL DEFAULT false
+        );
+
+        -- One row per shard. owner/session hold it until expires_at; epoch grows by one with every acquisition and
+        -- fences the owner's writes. A released shard has no owner.
+        CREATE TABLE shard_leases (
+            shard        integer PRIMARY KEY,
+            owner        text,
+            session      uuid,
+            epoch        bigint NOT NULL DEFAULT 0,
+            acquired_at  timestamptz,
+            expires_at   timestamptz NOT NULL DEFAULT '-infinity'
+        );
+
+        -- A group's token bucket as its last owner left it at a handover, so the next owner does not start full.
+        CREATE TABLE group_buckets (
+            group_id  text PRIMARY KEY,
+            tokens    double precision NOT NULL,
+            saved_at  timestamptz NOT NULL
+        );
+        """,
+    ];
+
+    public static void Apply(NpgsqlDataSource dataSource, ILogger logger)
+    {
+        using var connection = dataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        Execute(connection, $"SELECT pg_advisory_xact_lock({MigrationLock});");
+        Execute(connection, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());");
+        using var read = connection.CreateCommand();
+        read.CommandText = "SELECT coalesce(max(version), 0) FROM schema_migrations;";
+        var version = Convert.ToInt32(read.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        for (var i = version; i < Migrations.Length; i++)
+        {
+            Execute(connection, Migrations[i]);
+            Execute(connection, $"INSERT INTO schema_migrations (version) VALUES ({i + 1});");
+        }
+
+        transaction.Commit();
+        if (version < Migrations.Length)
+        {
+            Log.Migrated(logger, version, Migrations.Length);
+        }
+    }
+
+    private static void Execute(NpgsqlConnection connection, string sql)
+    {
+        using var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.ExecuteNonQuery();
+    }
+}
