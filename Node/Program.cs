@@ -1,4 +1,5 @@
 using ClusterQueue.Node.Admin;
+using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Ingress;
 using ClusterQueue.Node.Observability;
@@ -22,6 +23,7 @@ builder.Services
     .AddGroups()
     .AddQueueing(builder.Configuration)
     .AddProcessing(builder.Configuration)
+    .AddCluster(builder.Configuration)
     .AddIngress(builder.Configuration)
     .AddAdmin(builder.Configuration)
     .AddObservability();

@@ -10,7 +10,12 @@ public static class AdminAccess
 {
     public static IServiceCollection AddAdmin(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<AdminOptions>().Bind(configuration.GetSection(AdminOptions.Section)).ValidateOnStart();
+        var clustered = string.Equals(configuration["ClusterQueue:Store"], "postgres", StringComparison.Ordinal);
+        services.AddOptions<AdminOptions>().Bind(configuration.GetSection(AdminOptions.Section))
+            .Validate(
+                options => !clustered || !string.IsNullOrWhiteSpace(options.AdminToken),
+                "ClusterQueue:AdminToken is required when ClusterQueue:Store is 'postgres': a cluster's nodes serve /v1 to the network, never to loopback alone.")
+            .ValidateOnStart();
         return services;
     }
 

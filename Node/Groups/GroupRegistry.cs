@@ -22,6 +22,9 @@ public sealed class GroupRegistry
         _store = store;
         _queue = queue;
         _time = time;
+
+        // The change number first: a change committed while the groups load is read again later, never missed.
+        LoadedThrough = store.LatestChange();
         foreach (var settings in store.LoadAll())
         {
             _groups[settings.Id] = settings;
@@ -32,6 +35,9 @@ public sealed class GroupRegistry
     public event Action<GroupChange>? Changed;
 
     public int Count => _groups.Count;
+
+    /// <summary>The store's newest change when this registry loaded: where a node following other nodes' changes starts.</summary>
+    public long LoadedThrough { get; }
 
     public bool TryGet(string id, out GroupSettings settings) => _groups.TryGetValue(id, out settings!);
 
@@ -97,6 +103,37 @@ public sealed class GroupRegistry
             }
 
             return false;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Another node changed the group: reads its definition from the store and passes the change on like a local one.
+    /// Reading the whole definition (rather than trusting the notification's order) makes applying a change twice, or
+    /// out of order, harmless.
+    /// </summary>
+    public async Task RefreshAsync(string id, CancellationToken cancellationToken)
+    {
+        await _writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            var stored = _store.Load(id);
+            _groups.TryGetValue(id, out var cached);
+            if (stored is null)
+            {
+                if (_groups.TryRemove(id, out _))
+                {
+                    Changed?.Invoke(new GroupChange(id, null));
+                }
+            }
+            else if (cached is null || cached.UpdatedAt != stored.UpdatedAt)
+            {
+                _groups[id] = stored;
+                Changed?.Invoke(new GroupChange(id, stored));
+            }
         }
         finally
         {

@@ -5,8 +5,11 @@ using System.Data.Common;
 
 namespace ClusterQueue.Node.Groups;
 
-/// <summary>Group definitions in the embedded store. Deleting a group deletes its queue, dead letters and dedup keys in the same transaction.</summary>
-public sealed class GroupStore(SqlDatabase database)
+/// <summary>
+/// Group definitions in the store. Deleting a group deletes its queue, dead letters and dedup keys in the same
+/// transaction. Every change also appends to <c>group_changes</c>, which other nodes of a cluster follow.
+/// </summary>
+public sealed class GroupStore(SqlDatabase database, TimeProvider time)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -31,6 +34,7 @@ public sealed class GroupStore(SqlDatabase database)
             var counters = context.Command("INSERT INTO group_counters (group_id) VALUES (@id) ON CONFLICT (group_id) DO NOTHING;");
             counters.Add("@id", settings.Id);
             counters.ExecuteNonQuery();
+            RecordChange(context, settings.Id, settings.UpdatedAt);
             return created;
         }, cancellationToken);
 
@@ -52,6 +56,7 @@ public sealed class GroupStore(SqlDatabase database)
                 removed = command.ExecuteNonQuery();
             }
 
+            RecordChange(context, id, time.GetUtcNow());
             return removed > 0;
         }, cancellationToken);
 
@@ -61,6 +66,64 @@ public sealed class GroupStore(SqlDatabase database)
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT id, definition, created_at, updated_at FROM groups ORDER BY id;";
         return ReadAll(command);
+    }
+
+    public GroupSettings? Load(string id)
+    {
+        using var connection = database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, definition, created_at, updated_at FROM groups WHERE id = @id;";
+        command.Add("@id", id);
+        return ReadAll(command).SingleOrDefault();
+    }
+
+    /// <summary>The newest change's number: a node that loads every group after reading it misses no later change.</summary>
+    public long LatestChange()
+    {
+        using var connection = database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT coalesce(max(seq), 0) FROM group_changes;";
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The groups changed after change <paramref name="after"/>, and the newest change's number.</summary>
+    public (IReadOnlyList<string> GroupIds, long Latest) ChangesAfter(long after)
+    {
+        using var connection = database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq, group_id FROM group_changes WHERE seq > @after ORDER BY seq LIMIT 10000;";
+        command.Add("@after", after);
+        var groups = new List<string>();
+        var latest = after;
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            latest = reader.GetInt64(0);
+            groups.Add(reader.GetString(1));
+        }
+
+        return (groups.Distinct(StringComparer.Ordinal).ToList(), latest);
+    }
+
+    /// <summary>Deletes change records older than <paramref name="before"/>: a node that was away longer reloads every group anyway.</summary>
+    public Task<int> PurgeChangesAsync(DateTimeOffset before, CancellationToken cancellationToken) =>
+        database.WriteAsync(context =>
+        {
+            var purge = context.Command("DELETE FROM group_changes WHERE changed_at < @before;");
+            purge.Add("@before", before.ToUnixTimeMilliseconds());
+            return purge.ExecuteNonQuery();
+        }, cancellationToken);
+
+    private void RecordChange(SqlWriteContext context, string id, DateTimeOffset at)
+    {
+        var change = context.Command("INSERT INTO group_changes (group_id, changed_at) VALUES (@id, @at);");
+        change.Add("@id", id);
+        change.Add("@at", at.ToUnixTimeMilliseconds());
+        change.ExecuteNonQuery();
+        if (database.GroupsChangedNotification is { } notify)
+        {
+            context.Execute(notify);
+        }
     }
 
     private static List<GroupSettings> ReadAll(DbCommand command)

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Observability;
 using ClusterQueue.Node.Queueing;
@@ -31,6 +32,7 @@ internal sealed class GroupActor
     private readonly NodeMetrics _metrics;
     private readonly ILogger _logger;
     private readonly CancellationToken _abort;
+    private readonly ShardOwnership _ownership;
 
     private GroupSettings _settings;
     private readonly TokenBucket _bucket;
@@ -50,6 +52,8 @@ internal sealed class GroupActor
         ProcessingOptions options,
         NodeMetrics metrics,
         ILogger logger,
+        ShardOwnership ownership,
+        double? startTokens,
         CancellationToken abort)
     {
         _settings = settings;
@@ -61,7 +65,8 @@ internal sealed class GroupActor
         _metrics = metrics;
         _logger = logger;
         _abort = abort;
-        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, time.GetUtcNow());
+        _ownership = ownership;
+        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, time.GetUtcNow(), startTokens);
         Completion = Task.CompletedTask;
     }
 
@@ -71,6 +76,9 @@ internal sealed class GroupActor
     public Task Completion { get; private set; }
 
     public bool HasSignals => _mailbox.Reader.TryPeek(out _);
+
+    /// <summary>The bucket's tokens at <paramref name="now"/>; read only once <see cref="Completion"/> has finished, when nothing else touches it.</summary>
+    public double RemainingTokens(DateTimeOffset now) => _bucket.Available(now);
 
     public void Start()
     {
@@ -203,6 +211,16 @@ internal sealed class GroupActor
         var wanted = Math.Min(Math.Min(_settings.MaxConcurrency - _inFlight, _bucket.WholeTokens(now)), _options.MaxLeaseBatch);
         if (wanted <= 0)
         {
+            return null;
+        }
+
+        if (!_ownership.Owns(GroupId))
+        {
+            // The group's shard is moving away and the stop signal is on its way: start nothing more, and retire once
+            // the bucket is full if the signal never comes. (In a cluster the SQL queue also fences the lease itself by
+            // the shard's epoch; this check covers the SQS queue too.)
+            _mayHaveVisible = false;
+            _nextVisibleAt = null;
             return null;
         }
 

@@ -1,3 +1,4 @@
+using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Observability;
 using ClusterQueue.Node.Queueing;
@@ -10,10 +11,15 @@ namespace ClusterQueue.Node.Processing;
 /// registry and nothing else (no task, no timer). Actors are created by a wake-up (ingress after a commit, a redrive,
 /// the start-up recovery scan, the periodic sweep) and retire themselves when idle. Creation and retirement happen
 /// under one lock, so a wake-up either reaches a live actor or creates a new one; it is never lost.
+///
+/// In a cluster the dispatcher runs only the groups of the shards this node holds. A wake-up for another node's group
+/// is passed on (<see cref="WakeElsewhere"/>); a shard that moves away is handed over (<see cref="ReleaseShardAsync"/>)
+/// or, when its lease is lost, stopped at once (<see cref="AbortShard"/>).
 /// </summary>
 public sealed class GroupDispatcher : IHostedService, IDisposable
 {
     private readonly Dictionary<string, GroupActor> _actors = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, CancellationTokenSource> _shardAborts = [];
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly CancellationTokenSource _stopSweeping = new();
@@ -24,6 +30,7 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
     private readonly ProcessingOptions _options;
     private readonly NodeMetrics _metrics;
     private readonly NodeReadiness _readiness;
+    private readonly ShardOwnership _ownership;
     private readonly ILogger<GroupDispatcher> _logger;
     private readonly Lock _stopGate = new();
     private Task _sweeper = Task.CompletedTask;
@@ -38,6 +45,7 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
         IOptions<ProcessingOptions> options,
         NodeMetrics metrics,
         NodeReadiness readiness,
+        ShardOwnership ownership,
         ILogger<GroupDispatcher> logger)
     {
         _registry = registry;
@@ -47,6 +55,7 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
         _options = options.Value;
         _metrics = metrics;
         _readiness = readiness;
+        _ownership = ownership;
         _logger = logger;
         _registry.Changed += OnGroupChanged;
     }
@@ -62,12 +71,30 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
         }
     }
 
-    /// <summary>Tells the group's actor that messages may be visible, creating the actor if the group has none.</summary>
+    /// <summary>Raised for a wake-up of a group whose shard another node holds; the cluster passes it on.</summary>
+    public event Action<string>? WakeElsewhere;
+
+    /// <summary>
+    /// Tells the group's actor that messages may be visible, creating the actor if the group has none; a group this
+    /// node does not own is woken on its owner.
+    /// </summary>
     public void Notify(string groupId)
+    {
+        if (!_ownership.Owns(groupId))
+        {
+            WakeElsewhere?.Invoke(groupId);
+            return;
+        }
+
+        NotifyOwned(groupId);
+    }
+
+    /// <summary>Wakes the group's actor if this node owns the group; does nothing otherwise.</summary>
+    public void NotifyOwned(string groupId)
     {
         lock (_gate)
         {
-            if (_stopping)
+            if (_stopping || !_ownership.Owns(groupId))
             {
                 return;
             }
@@ -83,7 +110,8 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
                 return;
             }
 
-            actor = new GroupActor(settings, this, _queue, _handler, _time, _options, _metrics, _logger, _abort.Token);
+            var startTokens = _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, _time.GetUtcNow());
+            actor = new GroupActor(settings, this, _queue, _handler, _time, _options, _metrics, _logger, _ownership, startTokens, ShardAbort(_ownership.ShardOf(groupId)));
             _actors[groupId] = actor;
             actor.Start();
         }
@@ -120,6 +148,81 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
             if (_actors.TryGetValue(actor.GroupId, out var current) && ReferenceEquals(current, actor))
             {
                 _actors.Remove(actor.GroupId);
+            }
+        }
+    }
+
+    /// <summary>The token that cancels the calls of one shard's actors (linked to the node's own), made when first needed.</summary>
+    private CancellationToken ShardAbort(int shard)
+    {
+        if (!_shardAborts.TryGetValue(shard, out var abort))
+        {
+            abort = CancellationTokenSource.CreateLinkedTokenSource(_abort.Token);
+            _shardAborts[shard] = abort;
+        }
+
+        return abort.Token;
+    }
+
+    /// <summary>Takes the shard's actors and abort token out of the dispatcher, so nothing new starts for it.</summary>
+    private (GroupActor[] Actors, CancellationTokenSource? Abort) Detach(int shard)
+    {
+        lock (_gate)
+        {
+            var actors = _actors.Values.Where(a => _ownership.ShardOf(a.GroupId) == shard).ToArray();
+            foreach (var actor in actors)
+            {
+                _actors.Remove(actor.GroupId);
+                actor.Stop();
+            }
+
+            _shardAborts.Remove(shard, out var abort);
+            return (actors, abort);
+        }
+    }
+
+    /// <summary>
+    /// Hands a shard over: its actors stop pulling, calls in flight get <paramref name="timeout"/> to finish, then the
+    /// rest are cancelled (their messages go back to the queue). Returns each stopped group's tokens, for the next owner.
+    /// The caller has already revoked the shard, so no new actor starts for it meanwhile.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, double>> ReleaseShardAsync(int shard, TimeSpan timeout)
+    {
+        var (actors, abort) = Detach(shard);
+        var stopped = Task.WhenAll(actors.Select(a => a.Completion));
+        try
+        {
+            await stopped.WaitAsync(timeout, _time);
+        }
+        catch (TimeoutException)
+        {
+            Log.HandoverTimedOut(_logger, shard, timeout);
+            abort?.Cancel();
+            await stopped.WaitAsync(TimeSpan.FromSeconds(5), _time).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
+        abort?.Dispose();
+        var now = _time.GetUtcNow();
+        return actors.Where(a => a.Completion.IsCompleted).ToDictionary(a => a.GroupId, a => a.RemainingTokens(now), StringComparer.Ordinal);
+    }
+
+    /// <summary>The shard's lease is lost (or about to be): stop its actors and cancel their calls now, without waiting.</summary>
+    public void AbortShard(int shard)
+    {
+        var (actors, abort) = Detach(shard);
+        abort?.Cancel();
+        abort?.Dispose();
+        Log.ShardAborted(_logger, shard, actors.Length);
+    }
+
+    /// <summary>Wakes the groups with pending messages among <paramref name="shards"/>, just acquired.</summary>
+    public async Task WakeShardsAsync(IReadOnlySet<int> shards, CancellationToken cancellationToken)
+    {
+        foreach (var group in await _queue.GroupsWithPendingAsync(cancellationToken))
+        {
+            if (shards.Contains(_ownership.ShardOf(group)))
+            {
+                NotifyOwned(group);
             }
         }
     }
@@ -166,7 +269,7 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
                     : await _queue.GroupsWithPendingAsync(cancellationToken);
                 foreach (var group in groups)
                 {
-                    Notify(group);
+                    NotifyOwned(group);
                 }
 
                 if (first)

@@ -8,12 +8,15 @@ namespace ClusterQueue.Node.Processing;
 /// the message, the group and the attempt so the downstream can de-duplicate. 2xx is delivered; 429 or 503 with
 /// Retry-After pauses the group; anything else (status, connection error) is a failed attempt.
 /// </summary>
-public sealed class HttpForwardHandler(HttpClient client, TimeProvider time) : IMessageHandler
+public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, string nodeId) : IMessageHandler
 {
     public const string HttpClientName = "forward";
     public const string MessageIdHeader = "ClusterQueue-Message-Id";
     public const string GroupHeader = "ClusterQueue-Group";
     public const string AttemptHeader = "ClusterQueue-Attempt";
+
+    /// <summary>Which node made the call: in a cluster, where to look for its logs.</summary>
+    public const string NodeHeader = "ClusterQueue-Node";
 
     /// <summary>Enough of an error body to diagnose from the dead-letter list without storing whole pages.</summary>
     private const int ErrorBodyBytes = 256;
@@ -31,6 +34,7 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time) : I
         request.Headers.TryAddWithoutValidation(MessageIdHeader, delivery.Message.Id);
         request.Headers.TryAddWithoutValidation(GroupHeader, delivery.Group.Id);
         request.Headers.TryAddWithoutValidation(AttemptHeader, delivery.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        request.Headers.TryAddWithoutValidation(NodeHeader, nodeId);
 
         HttpResponseMessage response;
         try

@@ -14,7 +14,8 @@ public static class ProcessingSetup
                 // Each call is bounded by its group's handler timeout instead.
                 Timeout = Timeout.InfiniteTimeSpan,
             },
-            provider.GetRequiredService<TimeProvider>()));
+            provider.GetRequiredService<TimeProvider>(),
+            provider.GetRequiredService<Cluster.NodeIdentity>().Id));
         services.AddSingleton<GroupDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<GroupDispatcher>());
         return services;

@@ -14,12 +14,13 @@ public sealed class TokenBucket
     private double _tokens;
     private DateTimeOffset _updatedAt;
 
-    public TokenBucket(double ratePerSecond, int burst, DateTimeOffset now)
+    /// <summary>A bucket holding <paramref name="tokens"/> (full when null): a group that moves between nodes keeps what it had spent.</summary>
+    public TokenBucket(double ratePerSecond, int burst, DateTimeOffset now, double? tokens = null)
     {
         Validate(ratePerSecond, burst);
         RatePerSecond = ratePerSecond;
         Burst = burst;
-        _tokens = burst;
+        _tokens = Math.Clamp(tokens ?? burst, 0, burst);
         _updatedAt = now;
     }
 

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Storage;
 
@@ -7,11 +8,22 @@ namespace ClusterQueue.Node.Queueing;
 
 /// <summary>
 /// The queue as a table of the SQL store (SQLite or PostgreSQL). Every write goes through <see cref="SqlDatabase"/>'s
-/// writer loops, so concurrent ingest requests, leases and acks share commits. A lease token (random per lease call) fences all
-/// changes to a leased message: see <see cref="IMessageQueue"/> for the lifecycle.
+/// writer loops, so concurrent ingest requests, leases and acks share commits. A lease token (random per lease call)
+/// fences all changes to a leased message: see <see cref="IMessageQueue"/> for the lifecycle. In a cluster a lease is
+/// also fenced by the group's shard: it takes messages only while the database says this node's session holds the
+/// shard at the epoch it acquired, by the database's clock, so a node that lost its shard cannot start a message the
+/// new owner may also start.
 /// </summary>
-public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time) : RecordedMessageQueue(new MessageRecords(database, time)), IMessageQueue
+public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, ShardOwnership? ownership = null)
+    : RecordedMessageQueue(new MessageRecords(database, time)), IMessageQueue
 {
+    private const string ShardFenceSql = """
+        AND EXISTS (SELECT 1 FROM shard_leases
+                    WHERE shard = @shard AND epoch = @epoch AND session = @session AND expires_at > clock_timestamp())
+        """;
+
+    private readonly ShardOwnership _ownership = ownership ?? ShardOwnership.Standalone();
+
     private const int StatePending = MessageRecords.StateQueued;
     private const int StateDelivered = MessageRecords.StateDelivered;
     private const int StateDead = MessageRecords.StateDead;
@@ -26,8 +38,15 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time) : R
     public Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken) =>
         Records.InsertAsync(message, MessageRecords.StateQueued, DateTimeOffset.MinValue, cancellationToken);
 
-    public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+    public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
+    {
+        var fence = _ownership.FenceFor(groupId);
+        if (_ownership.IsClustered && fence is null)
+        {
+            return Task.FromResult(new LeaseBatch([], null));
+        }
+
+        return database.WriteAsync(context =>
         {
             var now = time.GetUtcNow();
             var token = RandomNumberGenerator.GetInt32(1, int.MaxValue) * (long)int.MaxValue + RandomNumberGenerator.GetInt32(int.MaxValue);
@@ -35,7 +54,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time) : R
                 UPDATE messages SET visible_at = @until, lease_token = @token, attempts = attempts + 1
                 WHERE seq IN (
                     SELECT seq FROM messages
-                    WHERE group_id = @group AND state = 0 AND visible_at <= @now
+                    WHERE group_id = @group AND state = 0 AND visible_at <= @now {(fence is null ? "" : ShardFenceSql)}
                     ORDER BY visible_at, seq LIMIT @max {database.SkipLocked})
                 RETURNING seq, id, attempts, content_type, body, created_at;
                 """);
@@ -44,6 +63,12 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time) : R
             lease.Add("@group", groupId);
             lease.Add("@now", now.ToUnixTimeMilliseconds());
             lease.Add("@max", max);
+            if (fence is { } held)
+            {
+                lease.Add("@shard", held.Shard);
+                lease.Add("@epoch", held.Epoch);
+                lease.Add("@session", held.Session);
+            }
 
             var leased = new List<(long Seq, LeasedMessage Message)>();
             var receipt = token.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -68,6 +93,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time) : R
             var nextVisible = next.ExecuteScalar() is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : (DateTimeOffset?)null;
             return new LeaseBatch(leased.ConvertAll(l => l.Message), nextVisible);
         }, cancellationToken);
+    }
 
     public Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
         ChangeLeased(message, "visible_at = @at", time.GetUtcNow() + leaseDuration, null, null, cancellationToken);

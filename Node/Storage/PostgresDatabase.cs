@@ -39,6 +39,13 @@ public sealed class PostgresDatabase : SqlDatabase
 
     public override string SkipLocked => "FOR UPDATE SKIP LOCKED";
 
+    /// <summary>The channel on which a node announces group definition changes (delivered when its transaction commits).</summary>
+    public const string GroupsChannel = "clusterqueue_groups";
+
+    public override string GroupsChangedNotification => $"SELECT pg_notify('{GroupsChannel}', '');";
+
+    protected override bool CacheCommands => false;
+
     public override DbConnection OpenRead() => _dataSource.OpenConnection();
 
     protected override DbConnection OpenWriter() => _dataSource.OpenConnection();

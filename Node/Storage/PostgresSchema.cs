@@ -116,9 +116,12 @@ internal static class PostgresSchema
         -- A group's token bucket as its last owner left it at a handover, so the next owner does not start full.
         CREATE TABLE group_buckets (
             group_id  text PRIMARY KEY,
+            shard     integer NOT NULL,
             tokens    double precision NOT NULL,
             saved_at  timestamptz NOT NULL
         );
+
+        CREATE INDEX group_buckets_shard ON group_buckets (shard);
         """,
     ];
 

@@ -30,6 +30,9 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>The clause that makes a select for update skip rows another transaction holds (empty where one writer is all there is).</summary>
     public abstract string SkipLocked { get; }
 
+    /// <summary>A statement that tells other nodes, at commit, that group definitions changed; null where there are no other nodes.</summary>
+    public virtual string? GroupsChangedNotification => null;
+
     /// <summary>Runs <paramref name="work"/> on a writer connection inside a transaction; completes once it is committed.</summary>
     public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, CancellationToken cancellationToken = default)
     {
@@ -62,12 +65,15 @@ public abstract class SqlDatabase : IAsyncDisposable
         }
     }
 
+    /// <summary>Whether a writer may reuse one command object per SQL text (see <see cref="SqlWriteContext"/>).</summary>
+    protected virtual bool CacheCommands => true;
+
     /// <summary>How a transaction opens: SQLite takes its write lock up front so a batch never fails half-way on a busy lock.</summary>
     protected virtual string BeginTransaction => "BEGIN;";
 
     private void RunWriter(DbConnection first)
     {
-        SqlWriteContext? context = new(first);
+        SqlWriteContext? context = new(first, CacheCommands);
         var batch = new List<WriteOperation>(_maxBatch);
         while (_writes.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
@@ -85,6 +91,7 @@ public abstract class SqlDatabase : IAsyncDisposable
             if (context is not null)
             {
                 CommitBatch(context, batch);
+                context.EndBatch();
             }
 
             batch.Clear();
@@ -108,7 +115,7 @@ public abstract class SqlDatabase : IAsyncDisposable
         try
         {
             Log.WriterReconnecting(_logger, null);
-            return new SqlWriteContext(OpenWriter());
+            return new SqlWriteContext(OpenWriter(), CacheCommands);
         }
         catch (Exception ex)
         {

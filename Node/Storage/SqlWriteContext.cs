@@ -4,19 +4,30 @@ using System.Data.Common;
 namespace ClusterQueue.Node.Storage;
 
 /// <summary>
-/// What a write operation sees: a writer connection with its open transaction. Commands are cached by their SQL text
-/// so each statement is prepared once for the life of the connection. Counter changes are collected here and written
-/// by the database once per batch (see <see cref="SqlDatabase"/>).
+/// What a write operation sees: a writer connection with its open transaction. Where the provider allows it
+/// (<paramref name="cacheCommands"/>), commands are cached by their SQL text so each statement is prepared once for the
+/// life of the connection; Npgsql binds a reused command to its first parameter objects, so there each call gets a new
+/// command and Npgsql's own automatic preparation (by SQL text, per connection) does the caching. Counter changes are
+/// collected here and written by the database once per batch (see <see cref="SqlDatabase"/>).
 /// </summary>
-public sealed class SqlWriteContext(DbConnection connection) : IDisposable
+public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands) : IDisposable
 {
     private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
+    private readonly List<DbCommand> _transient = [];
     private readonly Dictionary<string, CounterChange> _operationCounters = new(StringComparer.Ordinal);
     private readonly SortedDictionary<string, CounterChange> _batchCounters = new(StringComparer.Ordinal);
 
     /// <summary>A cached command for <paramref name="sql"/> with its parameters cleared.</summary>
     public DbCommand Command(string sql)
     {
+        if (!cacheCommands)
+        {
+            var fresh = connection.CreateCommand();
+            fresh.CommandText = sql;
+            _transient.Add(fresh);
+            return fresh;
+        }
+
         if (!_commands.TryGetValue(sql, out var command))
         {
             command = connection.CreateCommand();
@@ -48,6 +59,17 @@ public sealed class SqlWriteContext(DbConnection connection) : IDisposable
     }
 
     internal void DropCounters() => _operationCounters.Clear();
+
+    /// <summary>Disposes the batch's uncached commands.</summary>
+    internal void EndBatch()
+    {
+        foreach (var command in _transient)
+        {
+            command.Dispose();
+        }
+
+        _transient.Clear();
+    }
 
     internal void ForgetCounters() => _batchCounters.Clear();
 
@@ -81,6 +103,7 @@ public sealed class SqlWriteContext(DbConnection connection) : IDisposable
         }
 
         _commands.Clear();
+        EndBatch();
         connection.Dispose();
     }
 }

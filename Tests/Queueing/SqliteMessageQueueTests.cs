@@ -39,7 +39,7 @@ public sealed class SqliteMessageQueueTests : SqlMessageQueueContractTests, IAsy
             Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
         };
         var now = _time!.GetUtcNow();
-        await new GroupStore(database).UpsertAsync(GroupSettings.FromValidDefinition(groupId, definition, now, now), CancellationToken.None);
+        await new GroupStore(database, _time!).UpsertAsync(GroupSettings.FromValidDefinition(groupId, definition, now, now), CancellationToken.None);
     }
 
     public Task InitializeAsync() => Task.CompletedTask;

@@ -98,7 +98,7 @@ public sealed class SqsQueueRig(SqsEmulator emulator) : IAsyncDisposable
         var now = _time!.GetUtcNow();
         var settings = GroupSettings.FromValidDefinition(groupId, definition, now, now);
         await Queue.PrepareGroupAsync(groupId, settings.HandlerTimeout, CancellationToken.None);
-        await new GroupStore(Database).UpsertAsync(settings, CancellationToken.None);
+        await new GroupStore(Database, TimeProvider.System).UpsertAsync(settings, CancellationToken.None);
     }
 
     public string QueueName(string groupId) => SqsQueueNames.For(Options.QueuePrefix, groupId);

@@ -1,0 +1,298 @@
+using ClusterQueue.Node.Observability;
+using ClusterQueue.Node.Processing;
+using Microsoft.Extensions.Options;
+
+namespace ClusterQueue.Node.Cluster;
+
+/// <summary>
+/// This node's side of the shard protocol (docs/cluster.md). Every <c>RenewInterval</c>, or at once when another node
+/// announces a change:
+/// <code>
+///   heartbeat ─▶ renew my leases ─▶ lost any? stop them now ─▶ rendezvous over live nodes ─▶ hand over what moved away
+///                                                                                      └──▶ acquire what is free and mine
+/// </code>
+/// A watchdog, re-armed by every successful renewal, stops every actor at LeaseTtl − SafetyMargin after the last
+/// renewal began: a node cut off from the database is quiet before any survivor can acquire its shards.
+/// </summary>
+public sealed class ClusterCoordinator : BackgroundService
+{
+    private readonly ShardLeaseStore _leases;
+    private readonly ShardOwnership _ownership;
+    private readonly GroupDispatcher _dispatcher;
+    private readonly NodeIdentity _node;
+    private readonly ClusterOptions _options;
+    private readonly NodeReadiness _readiness;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ClusterCoordinator> _logger;
+    private readonly SemaphoreSlim _poke = new(0, 1);
+    private readonly Lock _gate = new();
+    private readonly Dictionary<int, Task> _handovers = [];
+    private readonly ITimer _watchdog;
+    private bool _joined;
+
+    public ClusterCoordinator(
+        ShardLeaseStore leases,
+        ShardOwnership ownership,
+        GroupDispatcher dispatcher,
+        NodeIdentity node,
+        IOptions<ClusterOptions> options,
+        NodeReadiness readiness,
+        TimeProvider time,
+        ILogger<ClusterCoordinator> logger)
+    {
+        _leases = leases;
+        _ownership = ownership;
+        _dispatcher = dispatcher;
+        _node = node;
+        _options = options.Value;
+        _readiness = readiness;
+        _time = time;
+        _logger = logger;
+        _watchdog = time.CreateTimer(_ => StopEverything(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+        readiness.RequireJoin();
+    }
+
+    /// <summary>Runs the next round now: another node joined, left or released a shard.</summary>
+    public void Poke()
+    {
+        try
+        {
+            _poke.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A round is already due.
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var failures = 0;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (!_joined)
+                {
+                    await _leases.EnsureShardsAsync(_ownership.Shards, stoppingToken);
+                }
+
+                await RoundAsync(stoppingToken);
+                failures = 0;
+                await WaitForNextRoundAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (InvalidOperationException ex) when (ex.Message.StartsWith("ClusterQueue:", StringComparison.Ordinal))
+            {
+                // A configuration conflict with the cluster (the shard count): this node must not take part.
+                Log.ConfigurationConflict(_logger, ex);
+                throw;
+            }
+            catch (Exception ex)
+            {
+                // Retry well inside the watchdog's deadline, so one failed round does not stop a healthy node.
+                var delay = TimeSpan.FromMilliseconds(Math.Min(_options.RenewInterval.TotalMilliseconds, 100 * Math.Pow(2, failures++))
+                    * (0.5 + Random.Shared.NextDouble() / 2));
+                Log.RoundFailed(_logger, delay, ex);
+                await Task.Delay(delay, _time, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    /// <summary>Until the renew interval has passed or someone pokes.</summary>
+    private async Task WaitForNextRoundAsync(CancellationToken stoppingToken)
+    {
+        using var interval = new CancellationTokenSource(_options.RenewInterval, _time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(interval.Token, stoppingToken);
+        try
+        {
+            await _poke.WaitAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+        {
+            // The interval passed.
+        }
+    }
+
+    private async Task RoundAsync(CancellationToken stoppingToken)
+    {
+        // The lease the database grants runs from when it executes the renewal, which is after this moment: a
+        // deadline counted from here is conservative whatever the network delay.
+        var began = _time.GetUtcNow();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        deadline.CancelAfter(_options.RenewInterval * 2);
+        var token = deadline.Token;
+
+        var live = await _leases.HeartbeatAsync(_node.Id, _ownership.Session, token);
+        var renewed = await _leases.RenewAsync(_node.Id, _ownership.Session, token);
+        foreach (var shard in _ownership.Held)
+        {
+            if (!_ownership.TryGetGrant(shard, out var grant) || !renewed.TryGetValue(shard, out var epoch) || epoch != grant.Epoch)
+            {
+                Lose(shard);
+            }
+        }
+
+        _watchdog.Change(Remaining(began + _options.LeaseTtl - _options.SafetyMargin), Timeout.InfiniteTimeSpan);
+
+        var members = live.Contains(_node.Id, StringComparer.Ordinal) ? live : [.. live, _node.Id];
+        var mine = ShardMap.ShardsOf(_node.Id, members, _ownership.Shards);
+        foreach (var shard in _ownership.Held)
+        {
+            if (!mine.Contains(shard))
+            {
+                StartHandover(shard);
+            }
+        }
+
+        List<int> wanted;
+        lock (_gate)
+        {
+            wanted = [.. mine.Where(s => !_ownership.TryGetGrant(s, out _) && !_handovers.ContainsKey(s))];
+        }
+
+        if (wanted.Count > 0)
+        {
+            await AcquireAsync(wanted, token);
+        }
+
+        if (!_joined)
+        {
+            _joined = true;
+            _readiness.MarkJoined();
+            Log.Joined(_logger, _node.Id, members.Count, _ownership.Held.Count);
+        }
+    }
+
+    private async Task AcquireAsync(List<int> wanted, CancellationToken token)
+    {
+        var acquired = await _leases.AcquireAsync(_node.Id, _ownership.Session, wanted, token);
+        if (acquired.Count == 0)
+        {
+            return;
+        }
+
+        var shards = acquired.Select(a => a.Shard).ToHashSet();
+        var saved = await _leases.TakeBucketsAsync(shards, token);
+        var now = _time.GetUtcNow();
+        foreach (var shard in acquired)
+        {
+            var buckets = saved
+                .Where(b => b.Shard == shard.Shard)
+                .ToDictionary(b => b.GroupId, b => new SavedBucket(b.Tokens, now - b.Age), StringComparer.Ordinal);
+            _ownership.Grant(new ShardGrant(shard.Shard, shard.Epoch, now - shard.QuietFor, buckets));
+            if (shard.QuietFor is { } quiet)
+            {
+                Log.TookOver(_logger, shard.Shard, shard.Epoch, quiet);
+            }
+        }
+
+        Log.Acquired(_logger, acquired.Count, _ownership.Held.Count);
+        await _dispatcher.WakeShardsAsync(shards, token);
+    }
+
+    /// <summary>Hands a shard that moved away over: stop starting, drain (bounded), save the buckets, release.</summary>
+    private void StartHandover(int shard)
+    {
+        lock (_gate)
+        {
+            if (_handovers.ContainsKey(shard) || !_ownership.TryGetGrant(shard, out var grant))
+            {
+                return;
+            }
+
+            _ownership.Revoke(shard);
+            _handovers[shard] = HandOverAsync(grant, _options.HandoverTimeout);
+        }
+    }
+
+    private async Task HandOverAsync(ShardGrant grant, TimeSpan timeout)
+    {
+        try
+        {
+            var buckets = await _dispatcher.ReleaseShardAsync(grant.Shard, timeout);
+            var released = await _leases.ReleaseAsync(_ownership.Session, grant.Shard, grant.Epoch, buckets, CancellationToken.None);
+            Log.HandedOver(_logger, grant.Shard, buckets.Count, released);
+        }
+        catch (Exception ex)
+        {
+            // The lease stays until it expires; the next owner then takes it over as after a failure.
+            Log.HandoverFailed(_logger, grant.Shard, ex);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _handovers.Remove(grant.Shard);
+            }
+        }
+    }
+
+    private void Lose(int shard)
+    {
+        if (_ownership.Revoke(shard))
+        {
+            Log.Lost(_logger, shard);
+            _dispatcher.AbortShard(shard);
+        }
+    }
+
+    /// <summary>The watchdog fired: no renewal for LeaseTtl − SafetyMargin. Stop every actor before the leases can expire.</summary>
+    private void StopEverything()
+    {
+        var held = _ownership.Held;
+        if (held.Count == 0)
+        {
+            return;
+        }
+
+        Log.WatchdogFired(_logger, held.Count);
+        foreach (var shard in held)
+        {
+            Lose(shard);
+        }
+    }
+
+    /// <summary>A graceful stop: leave, hand every shard over at once, release, forget this member.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _readiness.MarkDraining();
+        await base.StopAsync(cancellationToken);
+        try
+        {
+            await _leases.LeaveAsync(_node.Id, _ownership.Session, cancellationToken);
+            foreach (var shard in _ownership.Held)
+            {
+                StartHandover(shard);
+            }
+
+            Task[] handovers;
+            lock (_gate)
+            {
+                handovers = [.. _handovers.Values];
+            }
+
+            await Task.WhenAll(handovers);
+            await _leases.ForgetAsync(_node.Id, _ownership.Session, cancellationToken);
+            Log.Left(_logger, _node.Id);
+        }
+        catch (Exception ex)
+        {
+            // The leases expire by themselves; the survivors take over after the TTL.
+            Log.LeaveFailed(_logger, ex);
+        }
+        finally
+        {
+            await _watchdog.DisposeAsync();
+        }
+    }
+
+    private TimeSpan Remaining(DateTimeOffset at)
+    {
+        var left = at - _time.GetUtcNow();
+        return left > TimeSpan.Zero ? left : TimeSpan.Zero;
+    }
+}

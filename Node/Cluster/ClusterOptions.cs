@@ -1,0 +1,52 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ClusterQueue.Node.Cluster;
+
+/// <summary>Membership and shard leases; used when the store is PostgreSQL. Bound from ClusterQueue:Cluster.</summary>
+public sealed class ClusterOptions : IValidatableObject
+{
+    public const string Section = "ClusterQueue:Cluster";
+
+    /// <summary>
+    /// Groups hash to this many shards, the unit a node owns. Every node must use the same number (the first node
+    /// records it and a node with another number refuses to start); 256 spreads evenly over dozens of nodes.
+    /// </summary>
+    [Range(1, 65_536, ErrorMessage = "ClusterQueue:Cluster:Shards must be between 1 and 65536.")]
+    public int Shards { get; set; } = 256;
+
+    /// <summary>How long a shard lease and a membership last without renewal: how long a crashed node's groups wait for a survivor.</summary>
+    public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How often a node heartbeats, renews its leases and rebalances: several renewals fit in one TTL, so one slow round trip loses nothing.</summary>
+    public TimeSpan RenewInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// A node that has not renewed for LeaseTtl minus this margin stops its actors and cancels their calls, so it is
+    /// quiet before any survivor can take its shards. Covers the time to cancel calls and clock-rate drift.
+    /// </summary>
+    public TimeSpan SafetyMargin { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>A handover waits this long for the moving groups' calls in flight before it cancels them and releases anyway.</summary>
+    public TimeSpan HandoverTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Group changes and wake-ups arrive by LISTEN/NOTIFY at once; this poll is the fallback when a notification is missed.</summary>
+    public TimeSpan ChangePollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (LeaseTtl < TimeSpan.FromSeconds(1))
+        {
+            yield return new ValidationResult("ClusterQueue:Cluster:LeaseTtl must be at least 1 second.");
+        }
+
+        if (RenewInterval <= TimeSpan.Zero || SafetyMargin <= TimeSpan.Zero || HandoverTimeout < TimeSpan.Zero || ChangePollInterval <= TimeSpan.Zero)
+        {
+            yield return new ValidationResult("ClusterQueue:Cluster:RenewInterval, SafetyMargin and ChangePollInterval must be positive, HandoverTimeout not negative.");
+        }
+        else if (RenewInterval * 2 > LeaseTtl - SafetyMargin)
+        {
+            yield return new ValidationResult(
+                "ClusterQueue:Cluster:RenewInterval must fit twice into LeaseTtl minus SafetyMargin, so one late renewal does not stop a healthy node.");
+        }
+    }
+}

@@ -1,0 +1,43 @@
+namespace ClusterQueue.Node.Cluster;
+
+internal static partial class Log
+{
+    [LoggerMessage(EventId = 700, Level = LogLevel.Information, Message = "Node {NodeId} joined a cluster of {Members} live nodes holding {Shards} shards")]
+    public static partial void Joined(ILogger logger, string nodeId, int members, int shards);
+
+    [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Acquired {Count} shards; holding {Held}")]
+    public static partial void Acquired(ILogger logger, int count, int held);
+
+    [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Took shard {Shard} over at epoch {Epoch}; its previous owner had been quiet for {Quiet}")]
+    public static partial void TookOver(ILogger logger, int shard, long epoch, TimeSpan quiet);
+
+    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Handed shard {Shard} over with {Buckets} saved buckets (released: {Released})")]
+    public static partial void HandedOver(ILogger logger, int shard, int buckets, bool released);
+
+    [LoggerMessage(EventId = 704, Level = LogLevel.Error, Message = "Handover of shard {Shard} failed; its lease will expire instead")]
+    public static partial void HandoverFailed(ILogger logger, int shard, Exception exception);
+
+    [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Lost the lease on shard {Shard}; its actors are stopped")]
+    public static partial void Lost(ILogger logger, int shard);
+
+    [LoggerMessage(EventId = 706, Level = LogLevel.Error, Message = "No lease renewal for too long: stopping all {Shards} shards before their leases can expire")]
+    public static partial void WatchdogFired(ILogger logger, int shards);
+
+    [LoggerMessage(EventId = 707, Level = LogLevel.Warning, Message = "Cluster round failed; retrying in {Delay}")]
+    public static partial void RoundFailed(ILogger logger, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(EventId = 708, Level = LogLevel.Information, Message = "Node {NodeId} left the cluster")]
+    public static partial void Left(ILogger logger, string nodeId);
+
+    [LoggerMessage(EventId = 709, Level = LogLevel.Error, Message = "Leaving the cluster failed; the leases will expire instead")]
+    public static partial void LeaveFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 710, Level = LogLevel.Critical, Message = "This node's configuration conflicts with the cluster's")]
+    public static partial void ConfigurationConflict(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 711, Level = LogLevel.Warning, Message = "Listening for cluster notifications failed; reconnecting in {Delay}")]
+    public static partial void ListenFailed(ILogger logger, TimeSpan delay, Exception exception);
+
+    [LoggerMessage(EventId = 712, Level = LogLevel.Warning, Message = "Passing wake-ups to other nodes failed")]
+    public static partial void WakeFailed(ILogger logger, Exception exception);
+}
