@@ -13,7 +13,8 @@ public sealed record DownstreamCall(
     string? Group,
     int Attempt,
     string? ContentType,
-    byte[] Body);
+    byte[] Body,
+    string? Node = null);
 
 /// <summary>What the downstream answers: a status, an optional Retry-After, and how long it takes.</summary>
 public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null)
@@ -29,6 +30,7 @@ public sealed class Downstream : IAsyncDisposable
 {
     private WebApplication _app = null!;
     private readonly ConcurrentQueue<DownstreamCall> _calls = new();
+    private readonly ConcurrentQueue<(DownstreamCall, DateTimeOffset)> _aborted = new();
     private readonly ConcurrentDictionary<string, int> _inFlight = new();
     private readonly ConcurrentDictionary<string, int> _maxInFlight = new();
 
@@ -38,6 +40,9 @@ public sealed class Downstream : IAsyncDisposable
     public Uri BaseAddress { get; private set; } = null!;
 
     public IReadOnlyList<DownstreamCall> Calls => [.. _calls];
+
+    /// <summary>Calls whose caller hung up while the reply was delayed, with when it did.</summary>
+    public IReadOnlyList<(DownstreamCall Call, DateTimeOffset At)> Aborted => [.. _aborted];
 
     public IReadOnlyList<DownstreamCall> CallsTo(string path) => [.. _calls.Where(c => c.Path == path)];
 
@@ -86,12 +91,22 @@ public sealed class Downstream : IAsyncDisposable
                 context.Request.Headers["ClusterQueue-Group"].ToString(),
                 int.TryParse(context.Request.Headers["ClusterQueue-Attempt"].ToString(), out var attempt) ? attempt : 0,
                 context.Request.ContentType,
-                body.ToArray());
+                body.ToArray(),
+                context.Request.Headers["ClusterQueue-Node"].ToString());
             _calls.Enqueue(call);
             var reply = Reply(call);
             if (reply.Delay is { } delay)
             {
-                await Task.Delay(delay);
+                try
+                {
+                    await Task.Delay(delay, context.RequestAborted);
+                }
+                catch (OperationCanceledException)
+                {
+                    // The caller gave up (its call was cancelled): note when, for tests of who stops when.
+                    _aborted.Enqueue((call, DateTimeOffset.UtcNow));
+                    return;
+                }
             }
 
             context.Response.StatusCode = reply.Status;

@@ -10,6 +10,7 @@ namespace ClusterQueue.Tests.Support;
 public sealed class TcpRelay : IAsyncDisposable
 {
     private readonly Uri _target;
+    private TaskCompletionSource _flowing = Completed();
     private readonly object _gate = new();
     private readonly List<TcpClient> _connections = [];
     private TcpListener? _listener;
@@ -40,6 +41,30 @@ public sealed class TcpRelay : IAsyncDisposable
             }
 
             _connections.Clear();
+        }
+    }
+
+    /// <summary>
+    /// A partition: connections stay open but no byte gets through either way, and new ones never reach the target,
+    /// so the client sees silence, not an error, until its own timeouts give up.
+    /// </summary>
+    public void Freeze()
+    {
+        lock (_gate)
+        {
+            if (_flowing.Task.IsCompleted)
+            {
+                _flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+    }
+
+    /// <summary>Ends a <see cref="Freeze"/>: what was held back flows on.</summary>
+    public void Thaw()
+    {
+        lock (_gate)
+        {
+            _flowing.TrySetResult();
         }
     }
 
@@ -88,9 +113,10 @@ public sealed class TcpRelay : IAsyncDisposable
 
         try
         {
+            await _flowing.Task;
             await outbound.ConnectAsync(_target.Host, _target.Port);
-            var up = inbound.GetStream().CopyToAsync(outbound.GetStream());
-            var down = outbound.GetStream().CopyToAsync(inbound.GetStream());
+            var up = PumpAsync(inbound.GetStream(), outbound.GetStream());
+            var down = PumpAsync(outbound.GetStream(), inbound.GetStream());
             await Task.WhenAny(up, down);
         }
         catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException or InvalidOperationException)
@@ -104,9 +130,28 @@ public sealed class TcpRelay : IAsyncDisposable
         }
     }
 
+    private async Task PumpAsync(Stream from, Stream to)
+    {
+        var buffer = new byte[16 * 1024];
+        int read;
+        while ((read = await from.ReadAsync(buffer)) > 0)
+        {
+            await _flowing.Task;
+            await to.WriteAsync(buffer.AsMemory(0, read));
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
+        Thaw();
         Cut();
         await _accepting;
+    }
+
+    private static TaskCompletionSource Completed()
+    {
+        var flowing = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        flowing.SetResult();
+        return flowing;
     }
 }

@@ -1,0 +1,241 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using ClusterQueue.Contracts;
+using ClusterQueue.Tests.Support;
+using Xunit.Abstractions;
+
+namespace ClusterQueue.Tests.Cluster;
+
+/// <summary>
+/// Several node processes on one real PostgreSQL, a real downstream on loopback: the cluster as its users see it.
+/// Which node owns a group is computed with the same rendezvous hash the nodes use, so each assertion names the node
+/// that must (or must not) have delivered.
+/// </summary>
+public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output) : IClassFixture<PostgresServer>
+{
+    private static readonly string[] Three = ["node-a", "node-b", "node-c"];
+
+    [Fact]
+    public async Task ThreeNodes_GroupDefinedOnOne_PostedToAnother_IsDeliveredByItsOwnerAtItsRate()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        await cluster.StartAllAsync(Three);
+
+        // One group per node, so the deliveries show the groups spread over all three.
+        var owners = Three.ToDictionary(node => ClusterRig.GroupOwnedBy(node, Three, "spread"), node => node);
+        foreach (var group in owners.Keys)
+        {
+            await DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 5, burst: 2, concurrency: 2));
+        }
+
+        // A fresh process's first call to a downstream is slow (JIT, connection set-up) and would arrive later than it
+        // started, squeezing the arrival windows; one delivered message per group warms each owner up first.
+        var warmUps = new List<string>();
+        foreach (var group in owners.Keys)
+        {
+            warmUps.Add(await IngestAsync(cluster["node-b"], group, "warm-up"));
+        }
+
+        await downstream.WaitUntilAsync(d => owners.Keys.All(g => d.CallsTo($"/{g}").Count >= 1), TimeSpan.FromSeconds(30), "the warm-up messages");
+
+        var sent = new Dictionary<string, List<string>>();
+        foreach (var group in owners.Keys)
+        {
+            sent[group] = [];
+            for (var i = 0; i < 12; i++)
+            {
+                sent[group].Add(await IngestAsync(cluster["node-b"], group, $"message {i}"));
+            }
+        }
+
+        await downstream.WaitUntilAsync(d => owners.Keys.All(g => d.CallsTo($"/{g}").Count >= 13), TimeSpan.FromSeconds(30), "every message delivered");
+        foreach (var (group, owner) in owners)
+        {
+            var calls = downstream.CallsTo($"/{group}").Where(c => !warmUps.Contains(c.MessageId!)).ToList();
+            Assert.Equal(sent[group].Order(StringComparer.Ordinal), calls.Select(c => c.MessageId!).Order(StringComparer.Ordinal));
+            Assert.All(calls, c => Assert.Equal(owner, c.Node));
+            BucketAssert.WithinBucket(group, 5, 2, [.. calls.Select(c => c.ReceivedAt).Order()]);
+            Assert.True(downstream.MaxInFlight($"/{group}") <= 2, $"{group} had {downstream.MaxInFlight($"/{group}")} calls in flight");
+        }
+    }
+
+    [Fact]
+    public async Task KillOneOfThree_UnderLoad_EveryAcknowledgedMessageIsDeliveredAfterFailover()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(20));
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        await cluster.StartAllAsync(Three);
+        var owners = Three.ToDictionary(node => ClusterRig.GroupOwnedBy(node, Three, "load"), node => node);
+        foreach (var group in owners.Keys)
+        {
+            await DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 200, burst: 20, concurrency: 8));
+        }
+
+        // Every node takes traffic for every group, the victim included: what it acknowledged before dying is owed too.
+        var acknowledged = new ConcurrentDictionary<string, bool>();
+        using var stopVictimSenders = new CancellationTokenSource();
+        using var stopSenders = new CancellationTokenSource();
+        var senders = new List<Task>();
+        foreach (var group in owners.Keys)
+        {
+            senders.Add(cluster["node-a"].SendUntilStoppedAsync(group, "a", acknowledged, stopSenders.Token));
+            senders.Add(cluster["node-b"].SendUntilStoppedAsync(group, "b", acknowledged, stopSenders.Token));
+            senders.Add(cluster["node-c"].SendUntilStoppedAsync(group, "c", acknowledged, stopVictimSenders.Token));
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var victimGroup = owners.Single(o => o.Value == "node-c").Key;
+        await cluster["node-c"].KillAsync();
+        var killedAt = DateTimeOffset.UtcNow;
+        await stopVictimSenders.CancelAsync();
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await stopSenders.CancelAsync();
+        await Task.WhenAll(senders);
+
+        await downstream.WaitUntilAsync(
+            d => acknowledged.Keys.All(new HashSet<string>(d.Calls.Select(c => c.MessageId!)).Contains),
+            TimeSpan.FromSeconds(60),
+            $"all {acknowledged.Count} acknowledged messages delivered");
+
+        var calls = downstream.Calls;
+        var recoveredAt = calls.Where(c => c.Path == $"/{victimGroup}" && c.Node != "node-c").Min(c => c.ReceivedAt);
+        var duplicates = calls.Count - calls.Select(c => c.MessageId).Distinct().Count();
+        output.WriteLine($"acknowledged {acknowledged.Count}, calls {calls.Count}, duplicate calls {duplicates}, " +
+            $"victim's group delivered again {(recoveredAt - killedAt).TotalSeconds:0.00} s after kill -9 (lease TTL {ClusterRig.LeaseTtl.TotalSeconds} s)");
+
+        Assert.True(acknowledged.Count > 100, $"only {acknowledged.Count} messages were acknowledged");
+        Assert.True(recoveredAt - killedAt < ClusterRig.LeaseTtl + TimeSpan.FromSeconds(10), $"failover took {recoveredAt - killedAt}");
+        Assert.DoesNotContain(calls, c => c.Node == "node-c" && c.ReceivedAt > killedAt + TimeSpan.FromSeconds(1));
+    }
+
+    [Fact]
+    public async Task PartitionedNode_StopsItsCallsBeforeItsLeaseExpires_AndASurvivorFinishesTheBacklog()
+    {
+        // node-b's calls outlast a lease TTL, so only its watchdog can end them in time.
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = call => new DownstreamReply(200, Delay: call.Node == "node-b" ? TimeSpan.FromSeconds(20) : TimeSpan.FromMilliseconds(50));
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(cluster.ConnectionString);
+        await using var relay = new TcpRelay(new Uri($"tcp://{database.Host}:{database.Port}"));
+        database.Port = relay.Port;
+        string[] two = ["node-a", "node-b"];
+        await cluster.StartAsync("node-a");
+        await cluster.StartAsync("node-b", cluster.Settings("node-b", database.ConnectionString));
+        var group = ClusterRig.GroupOwnedBy("node-b", two, "cut");
+        await DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 10, burst: 2, concurrency: 2));
+        var sent = new List<string>();
+        for (var i = 0; i < 20; i++)
+        {
+            sent.Add(await IngestAsync(cluster["node-a"], group, $"message {i}"));
+        }
+
+        await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count(c => c.Node == "node-b") == 2, TimeSpan.FromSeconds(30), "node-b's two calls in flight");
+
+        // A partition, not an outage: node-b's connections stay open and nothing answers, so no error tells it anything.
+        relay.Freeze();
+        var cutAt = DateTimeOffset.UtcNow;
+
+        await downstream.WaitUntilAsync(
+            d => sent.All(new HashSet<string>(d.CallsTo($"/{group}").Where(c => c.Node == "node-a").Select(c => c.MessageId!)).Contains),
+            TimeSpan.FromSeconds(60),
+            "every message delivered by node-a");
+        var calls = downstream.CallsTo($"/{group}");
+        var cutOff = downstream.Aborted.Where(a => a.Call.Path == $"/{group}").ToList();
+        var firstBySurvivor = calls.Where(c => c.Node == "node-a").Min(c => c.ReceivedAt);
+        output.WriteLine($"node-b's calls ended {string.Join(", ", cutOff.Select(a => $"{(a.At - cutAt).TotalSeconds:0.00} s"))} after the cut; " +
+            $"node-a's first call {(firstBySurvivor - cutAt).TotalSeconds:0.00} s after (lease TTL {ClusterRig.LeaseTtl.TotalSeconds} s, safety margin {ClusterRig.SafetyMargin.TotalSeconds} s)");
+
+        // Its lease was last renewed before the cut, so it expires within a TTL of it: node-b must have hung up by then.
+        Assert.Equal(2, cutOff.Count);
+        Assert.All(cutOff, a => Assert.Equal("node-b", a.Call.Node));
+        Assert.All(cutOff, a => Assert.True(a.At < cutAt + ClusterRig.LeaseTtl, $"node-b's call ran {a.At - cutAt} past the cut"));
+        Assert.True(firstBySurvivor > cutOff.Max(a => a.At), "node-a started the group while node-b was still calling");
+        Assert.DoesNotContain(calls, c => c.Node == "node-b" && c.ReceivedAt > cutAt);
+    }
+
+    [Fact]
+    public async Task NodesJoiningAndLeaving_MoveAGroupWithoutOvershoot_AndWithoutWaitingForTheLeaseTtl()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(50));
+        await using var cluster = await ClusterRig.CreateAsync(server);
+
+        // A TTL far longer than the moves may take: a move that waited for a lease to expire would show.
+        var ttl = TimeSpan.FromSeconds(30);
+        Dictionary<string, string> Settings(string node)
+        {
+            var settings = cluster.Settings(node);
+            settings["ClusterQueue:Cluster:LeaseTtl"] = ttl.ToString();
+            settings["ClusterQueue:Cluster:RenewInterval"] = "00:00:01";
+            settings["ClusterQueue:Cluster:SafetyMargin"] = "00:00:05";
+            return settings;
+        }
+
+        await cluster.StartAsync("node-a", Settings("node-a"));
+        await cluster.StartAsync("node-b", Settings("node-b"));
+
+        // node-c owns the group whenever it is a member, so its join and its leave both move the group.
+        var group = ClusterRig.GroupOwnedBy("node-c", Three, "moving");
+        const double Rate = 5;
+        const int Burst = 3;
+        await DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: Rate, burst: Burst, concurrency: 2));
+        var sent = new List<string>();
+        for (var i = 0; i < 50; i++)
+        {
+            sent.Add(await IngestAsync(cluster["node-b"], group, $"message {i}"));
+        }
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await cluster.StartAsync("node-c", Settings("node-c"));
+        await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count(c => c.Node == "node-c") >= 5, TimeSpan.FromSeconds(20), "node-c delivering after its join");
+        await cluster["node-c"].TerminateAsync(TimeSpan.FromSeconds(30));
+        await downstream.WaitUntilAsync(
+            d => sent.All(new HashSet<string>(d.CallsTo($"/{group}").Select(c => c.MessageId!)).Contains),
+            TimeSpan.FromSeconds(60),
+            "every message delivered");
+
+        var calls = downstream.CallsTo($"/{group}").OrderBy(c => c.ReceivedAt).ToList();
+        var runs = new List<(string Node, DateTimeOffset First, DateTimeOffset Last)>();
+        foreach (var call in calls)
+        {
+            if (runs.Count > 0 && runs[^1].Node == call.Node)
+            {
+                runs[^1] = (call.Node!, runs[^1].First, call.ReceivedAt);
+            }
+            else
+            {
+                runs.Add((call.Node!, call.ReceivedAt, call.ReceivedAt));
+            }
+        }
+
+        output.WriteLine(string.Join(" → ", runs.Select(r => $"{r.Node} ({r.First:ss.fff}-{r.Last:ss.fff})")));
+        Assert.Equal(3, runs.Count);
+        Assert.Equal("node-c", runs[1].Node);
+        for (var i = 1; i < runs.Count; i++)
+        {
+            var gap = runs[i].First - runs[i - 1].Last;
+            output.WriteLine($"move {i}: {gap.TotalSeconds:0.00} s between the last call on {runs[i - 1].Node} and the first on {runs[i].Node}");
+            Assert.True(gap < TimeSpan.FromSeconds(5), $"move {i} took {gap}, as if waiting for the {ttl} TTL");
+        }
+
+        // node-c's first call comes from a process that just started (slow to arrive), hence the wider slack.
+        BucketAssert.WithinBucket(group, Rate, Burst, [.. calls.Select(c => c.ReceivedAt)], TimeSpan.FromMilliseconds(150));
+        Assert.True(downstream.MaxInFlight($"/{group}") <= 2, $"{downstream.MaxInFlight($"/{group}")} calls in flight");
+    }
+
+    internal static async Task DefineAsync(NodeProcess node, string group, GroupDefinition definition)
+    {
+        using var response = await node.Client.PutAsJsonAsync($"/v1/groups/{group}", definition);
+        Assert.True(response.IsSuccessStatusCode, $"PUT {group}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+    }
+
+    internal static async Task<string> IngestAsync(NodeProcess node, string group, string body)
+    {
+        using var response = await node.Client.PostAsync($"/hooks/{group}", new StringContent(body));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        return (await response.Content.ReadFromJsonAsync<IngestAccepted>())!.MessageId;
+    }
+}
