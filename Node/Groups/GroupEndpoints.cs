@@ -29,7 +29,7 @@ public static class GroupEndpoints
     {
         var groups = admin.MapGroup("/groups").WithTags("Groups");
         groups.MapGet("/", List).WithSummary("List groups ordered by id; page with ?after= and ?limit=.");
-        groups.MapGet("/{id}", Get).WithSummary("Read one group (the verification secret is never returned).");
+        groups.MapGet("/{id}", GetAsync).WithSummary("Read one group (the verification secret is never returned).");
         groups.MapPut("/{id}", PutAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Create or replace a group: 201 when created, 200 when replaced.");
         groups.MapPatch("/{id}", PatchAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Change some fields live; fields not sent keep their value.");
         groups.MapDelete("/{id}", DeleteAsync).WithSummary("Remove the group with its queue, dead letters and dedup keys.");
@@ -50,8 +50,8 @@ public static class GroupEndpoints
         return TypedResults.Ok(new GroupList(groups, more ? groups[^1].Id : null));
     }
 
-    private static Results<Ok<GroupResponse>, ProblemHttpResult> Get(string id, GroupRegistry registry) =>
-        registry.TryGet(id, out var settings) ? TypedResults.Ok(settings.ToResponse()) : GroupProblems.NotFound(id);
+    private static async Task<Results<Ok<GroupResponse>, ProblemHttpResult>> GetAsync(string id, GroupRegistry registry, CancellationToken cancellationToken) =>
+        await registry.FindAsync(id, cancellationToken) is { } settings ? TypedResults.Ok(settings.ToResponse()) : GroupProblems.NotFound(id);
 
     private static async Task<Results<Created<GroupResponse>, Ok<GroupResponse>, ValidationProblem>> PutAsync(string id, HttpRequest request, GroupRegistry registry, CancellationToken cancellationToken)
     {

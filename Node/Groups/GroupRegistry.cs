@@ -57,8 +57,7 @@ public sealed class GroupRegistry
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            _groups.TryGetValue(id, out var current);
-            return await WriteAsync(id, definition, current, cancellationToken);
+            return await WriteAsync(id, definition, Current(id), cancellationToken);
         }
         finally
         {
@@ -71,7 +70,7 @@ public sealed class GroupRegistry
         await _writeLock.WaitAsync(cancellationToken);
         try
         {
-            if (!_groups.TryGetValue(id, out var current))
+            if (Current(id) is not { } current)
             {
                 return GroupWriteResult.NotFound;
             }
@@ -90,7 +89,7 @@ public sealed class GroupRegistry
         try
         {
             // The queue goes first: if that fails the group stays whole, and deleting it again finishes the job.
-            if (_groups.ContainsKey(id))
+            if (Current(id) is not null)
             {
                 await _queue.RemoveGroupAsync(id, CancellationToken.None);
             }
@@ -108,6 +107,25 @@ public sealed class GroupRegistry
         {
             _writeLock.Release();
         }
+    }
+
+    /// <summary>The group as this node knows it, or as the store has it when another node may have defined it just now.</summary>
+    private GroupSettings? Current(string id) =>
+        _groups.TryGetValue(id, out var settings) ? settings : _store.HasPeers ? _store.Load(id) : null;
+
+    /// <summary>
+    /// The group, also when another node defined it a moment ago and its notification has not arrived yet: in a cluster a
+    /// miss is checked against the store, so "define on one node, post to another" never answers 404.
+    /// </summary>
+    public async ValueTask<GroupSettings?> FindAsync(string id, CancellationToken cancellationToken)
+    {
+        if (_groups.TryGetValue(id, out var settings) || !_store.HasPeers)
+        {
+            return settings;
+        }
+
+        await RefreshAsync(id, cancellationToken);
+        return _groups.GetValueOrDefault(id);
     }
 
     /// <summary>

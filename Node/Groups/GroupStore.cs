@@ -13,6 +13,9 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
+    /// <summary>Whether other nodes share this store (and may change groups behind this node's back).</summary>
+    public bool HasPeers => database.GroupsChangedNotification is not null;
+
     /// <summary>Writes the group; true when it did not exist before.</summary>
     public Task<bool> UpsertAsync(GroupSettings settings, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>

@@ -44,7 +44,7 @@ public static class IngressEndpoints
         TimeProvider time,
         CancellationToken cancellationToken)
     {
-        if (!registry.TryGet(id, out var group))
+        if (await registry.FindAsync(id, cancellationToken) is not { } group)
         {
             metrics.Rejected("unknown_group");
             return GroupProblems.NotFound(id);

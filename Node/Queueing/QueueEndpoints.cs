@@ -44,7 +44,7 @@ public static class QueueEndpoints
     private static async Task<Results<Ok<DeadLetterList>, ValidationProblem, ProblemHttpResult>> ListDeadLettersAsync(
         string id, string? after, int? limit, GroupRegistry registry, IMessageQueue queue, CancellationToken cancellationToken)
     {
-        if (!registry.TryGet(id, out _))
+        if (await registry.FindAsync(id, cancellationToken) is null)
         {
             return GroupProblems.NotFound(id);
         }
@@ -61,7 +61,7 @@ public static class QueueEndpoints
     private static async Task<Results<Ok<RedriveResult>, ValidationProblem, ProblemHttpResult>> RedriveAsync(
         string id, HttpRequest request, GroupRegistry registry, IMessageQueue queue, GroupDispatcher dispatcher, ILogger<RedriveRequest> logger, CancellationToken cancellationToken)
     {
-        if (!registry.TryGet(id, out _))
+        if (await registry.FindAsync(id, cancellationToken) is null)
         {
             return GroupProblems.NotFound(id);
         }

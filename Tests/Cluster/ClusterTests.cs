@@ -226,6 +226,81 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         Assert.True(downstream.MaxInFlight($"/{group}") <= 2, $"{downstream.MaxInFlight($"/{group}")} calls in flight");
     }
 
+    [Fact]
+    public async Task GroupChanges_OnOneNode_ReachTheOthers_AndIngressOnAnotherNodeNeverSeesAStaleMiss()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        await cluster.StartAllAsync(Three);
+        var group = ClusterRig.GroupOwnedBy("node-c", Three, "changing");
+
+        // Defined on one node and posted to another at once: the second node reads the store on a miss.
+        await DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 1, burst: 1, concurrency: 1));
+        await IngestAsync(cluster["node-b"], group, "right after the definition");
+
+        var changed = System.Diagnostics.Stopwatch.StartNew();
+        using (var patch = await cluster["node-a"].Client.PatchAsJsonAsync($"/v1/groups/{group}", new GroupDefinition { RatePerSecond = 42 }))
+        {
+            Assert.Equal(HttpStatusCode.OK, patch.StatusCode);
+        }
+
+        // node-c runs the group's actor; its stats show the rate the actor runs at once the change arrived.
+        await Eventually.ReadAsync(
+            () => cluster["node-c"].Client.GetFromJsonAsync<GroupStats>($"/v1/groups/{group}/stats")!,
+            stats => stats!.RatePerSecond == 42,
+            "the new rate on the owning node");
+        output.WriteLine($"a rate change on node-a reached node-c in {changed.ElapsedMilliseconds} ms");
+        Assert.True(changed.Elapsed < TimeSpan.FromSeconds(5), $"the change took {changed.Elapsed}");
+
+        using (var delete = await cluster["node-b"].Client.DeleteAsync($"/v1/groups/{group}"))
+        {
+            Assert.Equal(HttpStatusCode.NoContent, delete.StatusCode);
+        }
+
+        await Eventually.ReadAsync(
+            async () =>
+            {
+                using var read = await cluster["node-c"].Client.GetAsync($"/v1/groups/{group}");
+                return read.StatusCode;
+            },
+            status => status == HttpStatusCode.NotFound,
+            "the group gone on node-c");
+        using var ingest = await cluster["node-a"].Client.PostAsync($"/hooks/{group}", new StringContent("after the delete"));
+        Assert.Equal(HttpStatusCode.NotFound, ingest.StatusCode);
+    }
+
+    [Fact]
+    public async Task ClusterNode_WithoutAnAdminToken_RefusesToStartAndSaysWhy()
+    {
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        var settings = cluster.Settings("node-a");
+        settings["ClusterQueue:AdminToken"] = "";
+
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => cluster.StartAsync("node-a", settings));
+
+        Assert.Contains("ClusterQueue:AdminToken is required", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ClusterNode_AdminApiNeedsTheToken_HooksAndProbesStayOpen()
+    {
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        var node = await cluster.StartAsync("node-a");
+        using var anonymous = new HttpClient { BaseAddress = node.BaseAddress };
+
+        using var groups = await anonymous.GetAsync("/v1/groups");
+        using var ready = await anonymous.GetAsync("/readyz");
+        using var healthy = await anonymous.GetAsync("/healthz");
+        using var metrics = await anonymous.GetAsync("/metrics");
+        using var hook = await anonymous.PostAsync("/hooks/nobody", new StringContent("{}"));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, groups.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, metrics.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, hook.StatusCode);
+    }
+
     internal static async Task DefineAsync(NodeProcess node, string group, GroupDefinition definition)
     {
         using var response = await node.Client.PutAsJsonAsync($"/v1/groups/{group}", definition);
