@@ -140,13 +140,7 @@ public sealed class ClusterCoordinator : BackgroundService
 
         var members = live.Contains(_node.Id, StringComparer.Ordinal) ? live : [.. live, _node.Id];
         var mine = ShardMap.ShardsOf(_node.Id, members, _ownership.Shards);
-        foreach (var shard in _ownership.Held)
-        {
-            if (!mine.Contains(shard))
-            {
-                StartHandover(shard);
-            }
-        }
+        StartHandover([.. _ownership.Held.Where(shard => !mine.Contains(shard))]);
 
         List<int> wanted;
         lock (_gate)
@@ -194,39 +188,58 @@ public sealed class ClusterCoordinator : BackgroundService
         await _dispatcher.WakeShardsAsync(shards, token);
     }
 
-    /// <summary>Hands a shard that moved away over: stop starting, drain (bounded), save the buckets, release.</summary>
-    private void StartHandover(int shard)
+    /// <summary>Hands shards that moved away over, together: stop starting, drain (bounded), save the buckets, release.</summary>
+    private void StartHandover(IReadOnlyCollection<int> shards)
     {
         lock (_gate)
         {
-            if (_handovers.ContainsKey(shard) || !_ownership.TryGetGrant(shard, out var grant))
+            var grants = new List<ShardGrant>();
+            foreach (var shard in shards)
+            {
+                if (!_handovers.ContainsKey(shard) && _ownership.TryGetGrant(shard, out var grant))
+                {
+                    _ownership.Revoke(shard);
+                    grants.Add(grant);
+                }
+            }
+
+            if (grants.Count == 0)
             {
                 return;
             }
 
-            _ownership.Revoke(shard);
-            _handovers[shard] = HandOverAsync(grant, _options.HandoverTimeout);
+            var handover = HandOverAsync(grants, _options.HandoverTimeout);
+            foreach (var grant in grants)
+            {
+                _handovers[grant.Shard] = handover;
+            }
         }
     }
 
-    private async Task HandOverAsync(ShardGrant grant, TimeSpan timeout)
+    private async Task HandOverAsync(List<ShardGrant> grants, TimeSpan timeout)
     {
         try
         {
-            var buckets = await _dispatcher.ReleaseShardAsync(grant.Shard, timeout);
-            var released = await _leases.ReleaseAsync(_ownership.Session, grant.Shard, grant.Epoch, buckets, CancellationToken.None);
-            Log.HandedOver(_logger, grant.Shard, buckets.Count, released);
+            // Every shard drains at once, so a node that leaves waits one timeout at most, not one per shard.
+            var drained = await Task.WhenAll(grants.Select(async grant => (grant.Shard, Buckets: await _dispatcher.ReleaseShardAsync(grant.Shard, timeout))));
+            var buckets = drained.SelectMany(d => d.Buckets.Select(b => (d.Shard, b.Key, b.Value))).ToList();
+            var fences = grants.Select(g => new ShardFence(g.Shard, g.Epoch, _ownership.Session)).ToList();
+            var released = await _leases.ReleaseAsync(_ownership.Session, fences, buckets, CancellationToken.None);
+            Log.HandedOver(_logger, released.Count, grants.Count, buckets.Count);
         }
         catch (Exception ex)
         {
-            // The lease stays until it expires; the next owner then takes it over as after a failure.
-            Log.HandoverFailed(_logger, grant.Shard, ex);
+            // The leases stay until they expire; the next owners then take them over as after a failure.
+            Log.HandoverFailed(_logger, grants.Count, ex);
         }
         finally
         {
             lock (_gate)
             {
-                _handovers.Remove(grant.Shard);
+                foreach (var grant in grants)
+                {
+                    _handovers.Remove(grant.Shard);
+                }
             }
         }
     }
@@ -264,15 +277,11 @@ public sealed class ClusterCoordinator : BackgroundService
         try
         {
             await _leases.LeaveAsync(_node.Id, _ownership.Session, cancellationToken);
-            foreach (var shard in _ownership.Held)
-            {
-                StartHandover(shard);
-            }
-
+            StartHandover(_ownership.Held);
             Task[] handovers;
             lock (_gate)
             {
-                handovers = [.. _handovers.Values];
+                handovers = [.. _handovers.Values.Distinct()];
             }
 
             await Task.WhenAll(handovers);

@@ -11,11 +11,11 @@ internal static partial class Log
     [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Took shard {Shard} over at epoch {Epoch}; its previous owner had been quiet for {Quiet}")]
     public static partial void TookOver(ILogger logger, int shard, long epoch, TimeSpan quiet);
 
-    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Handed shard {Shard} over with {Buckets} saved buckets (released: {Released})")]
-    public static partial void HandedOver(ILogger logger, int shard, int buckets, bool released);
+    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Handed {Released} of {Shards} shards over with {Buckets} saved buckets")]
+    public static partial void HandedOver(ILogger logger, int released, int shards, int buckets);
 
-    [LoggerMessage(EventId = 704, Level = LogLevel.Error, Message = "Handover of shard {Shard} failed; its lease will expire instead")]
-    public static partial void HandoverFailed(ILogger logger, int shard, Exception exception);
+    [LoggerMessage(EventId = 704, Level = LogLevel.Error, Message = "Handover of {Shards} shards failed; their leases will expire instead")]
+    public static partial void HandoverFailed(ILogger logger, int shards, Exception exception);
 
     [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Lost the lease on shard {Shard}; its actors are stopped")]
     public static partial void Lost(ILogger logger, int shard);

@@ -145,32 +145,40 @@ public sealed class ShardLeaseStore(PostgresDatabase database, ClusterOptions op
     }
 
     /// <summary>
-    /// Gives a shard up at the end of a handover, saving its groups' buckets for the next owner, and tells the other
-    /// nodes at once. Does nothing (false) when this session no longer holds the shard at that epoch.
+    /// Gives shards up at the end of a handover, saving their groups' buckets for the next owners, and tells the other
+    /// nodes at once; one transaction (one connection) however many shards move. A shard this session no longer holds
+    /// at the epoch named is left alone, and so are its buckets. Returns the shards released.
     /// </summary>
-    public async Task<bool> ReleaseAsync(Guid session, int shard, long epoch, IReadOnlyDictionary<string, double> buckets, CancellationToken cancellationToken)
+    public async Task<IReadOnlySet<int>> ReleaseAsync(
+        Guid session, IReadOnlyCollection<ShardFence> shards, IReadOnlyCollection<(int Shard, string GroupId, double Tokens)> buckets, CancellationToken cancellationToken)
     {
         await using var connection = await Data.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var release = new NpgsqlCommand(
-            "UPDATE shard_leases SET owner = NULL, session = NULL, expires_at = clock_timestamp() WHERE shard = @shard AND session = @session AND epoch = @epoch;",
-            connection, transaction))
+        var released = new HashSet<int>();
+        await using (var release = new NpgsqlCommand("""
+            UPDATE shard_leases l SET owner = NULL, session = NULL, expires_at = clock_timestamp()
+            FROM unnest(@shards, @epochs) AS r(shard, epoch)
+            WHERE l.shard = r.shard AND l.epoch = r.epoch AND l.session = @session
+            RETURNING l.shard;
+            """, connection, transaction))
         {
-            Add(release, ("shard", shard), ("session", session), ("epoch", epoch));
-            if (await release.ExecuteNonQueryAsync(cancellationToken) == 0)
+            Add(release, ("shards", shards.Select(s => s.Shard).ToArray()), ("epochs", shards.Select(s => s.Epoch).ToArray()), ("session", session));
+            await using var reader = await release.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
             {
-                return false;
+                released.Add(reader.GetInt32(0));
             }
         }
 
-        if (buckets.Count > 0)
+        var saved = buckets.Where(b => released.Contains(b.Shard)).ToList();
+        if (saved.Count > 0)
         {
             await using var save = new NpgsqlCommand("""
                 INSERT INTO group_buckets (group_id, shard, tokens, saved_at)
-                SELECT g, @shard, t, clock_timestamp() FROM unnest(@groups, @tokens) AS b(g, t)
+                SELECT g, s, t, clock_timestamp() FROM unnest(@groups, @shards, @tokens) AS b(g, s, t)
                 ON CONFLICT (group_id) DO UPDATE SET shard = excluded.shard, tokens = excluded.tokens, saved_at = excluded.saved_at;
                 """, connection, transaction);
-            Add(save, ("shard", shard), ("groups", buckets.Keys.ToArray()), ("tokens", buckets.Values.ToArray()));
+            Add(save, ("groups", saved.Select(b => b.GroupId).ToArray()), ("shards", saved.Select(b => b.Shard).ToArray()), ("tokens", saved.Select(b => b.Tokens).ToArray()));
             await save.ExecuteNonQueryAsync(cancellationToken);
         }
 
@@ -180,7 +188,7 @@ public sealed class ShardLeaseStore(PostgresDatabase database, ClusterOptions op
         }
 
         await transaction.CommitAsync(cancellationToken);
-        return true;
+        return released;
     }
 
     /// <summary>Marks this node as leaving, so the others stop counting it before it has released anything.</summary>

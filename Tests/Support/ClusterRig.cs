@@ -8,7 +8,7 @@ namespace ClusterQueue.Tests.Support;
 /// </summary>
 public sealed class ClusterRig : IAsyncDisposable
 {
-    public const int Shards = 64;
+    public const int Shards = 256;
     public static readonly TimeSpan LeaseTtl = TimeSpan.FromSeconds(4);
     public static readonly TimeSpan SafetyMargin = TimeSpan.FromSeconds(1.5);
 
