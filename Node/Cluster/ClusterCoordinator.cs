@@ -208,7 +208,9 @@ public sealed class ClusterCoordinator : BackgroundService
                 return;
             }
 
-            var handover = HandOverAsync(grants, _options.HandoverTimeout);
+            // On the thread pool, not inline: a handover that completed synchronously would remove its entries from
+            // _handovers before they were added below, leaving the shards marked as moving for good.
+            var handover = Task.Run(() => HandOverAsync(grants, _options.HandoverTimeout));
             foreach (var grant in grants)
             {
                 _handovers[grant.Shard] = handover;

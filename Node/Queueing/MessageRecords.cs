@@ -151,9 +151,9 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
                 INSERT INTO messages (id, group_id, state, visible_at, attempts, last_error, content_type, body, size_bytes, created_at, completed_at, payload_offloaded)
                 VALUES (@id, @group, @state, @now, @attempts, @error, @contentType, @body, @size, @created, @now, @offloaded)
                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
-                    last_error = coalesce(excluded.last_error, last_error), body = excluded.body,
+                    last_error = coalesce(excluded.last_error, messages.last_error), body = excluded.body,
                     completed_at = excluded.completed_at, payload_offloaded = excluded.payload_offloaded
-                WHERE state IN ({StateQueued}, {StateAccepting}, {StateRedriving});
+                WHERE messages.state IN ({StateQueued}, {StateAccepting}, {StateRedriving});
                 """);
             record.Add("@id", message.Id);
             record.Add("@group", message.GroupId);

@@ -18,6 +18,44 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void New_WithHalfAToken_RefusesUntilTheOtherHalfAccrues()
+    {
+        var bucket = new TokenBucket(ratePerSecond: 1, burst: 5, Start, tokens: 0.5);
+
+        Assert.Equal(0.5, bucket.Available(Start), precision: 9);
+        Assert.False(bucket.TryTake(Start));
+        Assert.Equal(TimeSpan.FromMilliseconds(500), bucket.TimeUntilToken(Start));
+        Assert.False(bucket.TryTake(Start + TimeSpan.FromMilliseconds(499)));
+        Assert.True(bucket.TryTake(Start + TimeSpan.FromMilliseconds(500)));
+        Assert.False(bucket.TryTake(Start + TimeSpan.FromMilliseconds(500)));
+    }
+
+    [Fact]
+    public void New_WithTokensAboveBurst_IsClampedToBurst()
+    {
+        var bucket = new TokenBucket(ratePerSecond: 1, burst: 5, Start, tokens: 7.5);
+
+        Assert.Equal(5, bucket.Available(Start));
+        for (var i = 0; i < 5; i++)
+        {
+            Assert.True(bucket.TryTake(Start), $"take {i + 1} of the burst");
+        }
+
+        Assert.False(bucket.TryTake(Start));
+    }
+
+    [Fact]
+    public void New_WithNegativeTokens_IsClampedToZero()
+    {
+        var bucket = new TokenBucket(ratePerSecond: 1, burst: 5, Start, tokens: -3);
+
+        Assert.Equal(0, bucket.Available(Start));
+        Assert.False(bucket.TryTake(Start));
+        Assert.Equal(TimeSpan.FromSeconds(1), bucket.TimeUntilToken(Start));
+        Assert.True(bucket.TryTake(Start + TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
     public void TryTake_BurstTimesAtOnce_SucceedsThenRefuses()
     {
         var bucket = new TokenBucket(ratePerSecond: 1, burst: 5, Start);

@@ -240,7 +240,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
     public async Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
-        if (!_queues.TryGetValue(groupId, out var queue))
+        if (Known(groupId) is not { } queue)
         {
             return new LeaseBatch([], null);
         }
@@ -413,7 +413,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>Sends to the group's queue; re-creates the queue once if it went missing while the group still exists.</summary>
     private async Task SendAsync(string groupId, SqsOutgoingMessage message)
     {
-        if (!_queues.TryGetValue(groupId, out var queue))
+        if (Known(groupId) is not { } queue)
         {
             await EnsureQueueAsync(groupId, VisibilityFor(DefaultHandlerTimeout), CancellationToken.None);
             queue = _queues[groupId];
@@ -443,7 +443,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>False when SQS no longer honours the receipt (the lease ran out, the message or its queue is gone).</summary>
     private async Task<bool> ChangeVisibilityAsync(LeasedMessage message, TimeSpan visibility, CancellationToken cancellationToken)
     {
-        if (!_queues.TryGetValue(message.GroupId, out var queue))
+        if (Known(message.GroupId) is not { } queue)
         {
             return false;
         }
@@ -461,7 +461,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
     private async Task<bool> DeleteAsync(LeasedMessage message, CancellationToken cancellationToken)
     {
-        if (!_queues.TryGetValue(message.GroupId, out var queue))
+        if (Known(message.GroupId) is not { } queue)
         {
             return false;
         }
@@ -490,6 +490,25 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             remember.Add("@url", url);
             return remember.ExecuteNonQuery();
         }, CancellationToken.None);
+
+    /// <summary>
+    /// The group's queue: from this node's map, else from the store, where another node of a cluster recorded it when
+    /// the group was defined there (its visibility timeout is that node's business, so it is not set again here).
+    /// </summary>
+    private GroupQueue? Known(string groupId)
+    {
+        if (_queues.TryGetValue(groupId, out var queue))
+        {
+            return queue;
+        }
+
+        using var connection = Records.Database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT queue_name, queue_url FROM sqs_queues WHERE group_id = @group;";
+        command.Add("@group", groupId);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? _queues.GetOrAdd(groupId, new GroupQueue(reader.GetString(0), reader.GetString(1), null)) : null;
+    }
 
     private List<(string GroupId, string Name, string Url)> LoadQueueMap()
     {

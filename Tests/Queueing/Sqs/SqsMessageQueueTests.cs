@@ -15,7 +15,7 @@ namespace ClusterQueue.Tests.Queueing.Sqs;
 /// The queue contract against the SQS queue: a real SQS-compatible server (fauxqs), a real SQLite file for the
 /// records, and queue names of this test's own. The server keeps its own clock, so time passes for real here.
 /// </summary>
-public sealed class SqsMessageQueueTests(SqsEmulator emulator) : MessageQueueContractTests, IClassFixture<SqsEmulator>, IAsyncLifetime
+public sealed class SqsMessageQueueTests(SqsEmulator emulator) : SqsContractTests, IClassFixture<SqsEmulator>, IAsyncLifetime
 {
     private readonly SqsQueueRig _rig = new(emulator);
 
@@ -23,6 +23,14 @@ public sealed class SqsMessageQueueTests(SqsEmulator emulator) : MessageQueueCon
 
     protected override Task DefineGroupAsync(string groupId) => _rig.DefineGroupAsync(groupId);
 
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => _rig.DisposeAsync().AsTask();
+}
+
+/// <summary>What every SQS-backed run of the contract shares: SQS keeps its own clock, so time passes for real.</summary>
+public abstract class SqsContractTests : MessageQueueContractTests
+{
     protected override async Task LetTimePassAsync(FakeTimeProvider time, TimeSpan span)
     {
         time.Advance(span);
@@ -30,17 +38,35 @@ public sealed class SqsMessageQueueTests(SqsEmulator emulator) : MessageQueueCon
         // SQS times visibility in whole seconds on its own clock; the margin keeps a slow machine from looking early.
         await Task.Delay(span + TimeSpan.FromMilliseconds(600));
     }
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _rig.DisposeAsync().AsTask();
 }
 
-/// <summary>An SQS queue on the emulator with its records in a fresh SQLite file, under a queue prefix no other test uses.</summary>
-public sealed class SqsQueueRig(SqsEmulator emulator) : IAsyncDisposable
+/// <summary>The same contract with the records in PostgreSQL, as a cluster keeps them: the SQS queue's SQL on the other store.</summary>
+public sealed class SqsOnPostgresMessageQueueTests(SqsEmulator emulator, PostgresServer server)
+    : SqsContractTests, IClassFixture<SqsEmulator>, IClassFixture<PostgresServer>, IAsyncLifetime
+{
+    private SqsQueueRig? _rig;
+
+    protected override Task<IMessageQueue> CreateQueueAsync(FakeTimeProvider time) => Task.FromResult<IMessageQueue>(_rig!.Start(time));
+
+    protected override Task DefineGroupAsync(string groupId) => _rig!.DefineGroupAsync(groupId);
+
+    public async Task InitializeAsync()
+    {
+        var records = await PostgresMessageQueueTests.OpenAsync(server);
+        _rig = new SqsQueueRig(emulator, () => records);
+    }
+
+    public Task DisposeAsync() => _rig!.DisposeAsync().AsTask();
+}
+
+/// <summary>
+/// An SQS queue on the emulator with its records in a fresh SQLite file (or the database <paramref name="openRecords"/>
+/// gives), under a queue prefix no other test uses.
+/// </summary>
+public sealed class SqsQueueRig(SqsEmulator emulator, Func<SqlDatabase>? openRecords = null) : IAsyncDisposable
 {
     private readonly TempDirectory _directory = new();
-    private SqliteDatabase? _database;
+    private SqlDatabase? _database;
     private SqsClient? _client;
     private FakeTimeProvider? _time;
 
@@ -53,7 +79,7 @@ public sealed class SqsQueueRig(SqsEmulator emulator) : IAsyncDisposable
 
     public SqsClient Client => _client ?? throw new InvalidOperationException("Start the rig first.");
 
-    public SqliteDatabase Database => _database ?? throw new InvalidOperationException("Start the rig first.");
+    public SqlDatabase Database => _database ?? throw new InvalidOperationException("Start the rig first.");
 
     public IPayloadStore Payloads { get; private set; } = null!;
 
@@ -68,7 +94,7 @@ public sealed class SqsQueueRig(SqsEmulator emulator) : IAsyncDisposable
 
         _time = time;
         var storage = new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File("records.db") } };
-        _database = new SqliteDatabase(Microsoft.Extensions.Options.Options.Create(storage), NullLogger<SqliteDatabase>.Instance);
+        _database = openRecords?.Invoke() ?? new SqliteDatabase(Microsoft.Extensions.Options.Options.Create(storage), NullLogger<SqliteDatabase>.Instance);
         _client = SqsClient.Create(options ?? Options, new BasicAWSCredentials("test", "test"));
         Payloads = new SqlPayloadStore(_database);
         Queue = Reopen(options);
