@@ -137,6 +137,7 @@ public sealed class ClusterCoordinator : BackgroundService
         }
 
         _watchdog.Change(Remaining(began + _options.LeaseTtl - _options.SafetyMargin), Timeout.InfiniteTimeSpan);
+        await ReadoptAsync(renewed, token);
 
         var members = live.Contains(_node.Id, StringComparer.Ordinal) ? live : [.. live, _node.Id];
         var mine = ShardMap.ShardsOf(_node.Id, members, _ownership.Shards);
@@ -161,6 +162,34 @@ public sealed class ClusterCoordinator : BackgroundService
         }
     }
 
+    /// <summary>
+    /// Leases the database still gives this session but the node stopped (its watchdog fired during an outage that
+    /// ended before they expired): nobody else can have held them, so they are taken back at the same epoch. Their
+    /// groups' buckets were lost with the actors, so they start empty rather than risk a second burst.
+    /// </summary>
+    private async Task ReadoptAsync(IReadOnlyDictionary<int, long> renewed, CancellationToken token)
+    {
+        var now = _time.GetUtcNow();
+        var readopted = new HashSet<int>();
+        lock (_gate)
+        {
+            foreach (var (shard, epoch) in renewed)
+            {
+                if (!_ownership.TryGetGrant(shard, out _) && !_handovers.ContainsKey(shard))
+                {
+                    _ownership.Grant(new ShardGrant(shard, epoch, now, new Dictionary<string, SavedBucket>()));
+                    readopted.Add(shard);
+                }
+            }
+        }
+
+        if (readopted.Count > 0)
+        {
+            Log.Readopted(_logger, readopted.Count);
+            await _dispatcher.WakeShardsAsync(readopted, token);
+        }
+    }
+
     private async Task AcquireAsync(List<int> wanted, CancellationToken token)
     {
         var acquired = await _leases.AcquireAsync(_node.Id, _ownership.Session, wanted, token);
@@ -178,10 +207,12 @@ public sealed class ClusterCoordinator : BackgroundService
                 .Where(b => b.Shard == shard.Shard)
                 .ToDictionary(b => b.GroupId, b => new SavedBucket(b.Tokens, now - b.Age), StringComparer.Ordinal);
             _ownership.Grant(new ShardGrant(shard.Shard, shard.Epoch, now - shard.QuietFor, buckets));
-            if (shard.QuietFor is { } quiet)
-            {
-                Log.TookOver(_logger, shard.Shard, shard.Epoch, quiet);
-            }
+        }
+
+        var takenOver = acquired.Where(a => a.QuietFor is not null).ToList();
+        if (takenOver.Count > 0)
+        {
+            Log.TookOver(_logger, takenOver.Count, takenOver.Min(a => a.QuietFor!.Value));
         }
 
         Log.Acquired(_logger, acquired.Count, _ownership.Held.Count);

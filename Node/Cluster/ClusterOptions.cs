@@ -34,14 +34,17 @@ public sealed class ClusterOptions : IValidatableObject
 
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (LeaseTtl < TimeSpan.FromSeconds(1))
+        // Bounds first, so the arithmetic below can neither overflow nor compare nonsense.
+        var day = TimeSpan.FromDays(1);
+        if (LeaseTtl < TimeSpan.FromSeconds(1) || LeaseTtl > day)
         {
-            yield return new ValidationResult("ClusterQueue:Cluster:LeaseTtl must be at least 1 second.");
+            yield return new ValidationResult("ClusterQueue:Cluster:LeaseTtl must be between 1 second and 1 day.");
         }
-
-        if (RenewInterval <= TimeSpan.Zero || SafetyMargin <= TimeSpan.Zero || HandoverTimeout < TimeSpan.Zero || ChangePollInterval <= TimeSpan.Zero)
+        else if (RenewInterval <= TimeSpan.Zero || SafetyMargin <= TimeSpan.Zero || HandoverTimeout < TimeSpan.Zero || ChangePollInterval <= TimeSpan.Zero
+                 || RenewInterval > day || SafetyMargin > day || HandoverTimeout > day || ChangePollInterval > day)
         {
-            yield return new ValidationResult("ClusterQueue:Cluster:RenewInterval, SafetyMargin and ChangePollInterval must be positive, HandoverTimeout not negative.");
+            yield return new ValidationResult(
+                "ClusterQueue:Cluster:RenewInterval, SafetyMargin and ChangePollInterval must be positive, HandoverTimeout not negative, each at most 1 day.");
         }
         else if (RenewInterval * 2 > LeaseTtl - SafetyMargin)
         {

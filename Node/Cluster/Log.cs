@@ -8,8 +8,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Acquired {Count} shards; holding {Held}")]
     public static partial void Acquired(ILogger logger, int count, int held);
 
-    [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Took shard {Shard} over at epoch {Epoch}; its previous owner had been quiet for {Quiet}")]
-    public static partial void TookOver(ILogger logger, int shard, long epoch, TimeSpan quiet);
+    [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Took {Shards} shards over from an owner whose lease had expired (quiet for at least {Quiet})")]
+    public static partial void TookOver(ILogger logger, int shards, TimeSpan quiet);
 
     [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Handed {Released} of {Shards} shards over with {Buckets} saved buckets")]
     public static partial void HandedOver(ILogger logger, int released, int shards, int buckets);
@@ -40,4 +40,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 712, Level = LogLevel.Warning, Message = "Passing wake-ups to other nodes failed")]
     public static partial void WakeFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 713, Level = LogLevel.Warning, Message = "Took back {Shards} shards whose leases outlived an outage; their groups start with empty buckets")]
+    public static partial void Readopted(ILogger logger, int shards);
 }

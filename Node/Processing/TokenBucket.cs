@@ -20,7 +20,7 @@ public sealed class TokenBucket
         Validate(ratePerSecond, burst);
         RatePerSecond = ratePerSecond;
         Burst = burst;
-        _tokens = Math.Clamp(tokens ?? burst, 0, burst);
+        _tokens = tokens is { } start && double.IsFinite(start) ? Math.Clamp(start, 0, burst) : burst;
         _updatedAt = now;
     }
 

@@ -1,10 +1,17 @@
+using ClusterQueue.Node.Groups;
 using Microsoft.Extensions.Options;
 
 namespace ClusterQueue.Node.Queueing;
 
-/// <summary>Deletes expired dedup keys and old delivered-message statuses, a chunk at a time, so neither table grows without bound.</summary>
-public sealed class QueuePurger(IMessageQueue queue, TimeProvider time, IOptions<QueueOptions> options, ILogger<QueuePurger> logger) : BackgroundService
+/// <summary>
+/// Deletes expired dedup keys, old delivered-message statuses and old group-change records, a chunk at a time, so
+/// no table grows without bound.
+/// </summary>
+public sealed class QueuePurger(IMessageQueue queue, GroupStore groups, TimeProvider time, IOptions<QueueOptions> options, ILogger<QueuePurger> logger) : BackgroundService
 {
+    /// <summary>Every running node reads a change within seconds and a starting node loads every group, so an hour is ample.</summary>
+    private static readonly TimeSpan ChangeRetention = TimeSpan.FromHours(1);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var failures = 0;
@@ -20,6 +27,7 @@ public sealed class QueuePurger(IMessageQueue queue, TimeProvider time, IOptions
                 }
                 while (removed > 0 && !stoppingToken.IsCancellationRequested);
 
+                await groups.PurgeChangesAsync(time.GetUtcNow() - ChangeRetention, stoppingToken);
                 failures = 0;
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -1,17 +1,25 @@
+using System.Data.Common;
 using System.Globalization;
 using Microsoft.AspNetCore.Diagnostics;
 
 namespace ClusterQueue.Node.Queueing;
 
 /// <summary>
-/// Answers any request that failed because the queue's service is unavailable with 503, a Retry-After and problem
-/// details. Nothing was acknowledged or changed, so the client's retry is always safe.
+/// Answers any request that failed because the queue's service (SQS) or the store's database is unavailable with 503,
+/// a Retry-After and problem details. Nothing was acknowledged, so the client's retry is safe; a database connection
+/// that broke during a commit may have committed it, which a retry with the same delivery id finds as a duplicate.
 /// </summary>
 internal sealed class QueueUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
-        if (exception is not QueueUnavailableException unavailable)
+        var (title, detail) = exception switch
+        {
+            QueueUnavailableException unavailable => ("Queue unavailable", unavailable.Message + " Nothing was stored; retry later."),
+            DbException { IsTransient: true } => ("Store unavailable", "The database could not be reached; nothing was acknowledged. Retry later."),
+            _ => (null, null),
+        };
+        if (title is null)
         {
             return false;
         }
@@ -25,8 +33,8 @@ internal sealed class QueueUnavailableHandler(IProblemDetailsService problems) :
             ProblemDetails =
             {
                 Status = StatusCodes.Status503ServiceUnavailable,
-                Title = "Queue unavailable",
-                Detail = unavailable.Message + " Nothing was stored; retry later.",
+                Title = title,
+                Detail = detail,
             },
         });
     }

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Json;
+using System.Text;
 using ClusterQueue.Contracts;
 using ClusterQueue.Tests.Support;
 using Xunit.Abstractions;
@@ -154,6 +155,47 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         Assert.All(cutOff, a => Assert.True(a.At < cutAt + ClusterRig.LeaseTtl, $"node-b's call ran {a.At - cutAt} past the cut"));
         Assert.True(firstBySurvivor > cutOff.Max(a => a.At), "node-a started the group while node-b was still calling");
         Assert.DoesNotContain(calls, c => c.Node == "node-b" && c.ReceivedAt > cutAt);
+    }
+
+    [Fact]
+    public async Task DatabaseOutage_IngressAnswers503AndStoresNothing_ThenTheNodeTakesItsShardsBackAndDelivers()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        var database = new Npgsql.NpgsqlConnectionStringBuilder(cluster.ConnectionString);
+        await using var relay = new TcpRelay(new Uri($"tcp://{database.Host}:{database.Port}"));
+        database.Port = relay.Port;
+        var node = await cluster.StartAsync("node-a", cluster.Settings("node-a", database.ConnectionString));
+        await DefineAsync(node, "outage", GroupDefinitions.Forwarding(downstream, "/outage"));
+        var before = await IngestAsync(node, "outage", "before");
+        await downstream.WaitUntilAsync(d => d.CallsTo("/outage").Count == 1, TimeSpan.FromSeconds(20), "the first message");
+
+        relay.Cut();
+        using var refused = await node.Client.PostAsync("/hooks/outage", new StringContent("during"));
+        var problem = await refused.Content.ReadAsStringAsync();
+
+        // Longer than the watchdog's deadline (TTL − margin) and shorter than the TTL: the node stops its actors, but
+        // its leases are still its own when the database comes back.
+        await Task.Delay(ClusterRig.LeaseTtl - ClusterRig.SafetyMargin + TimeSpan.FromSeconds(0.5));
+        relay.Restore();
+        var after = await Eventually.ReadAsync(
+            async () =>
+            {
+                using var response = await node.Client.PostAsync("/hooks/outage", new StringContent("after"));
+                return response.StatusCode;
+            },
+            status => status == HttpStatusCode.Accepted,
+            "ingress back after the outage",
+            TimeSpan.FromSeconds(30));
+        await downstream.WaitUntilAsync(d => d.CallsTo("/outage").Count == 2, TimeSpan.FromSeconds(30), "the message sent after the outage");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.StatusCode);
+        Assert.True(refused.Headers.RetryAfter is not null, "503 without Retry-After");
+        Assert.Contains("application/problem+json", refused.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
+        Assert.Contains("Store unavailable", problem, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Accepted, after);
+        Assert.DoesNotContain(downstream.CallsTo("/outage"), c => Encoding.UTF8.GetString(c.Body) == "during");
+        Assert.Contains(downstream.CallsTo("/outage"), c => c.MessageId == before);
     }
 
     [Fact]
