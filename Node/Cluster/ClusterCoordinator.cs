@@ -123,7 +123,9 @@ public sealed class ClusterCoordinator : BackgroundService
         // deadline counted from here is conservative whatever the network delay.
         var began = _time.GetUtcNow();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        deadline.CancelAfter(_options.RenewInterval * 2);
+        // A round that cannot finish before the watchdog would fire is moot: give up then, not earlier, so a slow
+        // database under load does not fail rounds that would still have renewed in time.
+        deadline.CancelAfter(_options.LeaseTtl - _options.SafetyMargin);
         var token = deadline.Token;
 
         var live = await _leases.HeartbeatAsync(_node.Id, _ownership.Session, token);

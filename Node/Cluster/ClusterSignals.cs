@@ -68,7 +68,7 @@ public sealed class ClusterSignals : BackgroundService
         {
             try
             {
-                await using var connection = await _database.DataSource.OpenConnectionAsync(stoppingToken);
+                await using var connection = await _database.ControlSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += OnNotification;
                 await using (var listen = new NpgsqlCommand(
                     $"LISTEN {ShardLeaseStore.GroupsChannel}; LISTEN {ShardLeaseStore.WakeChannel}; LISTEN {ShardLeaseStore.ClusterChannel};", connection))

@@ -16,7 +16,7 @@ public sealed class ShardLeaseStore(PostgresDatabase database, ClusterOptions op
     public const string WakeChannel = "clusterqueue_wake";
     public const string ClusterChannel = "clusterqueue_cluster";
 
-    private NpgsqlDataSource Data => database.DataSource;
+    private NpgsqlDataSource Data => database.ControlSource;
 
     /// <summary>Records the shard count on first start (refusing a node configured with another) and makes sure every shard has its row.</summary>
     public async Task EnsureShardsAsync(int shards, CancellationToken cancellationToken)

@@ -13,6 +13,7 @@ namespace ClusterQueue.Node.Storage;
 public sealed class PostgresDatabase : SqlDatabase
 {
     private readonly NpgsqlDataSource _dataSource;
+    private readonly NpgsqlDataSource _controlSource;
 
     public PostgresDatabase(IOptions<StorageOptions> options, ILogger<PostgresDatabase> logger)
         : base(options.Value.Postgres.MaxBatch, logger)
@@ -27,13 +28,19 @@ public sealed class PostgresDatabase : SqlDatabase
         }
 
         _dataSource = NpgsqlDataSource.Create(connection);
+
+        // The cluster's own connections (leases, LISTEN) are not pooled: they are few and slow-paced, and a lease call
+        // cancelled at its deadline or a LISTEN connection must never hand a half-finished connection to the pool the
+        // message path uses.
+        var control = new NpgsqlConnectionStringBuilder(connection.ConnectionString) { Pooling = false };
+        _controlSource = NpgsqlDataSource.Create(control);
         PostgresSchema.Apply(_dataSource, logger);
         Log.PostgresOpened(logger, connection.Host, connection.Database, settings.Writers);
         StartWriters(settings.Writers, "clusterqueue-postgres");
     }
 
-    /// <summary>For what only PostgreSQL does: LISTEN/NOTIFY and the cluster's leases.</summary>
-    public NpgsqlDataSource DataSource => _dataSource;
+    /// <summary>Unpooled connections for what only PostgreSQL does: LISTEN/NOTIFY and the cluster's leases.</summary>
+    public NpgsqlDataSource ControlSource => _controlSource;
 
     public override string JsonStrings(string parameter) => $"json_array_elements_text({parameter}::json)";
 
@@ -54,5 +61,6 @@ public sealed class PostgresDatabase : SqlDatabase
     {
         await base.DisposeAsync();
         await _dataSource.DisposeAsync();
+        await _controlSource.DisposeAsync();
     }
 }
