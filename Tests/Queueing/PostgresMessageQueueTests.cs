@@ -1,5 +1,3 @@
-using ClusterQueue.Contracts;
-using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Queueing;
 using ClusterQueue.Node.Storage;
 using ClusterQueue.Tests.Support;
@@ -33,19 +31,7 @@ public sealed class PostgresMessageQueueTests(PostgresServer server) : SqlMessag
         return new PostgresDatabase(Options.Create(options), NullLogger<PostgresDatabase>.Instance);
     }
 
-    protected override async Task DefineGroupAsync(string groupId)
-    {
-        var database = _database ?? throw new InvalidOperationException("Create the queue before defining groups.");
-        var definition = new GroupDefinition
-        {
-            RatePerSecond = 100,
-            Burst = 100,
-            MaxConcurrency = 10,
-            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
-        };
-        var now = _time!.GetUtcNow();
-        await new GroupStore(database, _time).UpsertAsync(GroupSettings.FromValidDefinition(groupId, definition, now, now), CancellationToken.None);
-    }
+    protected override Task DefineGroupAsync(string groupId) => DefineInStoreAsync(_database, _time, groupId);
 
     public Task InitializeAsync() => Task.CompletedTask;
 

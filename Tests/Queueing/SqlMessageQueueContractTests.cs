@@ -1,4 +1,7 @@
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Queueing;
+using ClusterQueue.Node.Storage;
 using ClusterQueue.Tests.Support;
 
 namespace ClusterQueue.Tests.Queueing;
@@ -10,6 +13,21 @@ namespace ClusterQueue.Tests.Queueing;
 /// </summary>
 public abstract class SqlMessageQueueContractTests : MessageQueueContractTests
 {
+    /// <summary>Defines a group straight in the store, as the registry would, so the queue accepts its messages.</summary>
+    protected static async Task DefineInStoreAsync(SqlDatabase? database, TimeProvider? time, string groupId)
+    {
+        var store = database ?? throw new InvalidOperationException("Create the queue before defining groups.");
+        var definition = new GroupDefinition
+        {
+            RatePerSecond = 100,
+            Burst = 100,
+            MaxConcurrency = 10,
+            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
+        };
+        var now = time!.GetUtcNow();
+        await new GroupStore(store, time).UpsertAsync(GroupSettings.FromValidDefinition(groupId, definition, now, now), CancellationToken.None);
+    }
+
     [Fact]
     public async Task Lease_WhileLeased_HidesMessageUntilLeaseExpiresThenReturnsItWithAttemptTwo()
     {
