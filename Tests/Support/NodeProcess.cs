@@ -116,11 +116,19 @@ public sealed class NodeProcess : IAsyncDisposable
     /// <summary>SIGTERM, as Kubernetes sends before a pod stops; waits for the process to exit.</summary>
     public async Task TerminateAsync(TimeSpan timeout)
     {
-        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync();
-        }
+        await SignalTerminateAsync();
+        await WaitForExitAsync(timeout);
+    }
 
+    /// <summary>Sends SIGTERM and returns at once: the node drains while the caller watches.</summary>
+    public async Task SignalTerminateAsync()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!;
+        await kill.WaitForExitAsync();
+    }
+
+    public async Task WaitForExitAsync(TimeSpan timeout)
+    {
         using var cancel = new CancellationTokenSource(timeout);
         await _process.WaitForExitAsync(cancel.Token);
     }

@@ -1,0 +1,121 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using ClusterQueue.Contracts;
+using ClusterQueue.Tests.Support;
+using Xunit.Abstractions;
+
+namespace ClusterQueue.Tests.Cluster;
+
+/// <summary>
+/// A pod's end as Kubernetes brings it: SIGTERM while traffic still arrives. The node must turn not-ready at once, keep
+/// making what it accepts durable, finish or hand back its calls, release its leases (not leave them to expire) and
+/// exit inside the grace period.
+/// </summary>
+public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) : IClassFixture<PostgresServer>
+{
+    [Fact]
+    public async Task Sigterm_UnderLoad_TurnsNotReady_KeepsIngestDurable_ReleasesLeasesAtOnce_AndLosesNothing()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(50));
+        await using var cluster = await ClusterRig.CreateAsync(server);
+
+        // A TTL far longer than the test: leases that were left to expire instead of released would show.
+        Dictionary<string, string> Settings(string node)
+        {
+            var settings = cluster.Settings(node);
+            settings["ClusterQueue:Cluster:LeaseTtl"] = "00:01:00";
+            settings["ClusterQueue:Cluster:RenewInterval"] = "00:00:01";
+            settings["ClusterQueue:Cluster:SafetyMargin"] = "00:00:10";
+            return settings;
+        }
+
+        var survivor = await cluster.StartAsync("node-a", Settings("node-a"));
+        var stopping = await cluster.StartAsync("node-b", Settings("node-b"));
+        var group = ClusterRig.GroupOwnedBy("node-b", ["node-a", "node-b"], "drain");
+        await ClusterTests.DefineAsync(survivor, group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 400, burst: 20, concurrency: 20));
+
+        var acknowledged = new ConcurrentDictionary<string, DateTimeOffset>();
+        using var stopSending = new CancellationTokenSource();
+        var senders = new[] { SendAsync(stopping, group, acknowledged, stopSending.Token), SendAsync(survivor, group, acknowledged, stopSending.Token) };
+        await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count(c => c.Node == "node-b") >= 10, TimeSpan.FromSeconds(20), "node-b delivering");
+
+        await stopping.SignalTerminateAsync();
+        var signalledAt = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        var notReadyAfter = await Eventually.ReadAsync(
+            async () =>
+            {
+                try
+                {
+                    using var ready = await new HttpClient { BaseAddress = stopping.BaseAddress }.GetAsync("/readyz");
+                    return ready.StatusCode == HttpStatusCode.OK ? (TimeSpan?)null : clock.Elapsed;
+                }
+                catch (HttpRequestException)
+                {
+                    return clock.Elapsed;
+                }
+            },
+            elapsed => elapsed is not null,
+            "node-b not ready");
+        await stopping.WaitForExitAsync(TimeSpan.FromSeconds(40));
+        var exitedAfter = clock.Elapsed;
+        var stillHeld = await LeasesHeldByAsync(cluster, "node-b");
+        var exitedAt = DateTimeOffset.UtcNow;
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        await stopSending.CancelAsync();
+        await Task.WhenAll(senders);
+
+        await downstream.WaitUntilAsync(
+            d => acknowledged.Keys.All(new HashSet<string>(d.CallsTo($"/{group}").Select(c => c.MessageId!)).Contains),
+            TimeSpan.FromSeconds(60),
+            $"all {acknowledged.Count} acknowledged messages delivered");
+        var calls = downstream.CallsTo($"/{group}");
+        var duringDrain = acknowledged.Count(a => a.Value > signalledAt && a.Value < exitedAt);
+        var firstBySurvivor = calls.Where(c => c.Node == "node-a").Min(c => c.ReceivedAt);
+        output.WriteLine($"not ready {notReadyAfter!.Value.TotalMilliseconds:0} ms after SIGTERM, exited after {exitedAfter.TotalSeconds:0.00} s, " +
+            $"{duringDrain} messages acknowledged during the drain, node-a's first call {(firstBySurvivor - signalledAt).TotalSeconds:0.00} s after SIGTERM, " +
+            $"{acknowledged.Count} acknowledged, {calls.Count} calls");
+
+        Assert.Equal(0, stopping.ExitCode);
+        Assert.Equal(0, stillHeld);
+        Assert.True(notReadyAfter < TimeSpan.FromSeconds(2), $"still ready {notReadyAfter} after SIGTERM");
+        Assert.True(exitedAfter < TimeSpan.FromSeconds(30), $"the drain took {exitedAfter}, past the pod's grace period");
+        Assert.True(firstBySurvivor - signalledAt < TimeSpan.FromSeconds(20), "the group waited for its lease to expire instead of moving");
+        Assert.True(duringDrain > 0, "no message was acknowledged while the node drained, so the test proved nothing about it");
+    }
+
+    private static async Task SendAsync(NodeProcess node, string group, ConcurrentDictionary<string, DateTimeOffset> acknowledged, CancellationToken stop)
+    {
+        var n = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                using var response = await node.Client.PostAsync($"/hooks/{group}", new StringContent($"message {n++}"), stop);
+                if (response.StatusCode == HttpStatusCode.Accepted)
+                {
+                    acknowledged[(await response.Content.ReadFromJsonAsync<IngestAccepted>(stop))!.MessageId] = DateTimeOffset.UtcNow;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
+            {
+                // The node has gone: this request was never acknowledged.
+                if (!stop.IsCancellationRequested)
+                {
+                    await Task.Delay(20, CancellationToken.None);
+                }
+            }
+        }
+    }
+
+    private static async Task<long> LeasesHeldByAsync(ClusterRig cluster, string node)
+    {
+        await using var database = Npgsql.NpgsqlDataSource.Create(cluster.ConnectionString);
+        await using var count = database.CreateCommand("SELECT count(*) FROM shard_leases WHERE owner = @node AND expires_at > clock_timestamp();");
+        count.Parameters.AddWithValue("node", node);
+        return (long)(await count.ExecuteScalarAsync())!;
+    }
+}
