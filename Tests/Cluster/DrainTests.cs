@@ -42,6 +42,7 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
         var senders = new[] { SendAsync(stopping, group, acknowledged, stopSending.Token), SendAsync(survivor, group, acknowledged, stopSending.Token) };
         await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count(c => c.Node == "node-b") >= 10, TimeSpan.FromSeconds(20), "node-b delivering");
 
+        using var probe = new HttpClient { BaseAddress = stopping.BaseAddress };
         await stopping.SignalTerminateAsync();
         var signalledAt = DateTimeOffset.UtcNow;
         var clock = Stopwatch.StartNew();
@@ -50,7 +51,7 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
             {
                 try
                 {
-                    using var ready = await new HttpClient { BaseAddress = stopping.BaseAddress }.GetAsync("/readyz");
+                    using var ready = await probe.GetAsync("/readyz");
                     return ready.StatusCode == HttpStatusCode.OK ? (TimeSpan?)null : clock.Elapsed;
                 }
                 catch (HttpRequestException)
