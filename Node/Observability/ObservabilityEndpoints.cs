@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Processing;
 using ClusterQueue.Node.Queueing;
@@ -52,7 +53,8 @@ public static class ObservabilityEndpoints
             snapshot?.PausedUntil));
     }
 
-    private static async Task<IResult> MetricsAsync(NodeMetrics metrics, IMessageQueue queue, GroupRegistry registry, GroupDispatcher dispatcher, CancellationToken cancellationToken)
+    private static async Task<IResult> MetricsAsync(
+        NodeMetrics metrics, IMessageQueue queue, GroupRegistry registry, GroupDispatcher dispatcher, ShardOwnership ownership, NodeReadiness readiness, CancellationToken cancellationToken)
     {
         var text = new PrometheusText();
         var groups = metrics.Groups.OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
@@ -79,6 +81,15 @@ public static class ObservabilityEndpoints
         text.Sample("clusterqueue_groups", registry.Count);
         text.Metric("clusterqueue_active_actors", "gauge", "Groups with a running actor on this node.");
         text.Sample("clusterqueue_active_actors", dispatcher.ActiveActors);
+        if (ownership.IsClustered)
+        {
+            // Summed over the nodes this is the shard count; a sum below it for longer than a lease TTL means shards nobody runs.
+            text.Metric("clusterqueue_shards_held", "gauge", "Shards whose lease this node holds.");
+            text.Sample("clusterqueue_shards_held", ownership.Held.Count);
+        }
+
+        text.Metric("clusterqueue_ready", "gauge", "1 when this node takes traffic (recovered, joined, not draining).");
+        text.Sample("clusterqueue_ready", readiness.IsReady ? 1 : 0);
         using var process = Process.GetCurrentProcess();
         text.Metric("clusterqueue_process_working_set_bytes", "gauge", "Resident memory of the node process.");
         text.Sample("clusterqueue_process_working_set_bytes", process.WorkingSet64);
