@@ -46,7 +46,8 @@ public sealed class NodeProcess : IAsyncDisposable
         }
     }
 
-    public static async Task<NodeProcess> StartAsync(string databasePath, IDictionary<string, string>? settings = null)
+    /// <summary>Starts a node; <paramref name="unset"/> names variables of this process's environment the node must not inherit.</summary>
+    public static async Task<NodeProcess> StartAsync(string databasePath, IDictionary<string, string>? settings = null, IEnumerable<string>? unset = null)
     {
         var port = LoopbackServer.FreePort();
         var dll = Path.Combine(AppContext.BaseDirectory, "ClusterQueue.Node.dll");
@@ -65,6 +66,11 @@ public sealed class NodeProcess : IAsyncDisposable
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
+        }
+
+        foreach (var name in unset ?? [])
+        {
+            start.Environment.Remove(name);
         }
 
         var process = Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
