@@ -14,7 +14,7 @@ namespace ClusterQueue.Node.Cluster;
 /// A watchdog, re-armed by every successful renewal, stops every actor at LeaseTtl − SafetyMargin after the last
 /// renewal began: a node cut off from the database is quiet before any survivor can acquire its shards.
 /// </summary>
-public sealed class ClusterCoordinator : BackgroundService
+public sealed class ClusterCoordinator : BackgroundService, IHostedLifecycleService
 {
     private readonly ShardLeaseStore _leases;
     private readonly ShardOwnership _ownership;
@@ -29,6 +29,7 @@ public sealed class ClusterCoordinator : BackgroundService
     private readonly Dictionary<int, Task> _handovers = [];
     private readonly ITimer _watchdog;
     private bool _joined;
+    private Task? _left;
 
     public ClusterCoordinator(
         ShardLeaseStore leases,
@@ -304,8 +305,33 @@ public sealed class ClusterCoordinator : BackgroundService
         }
     }
 
-    /// <summary>A graceful stop: leave, hand every shard over at once, release, forget this member.</summary>
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// The graceful stop runs here, before any service's StopAsync, so the web server still takes requests meanwhile:
+    /// ingress that arrives during the drain is made durable and woken on the shards' new owners.
+    /// </summary>
+    public Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            // Started off this lock: the leave takes it again for the handovers.
+            return _left ??= Task.Run(() => LeaveAsync(cancellationToken), CancellationToken.None);
+        }
+    }
+
     public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await StoppingAsync(cancellationToken);
+        await base.StopAsync(cancellationToken);
+    }
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>A graceful stop: leave, hand every shard over at once, release, forget this member.</summary>
+    private async Task LeaveAsync(CancellationToken cancellationToken)
     {
         _readiness.MarkDraining();
         await base.StopAsync(cancellationToken);

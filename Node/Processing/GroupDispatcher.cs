@@ -16,7 +16,7 @@ namespace ClusterQueue.Node.Processing;
 /// is passed on (<see cref="WakeElsewhere"/>); a shard that moves away is handed over (<see cref="ReleaseShardAsync"/>)
 /// or, when its lease is lost, stopped at once (<see cref="AbortShard"/>).
 /// </summary>
-public sealed class GroupDispatcher : IHostedService, IDisposable
+public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 {
     private readonly Dictionary<string, GroupActor> _actors = new(StringComparer.Ordinal);
     private readonly Dictionary<int, CancellationTokenSource> _shardAborts = [];
@@ -301,6 +301,15 @@ public sealed class GroupDispatcher : IHostedService, IDisposable
             }
         }
     }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The drain runs before any service's StopAsync, while the web server still takes (and stores) ingress.</summary>
+    public Task StoppingAsync(CancellationToken cancellationToken) => StopAsync(cancellationToken);
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <summary>Stops pulling, lets calls in flight finish within the drain timeout, then cancels the rest and hands their messages back.</summary>
     public Task StopAsync(CancellationToken cancellationToken)

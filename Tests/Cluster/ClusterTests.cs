@@ -263,8 +263,9 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
             Assert.True(gap < TimeSpan.FromSeconds(5), $"move {i} took {gap}, as if waiting for the {ttl} TTL");
         }
 
-        // node-c's first call comes from a process that just started (slow to arrive), hence the wider slack.
-        BucketAssert.WithinBucket(group, Rate, Burst, [.. calls.Select(c => c.ReceivedAt)], TimeSpan.FromMilliseconds(150));
+        // node-c's first call comes from a process that just started (slow to arrive), hence the wider slack: 250 ms is
+        // 1.25 tokens at this rate, while a move that handed out a fresh bucket would show 3 extra calls (the burst).
+        BucketAssert.WithinBucket(group, Rate, Burst, [.. calls.Select(c => c.ReceivedAt)], TimeSpan.FromMilliseconds(250));
         Assert.True(downstream.MaxInFlight($"/{group}") <= 2, $"{downstream.MaxInFlight($"/{group}")} calls in flight");
     }
 
