@@ -360,6 +360,16 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     public void Dispose()
     {
         _registry.Changed -= OnGroupChanged;
+        lock (_gate)
+        {
+            foreach (var abort in _shardAborts.Values)
+            {
+                abort.Dispose();
+            }
+
+            _shardAborts.Clear();
+        }
+
         _abort.Dispose();
         _stopSweeping.Dispose();
     }
