@@ -26,62 +26,21 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 npm ci --prefix tools --silent --no-audit --no-fund
 
-# PostgreSQL's programs: Debian keeps them out of PATH, one directory per major version; the newest wins. PATH is the
-# fallback for machines that install PostgreSQL elsewhere.
-find_pg_bin() {
-  local dir
-  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
-  if [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then
-    echo "$dir"
-  elif command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
-    dirname "$(command -v initdb)"
-  fi
-}
-pg_bin="$(find_pg_bin)"
-if [[ -z "$pg_bin" ]]; then
-  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: installing PostgreSQL from Debian's packages for the tests." >&2
-    # The package would create and start a 'main' cluster on port 5432 that outlives this script; the tests start
-    # their own, so ask postgresql-common not to.
-    mkdir -p /etc/postgresql-common/createcluster.d
-    echo "create_main_cluster = off" >/etc/postgresql-common/createcluster.d/clusterqueue-tests.conf
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    pg_bin="$(find_pg_bin)"
-  fi
-  if [[ -z "$pg_bin" ]]; then
-    echo "test.sh: PostgreSQL (initdb and pg_ctl) is required for the tests and was not found under /usr/lib/postgresql/*/bin or on PATH; install it (Debian: apt-get install postgresql), or run as root to let this script install it." >&2
-    exit 1
-  fi
-fi
+# PostgreSQL for the store tests: installed if missing (see tools/postgres.sh).
+source tools/postgres.sh
+pg_find_or_install || exit 1
 
 results="$(mktemp -d)"
 sqs_pid=""
-pg_dir=""
 cleanup() {
   if [[ -n "$sqs_pid" ]]; then
     kill "$sqs_pid" 2>/dev/null || true
     wait "$sqs_pid" 2>/dev/null || true
   fi
-  if [[ -n "$pg_dir" ]]; then
-    # Immediate: nothing in the cluster is worth a clean shutdown, and the directory goes next.
-    if [[ -f "$pg_dir/data/postmaster.pid" ]]; then
-      as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -w -m immediate stop >/dev/null 2>&1 || true
-    fi
-    rm -rf "$pg_dir"
-  fi
+  pg_stop
   rm -rf "$results"
 }
 trap cleanup EXIT
-
-# PostgreSQL refuses to run as root: as root, its programs run as the postgres user the package created, which must
-# own the cluster's directory. Its working directory is that directory, as the caller's may be closed to postgres.
-as_postgres() {
-  if [[ "$(id -u)" == "0" ]]; then
-    (cd "$pg_dir" && runuser -u postgres -- "$@")
-  else
-    (cd "$pg_dir" && "$@")
-  fi
-}
 
 free_port() {
   node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close();})"
@@ -110,27 +69,11 @@ if ! node -e "fetch('http://127.0.0.1:${sqs_port}/').then(()=>process.exit(0),()
 fi
 export CLUSTERQUEUE_TEST_SQS_URL="http://127.0.0.1:${sqs_port}"
 
-# A throwaway PostgreSQL cluster: TCP on loopback only, its unix socket in its own directory rather than the shared
-# /var/run/postgresql. Durability is traded for speed (nothing survives the run anyway); max_connections leaves room
-# for the tests' pools running side by side. UTF8 with the C locale, whatever the machine's locale is.
-pg_dir="$(mktemp -d)"
-if [[ "$(id -u)" == "0" ]]; then
-  chown postgres: "$pg_dir"
-fi
-pg_port="$(free_port)"
-if ! as_postgres "$pg_bin/initdb" -D "$pg_dir/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$pg_dir/initdb.log" 2>&1; then
-  echo "test.sh: initdb failed:" >&2
-  cat "$pg_dir/initdb.log" >&2
-  exit 1
-fi
-if ! as_postgres "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/postgres.log" -w -t 60 \
-    -o "-p ${pg_port} -c listen_addresses=127.0.0.1 -k '${pg_dir}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB" \
-    start >"$pg_dir/pg_ctl.log" 2>&1; then
-  echo "test.sh: PostgreSQL did not start on 127.0.0.1:${pg_port}:" >&2
-  cat "$pg_dir/pg_ctl.log" "$pg_dir/postgres.log" >&2 2>/dev/null || true
-  exit 1
-fi
-export CLUSTERQUEUE_TEST_POSTGRES="Host=127.0.0.1;Port=${pg_port};Username=postgres;Database=postgres"
+# A throwaway PostgreSQL server on loopback. Durability is traded for speed (nothing survives the run anyway);
+# max_connections leaves room for the tests' pools running side by side.
+pg_start "$(free_port)" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB" \
+  || { echo "test.sh: could not start PostgreSQL." >&2; exit 1; }
+export CLUSTERQUEUE_TEST_POSTGRES="$(pg_connection_string)"
 
 status=0
 dotnet test ClusterQueue.sln --nologo --logger "trx;LogFileName=results.trx" --results-directory "$results" "$@" || status=$?
