@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Ingest throughput: durable POST /hooks/{group} on the embedded node, and on a node whose queue is SQS (the fauxqs
-# emulator on loopback), against a bare Kestrel endpoint that reads the body and answers 202 without storing
-# anything. Same load, same machine, same run; the ratios are the figures.
-# Usage: bench/ingest.sh [seconds=10] [connections=32]   (SQS=0 skips the SQS node)
+# Ingest throughput: durable POST /hooks/{group} on the embedded node, on a cluster node whose store is PostgreSQL
+# (a throwaway server on loopback with its durable defaults: fsync and synchronous_commit on), and on a node whose
+# queue is SQS (the fauxqs emulator on loopback), against a bare Kestrel endpoint that reads the body and answers 202
+# without storing anything. Same load, same machine, same run; the ratios are the figures.
+# Usage: bench/ingest.sh [seconds=10] [connections=32]   (SQS=0 skips the SQS node, PG=0 the PostgreSQL node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
@@ -11,8 +12,9 @@ command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk 
 
 work="$(mktemp -d)"
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pg_stop; rm -rf "$work"; }
 trap cleanup EXIT
+source tools/postgres.sh
 
 dotnet build -c Release -v q --nologo Node >/dev/null
 dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
@@ -44,6 +46,19 @@ if [[ "$with_sqs" == "1" ]]; then
   wait_ready http://127.0.0.1:18082/readyz
   define_group http://127.0.0.1:18082
 fi
+with_pg="${PG:-1}"
+if [[ "$with_pg" == "1" ]]; then
+  pg_find_or_install
+  pg_start 18095 "-c max_connections=200"
+  # A cluster of one: the same node code path (leases, fencing, LISTEN) as three, with the database's durable defaults.
+  (cd "$work" && ClusterQueue__Store=postgres ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" \
+    ClusterQueue__AdminToken=bench ClusterQueue__NodeId=bench Logging__LogLevel__Default=Warning \
+    exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18083) >"$work/node-pg.log" 2>&1 &
+  pids+=($!)
+  wait_ready http://127.0.0.1:18083/readyz
+  curl -fs -o /dev/null -X PUT "http://127.0.0.1:18083/v1/groups/bench" -H 'authorization: Bearer bench' -H 'content-type: application/json' \
+    -d '{"ratePerSecond":0.001,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/"}}'
+fi
 wait_ready http://127.0.0.1:18081/hooks/warm -X POST
 
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/post.lua "$1" | tee "$work/$2.txt" >&2; awk '/Requests\/sec/ {print $2}' "$work/$2.txt"; }
@@ -59,6 +74,11 @@ if [[ "$with_sqs" == "1" ]]; then
   sqs="$(run http://127.0.0.1:18082/hooks/bench sqs)"
   sqs_non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/sqs.txt")"
 fi
+if [[ "$with_pg" == "1" ]]; then
+  wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18083/hooks/bench >/dev/null
+  pg="$(run http://127.0.0.1:18083/hooks/bench pg)"
+  pg_non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/pg.txt")"
+fi
 echo
 echo "bare endpoint:        ${bare} req/s"
 echo "durable ingest (SQLite, synchronous=FULL): ${node} req/s${non2xx:+ (non-2xx: $non2xx)}"
@@ -66,4 +86,8 @@ awk -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint\
 if [[ "$with_sqs" == "1" ]]; then
   echo "durable ingest (SQS queue on the fauxqs emulator): ${sqs} req/s${sqs_non2xx:+ (non-2xx: $sqs_non2xx)}"
   awk -v s="$sqs" -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint, %.2f of the embedded queue\n", s / b, s / n }'
+fi
+if [[ "$with_pg" == "1" ]]; then
+  echo "durable ingest (PostgreSQL store and queue, synchronous_commit=on): ${pg} req/s${pg_non2xx:+ (non-2xx: $pg_non2xx)}"
+  awk -v p="$pg" -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint, %.2f of the embedded queue\n", p / b, p / n }'
 fi
