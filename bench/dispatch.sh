@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Dispatch throughput on the embedded node: a backlog ingested for S seconds over G groups whose rates hold it back
+# (about 100,000 messages at 10 s on a 2-core machine), then every group opened to an unlimited rate at once; the time
+# until the queues are empty gives dispatch's rate, to a no-op downstream (a bare Kestrel endpoint that answers 202).
+# The durable ingest rate of the same messages (wrk, 64 connections), measured in the same run, is the baseline:
+# dispatch should keep up with the front door.
+# Usage: bench/dispatch.sh [ingest seconds=10] [groups=1000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+seconds="${1:-10}"
+groups="${2:-1000}"
+
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+dotnet build -c Release -v q --nologo Node >/dev/null
+dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
+
+status() { node -e "fetch(process.argv[1]).then(r => console.log(r.status), () => console.log(0))" "$1"; }
+wait_ready() { for _ in $(seq 1 200); do [[ "$(status "$1")" == "200" || "$(status "$1")" == "405" ]] && return 0; sleep 0.05; done; echo "not ready: $1" >&2; exit 1; }
+depth() {
+  node -e "fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t.split('\n').filter(l => l.startsWith('clusterqueue_queue_depth{')).reduce((s, l) => s + Number(l.split(' ').pop()), 0)))" "$1/metrics"
+}
+
+(cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls http://127.0.0.1:18081) >/dev/null 2>&1 &
+pids+=($!)
+(cd "$work" && ClusterQueue__Sqlite__Path="$work/dispatch.db" Logging__LogLevel__Default=Warning \
+  exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18080) >"$work/node.log" 2>&1 &
+pids+=($!)
+base=http://127.0.0.1:18080
+wait_ready "$base/readyz"
+wait_ready http://127.0.0.1:18081/hooks/warm
+
+# Groups held back: a rate of one message per 1000 s lets each deliver its first message (the burst) and no more.
+held='{"ratePerSecond":0.001,"burst":1,"maxConcurrency":64,"target":{"url":"http://127.0.0.1:18081/hooks/downstream"}}'
+node bench/groups.mjs put "$base" "$groups" 32 "$held" >/dev/null
+
+CQ_GROUPS="$groups" wrk -t2 -c64 -d"${seconds}s" -s bench/spread.lua "$base" >"$work/ingest.txt"
+ingest_rate="$(awk '/Requests\/sec/ {printf "%.0f", $2}' "$work/ingest.txt")"
+non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/ingest.txt")"
+[[ -z "$non2xx" ]] || { echo "ingest answered ${non2xx} non-2xx responses" >&2; cat "$work/ingest.txt" >&2; tail -20 "$work/node.log" >&2; exit 1; }
+queued="$(depth "$base")"
+
+started="$(date +%s.%N)"
+node bench/groups.mjs patch "$base" "$groups" 32 '{"ratePerSecond":1000000,"burst":1000000}' >/dev/null
+while [[ "$(depth "$base")" != "0" ]]; do sleep 0.2; done
+finished="$(date +%s.%N)"
+
+echo
+echo "queued before opening the groups: ${queued} messages over ${groups} groups"
+awk -v q="$queued" -v s="$started" -v f="$finished" -v i="$ingest_rate" 'BEGIN {
+  d = f - s; r = q / d;
+  printf "dispatch: %.0f messages/s (%.1f s to drain, counting the PATCH of every group)\n", r, d;
+  printf "durable ingest of the same messages: %d messages/s\n", i;
+  printf "ratio: dispatch is %.2f of ingest\n", r / i }'
