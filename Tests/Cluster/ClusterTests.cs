@@ -76,7 +76,7 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         }
 
         // Every node takes traffic for every group, the victim included: what it acknowledged before dying is owed too.
-        var acknowledged = new ConcurrentDictionary<string, bool>();
+        var acknowledged = new ConcurrentDictionary<string, DateTimeOffset>();
         using var stopVictimSenders = new CancellationTokenSource();
         using var stopSenders = new CancellationTokenSource();
         var senders = new List<Task>();

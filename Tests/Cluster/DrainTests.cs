@@ -38,9 +38,14 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
         var group = ClusterRig.GroupOwnedBy("node-b", ["node-a", "node-b"], "drain");
         await ClusterTests.DefineAsync(survivor, group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 400, burst: 20, concurrency: 20));
 
-        var acknowledged = new ConcurrentDictionary<string, (string Node, DateTimeOffset At)>();
+        var acknowledgedByB = new ConcurrentDictionary<string, DateTimeOffset>();
+        var acknowledgedByA = new ConcurrentDictionary<string, DateTimeOffset>();
         using var stopSending = new CancellationTokenSource();
-        var senders = new[] { SendAsync(stopping, "node-b", group, acknowledged, stopSending.Token), SendAsync(survivor, "node-a", group, acknowledged, stopSending.Token) };
+        var senders = new[]
+        {
+            stopping.SendUntilStoppedAsync(group, "b", acknowledgedByB, stopSending.Token),
+            survivor.SendUntilStoppedAsync(group, "a", acknowledgedByA, stopSending.Token),
+        };
         await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count(c => c.Node == "node-b") >= 10, TimeSpan.FromSeconds(20), "node-b delivering");
 
         using var probe = new HttpClient { BaseAddress = stopping.BaseAddress };
@@ -69,13 +74,14 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
         await stopSending.CancelAsync();
         await Task.WhenAll(senders);
 
+        var acknowledged = acknowledgedByA.Keys.Concat(acknowledgedByB.Keys).ToList();
         await downstream.WaitUntilAsync(
-            d => acknowledged.Keys.All(new HashSet<string>(d.CallsTo($"/{group}").Select(c => c.MessageId!)).Contains),
+            d => acknowledged.All(new HashSet<string>(d.CallsTo($"/{group}").Select(c => c.MessageId!)).Contains),
             TimeSpan.FromSeconds(60),
             $"all {acknowledged.Count} acknowledged messages delivered");
         var calls = downstream.CallsTo($"/{group}");
         // Only what the stopping node itself acknowledged after SIGTERM: its drain must not turn ingress away.
-        var duringDrain = acknowledged.Count(a => a.Value.Node == "node-b" && a.Value.At > signalledAt);
+        var duringDrain = acknowledgedByB.Values.Count(at => at > signalledAt);
         var firstBySurvivor = calls.Where(c => c.Node == "node-a").Min(c => c.ReceivedAt);
         output.WriteLine($"not ready {notReadyAfter!.Value.TotalMilliseconds:0} ms after SIGTERM, exited after {exitedAfter.TotalSeconds:0.00} s, " +
             $"{duringDrain} messages acknowledged during the drain, node-a's first call {(firstBySurvivor - signalledAt).TotalSeconds:0.00} s after SIGTERM, " +
@@ -87,30 +93,6 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
         Assert.True(exitedAfter < TimeSpan.FromSeconds(30), $"the drain took {exitedAfter}, past the pod's grace period");
         Assert.True(firstBySurvivor - signalledAt < TimeSpan.FromSeconds(20), "the group waited for its lease to expire instead of moving");
         Assert.True(duringDrain > 0, "node-b acknowledged nothing after SIGTERM: its drain turned ingress away");
-    }
-
-    private static async Task SendAsync(NodeProcess node, string name, string group, ConcurrentDictionary<string, (string Node, DateTimeOffset At)> acknowledged, CancellationToken stop)
-    {
-        var n = 0;
-        while (!stop.IsCancellationRequested)
-        {
-            try
-            {
-                using var response = await node.Client.PostAsync($"/hooks/{group}", new StringContent($"message {n++}"), stop);
-                if (response.StatusCode == HttpStatusCode.Accepted)
-                {
-                    acknowledged[(await response.Content.ReadFromJsonAsync<IngestAccepted>(stop))!.MessageId] = (name, DateTimeOffset.UtcNow);
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)
-            {
-                // The node has gone: this request was never acknowledged.
-                if (!stop.IsCancellationRequested)
-                {
-                    await Task.Delay(20, CancellationToken.None);
-                }
-            }
-        }
     }
 
     private static async Task<long> LeasesHeldByAsync(ClusterRig cluster, string node)

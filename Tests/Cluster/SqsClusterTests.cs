@@ -28,7 +28,7 @@ public sealed class SqsClusterTests(PostgresServer server, SqsEmulator emulator,
 
         var group = ClusterRig.GroupOwnedBy("node-c", Three, "sqs");
         await ClusterTests.DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 20, burst: 5, concurrency: 4));
-        var acknowledged = new ConcurrentDictionary<string, bool>();
+        var acknowledged = new ConcurrentDictionary<string, DateTimeOffset>();
         using var stop = new CancellationTokenSource();
         var sending = cluster["node-b"].SendUntilStoppedAsync(group, "b", acknowledged, stop.Token);
         await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count >= 20, TimeSpan.FromSeconds(30), "deliveries by the owner");

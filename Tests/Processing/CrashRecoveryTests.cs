@@ -25,7 +25,7 @@ public sealed class CrashRecoveryTests
         var database = directory.File("clusterqueue.db");
         await using var downstream = await Downstream.StartAsync();
         downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(30));
-        var acknowledged = new ConcurrentDictionary<string, bool>();
+        var acknowledged = new ConcurrentDictionary<string, DateTimeOffset>();
 
         // Two crashes: the second one lands while the restarted node is still recovering the first one's backlog.
         for (var round = 0; round < 2; round++)

@@ -86,9 +86,9 @@ public sealed class NodeProcess : IAsyncDisposable
     /// <summary>SIGKILL: no shutdown code runs, exactly like a crash or an OOM kill.</summary>
     /// <summary>
     /// Posts numbered messages to the group until stopped (or the node dies), recording the id of every one answered
-    /// 202: exactly the messages the node owes a delivery.
+    /// 202, with when: exactly the messages the node owes a delivery.
     /// </summary>
-    public async Task SendUntilStoppedAsync(string group, string sender, ConcurrentDictionary<string, bool> acknowledged, CancellationToken stop)
+    public async Task SendUntilStoppedAsync(string group, string sender, ConcurrentDictionary<string, DateTimeOffset> acknowledged, CancellationToken stop)
     {
         var n = 0;
         while (!stop.IsCancellationRequested)
@@ -99,7 +99,7 @@ public sealed class NodeProcess : IAsyncDisposable
                 if (response.StatusCode == HttpStatusCode.Accepted)
                 {
                     var accepted = await response.Content.ReadFromJsonAsync<IngestAccepted>(stop);
-                    acknowledged[accepted!.MessageId] = true;
+                    acknowledged[accepted!.MessageId] = DateTimeOffset.UtcNow;
                 }
             }
             catch (Exception ex) when (ex is HttpRequestException or OperationCanceledException or IOException)

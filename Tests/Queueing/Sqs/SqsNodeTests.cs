@@ -186,7 +186,7 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
         downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(30));
         var settings = SqsNode.ProcessSettings(emulator.Endpoint, SqsNode.UniquePrefix());
         settings["ClusterQueue:Processing:LeaseDuration"] = "00:00:02";
-        var acknowledged = new ConcurrentDictionary<string, bool>();
+        var acknowledged = new ConcurrentDictionary<string, DateTimeOffset>();
 
         await using (var node = await NodeProcess.StartAsync(database, settings))
         {
