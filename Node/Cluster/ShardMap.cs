@@ -50,11 +50,17 @@ public static class ShardMap
 
     internal static ulong Weight(string node, int shard) => Mix(Hash(node) ^ ((ulong)(uint)shard * 0x9E3779B97F4A7C15UL));
 
-    /// <summary>FNV-1a over the UTF-8 bytes, finished with a mix so close inputs land far apart.</summary>
+    /// <summary>
+    /// FNV-1a over the UTF-8 bytes, finished with a mix so close inputs land far apart. Ingress asks for a group's shard
+    /// on every message, so ids of the usual length are encoded on the stack rather than into a new array.
+    /// </summary>
     internal static ulong Hash(string value)
     {
+        var length = Encoding.UTF8.GetMaxByteCount(value.Length);
+        Span<byte> bytes = length <= 512 ? stackalloc byte[length] : new byte[length];
+        bytes = bytes[..Encoding.UTF8.GetBytes(value, bytes)];
         var hash = 14695981039346656037UL;
-        foreach (var b in Encoding.UTF8.GetBytes(value))
+        foreach (var b in bytes)
         {
             hash = (hash ^ b) * 1099511628211UL;
         }
