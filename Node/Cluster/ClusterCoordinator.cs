@@ -131,13 +131,8 @@ public sealed class ClusterCoordinator : BackgroundService, IHostedLifecycleServ
 
         var live = await _leases.HeartbeatAsync(_node.Id, _ownership.Session, token);
         var renewed = await _leases.RenewAsync(_node.Id, _ownership.Session, token);
-        foreach (var shard in _ownership.Held)
-        {
-            if (!_ownership.TryGetGrant(shard, out var grant) || !renewed.TryGetValue(shard, out var epoch) || epoch != grant.Epoch)
-            {
-                Lose(shard);
-            }
-        }
+        Lose([.. _ownership.Held.Where(shard =>
+            !_ownership.TryGetGrant(shard, out var grant) || !renewed.TryGetValue(shard, out var epoch) || epoch != grant.Epoch)]);
 
         _watchdog.Change(Remaining(began + _options.LeaseTtl - _options.SafetyMargin), Timeout.InfiniteTimeSpan);
         await ReadoptAsync(renewed, token);
@@ -257,8 +252,7 @@ public sealed class ClusterCoordinator : BackgroundService, IHostedLifecycleServ
         try
         {
             // Every shard drains at once, so a node that leaves waits one timeout at most, not one per shard.
-            var drained = await Task.WhenAll(grants.Select(async grant => (grant.Shard, Buckets: await _dispatcher.ReleaseShardAsync(grant.Shard, timeout))));
-            var buckets = drained.SelectMany(d => d.Buckets.Select(b => (d.Shard, b.Key, b.Value))).ToList();
+            var buckets = await _dispatcher.ReleaseShardsAsync(grants.Select(g => g.Shard).ToHashSet(), timeout);
             var fences = grants.Select(g => new ShardFence(g.Shard, g.Epoch, _ownership.Session)).ToList();
             var released = await _leases.ReleaseAsync(_ownership.Session, fences, buckets, CancellationToken.None);
             Log.HandedOver(_logger, released.Count, grants.Count, buckets.Count);
@@ -280,12 +274,13 @@ public sealed class ClusterCoordinator : BackgroundService, IHostedLifecycleServ
         }
     }
 
-    private void Lose(int shard)
+    private void Lose(IReadOnlyCollection<int> shards)
     {
-        if (_ownership.Revoke(shard))
+        var lost = shards.Where(_ownership.Revoke).ToHashSet();
+        if (lost.Count > 0)
         {
-            Log.Lost(_logger, shard);
-            _dispatcher.AbortShard(shard);
+            Log.Lost(_logger, lost.Count);
+            _dispatcher.AbortShards(lost);
         }
     }
 
@@ -299,10 +294,7 @@ public sealed class ClusterCoordinator : BackgroundService, IHostedLifecycleServ
         }
 
         Log.WatchdogFired(_logger, held.Count);
-        foreach (var shard in held)
-        {
-            Lose(shard);
-        }
+        Lose(held);
     }
 
     public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;

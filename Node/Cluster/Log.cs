@@ -17,8 +17,8 @@ internal static partial class Log
     [LoggerMessage(EventId = 704, Level = LogLevel.Error, Message = "Handover of {Shards} shards failed; their leases will expire instead")]
     public static partial void HandoverFailed(ILogger logger, int shards, Exception exception);
 
-    [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Lost the lease on shard {Shard}; its actors are stopped")]
-    public static partial void Lost(ILogger logger, int shard);
+    [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Lost the leases on {Shards} shards; their actors are stopped")]
+    public static partial void Lost(ILogger logger, int shards);
 
     [LoggerMessage(EventId = 706, Level = LogLevel.Error, Message = "No lease renewal for too long: stopping all {Shards} shards before their leases can expire")]
     public static partial void WatchdogFired(ILogger logger, int shards);

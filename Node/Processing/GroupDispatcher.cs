@@ -13,8 +13,8 @@ namespace ClusterQueue.Node.Processing;
 /// under one lock, so a wake-up either reaches a live actor or creates a new one; it is never lost.
 ///
 /// In a cluster the dispatcher runs only the groups of the shards this node holds. A wake-up for another node's group
-/// is passed on (<see cref="WakeElsewhere"/>); a shard that moves away is handed over (<see cref="ReleaseShardAsync"/>)
-/// or, when its lease is lost, stopped at once (<see cref="AbortShard"/>).
+/// is passed on (<see cref="WakeElsewhere"/>); shards that move away are handed over (<see cref="ReleaseShardsAsync"/>)
+/// or, when their leases are lost, stopped at once (<see cref="AbortShards"/>).
 /// </summary>
 public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 {
@@ -164,31 +164,39 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         return abort.Token;
     }
 
-    /// <summary>Takes the shard's actors and abort token out of the dispatcher, so nothing new starts for it.</summary>
-    private (GroupActor[] Actors, CancellationTokenSource? Abort) Detach(int shard)
+    /// <summary>Takes the shards' actors and abort tokens out of the dispatcher, in one pass, so nothing new starts for them.</summary>
+    private (GroupActor[] Actors, List<CancellationTokenSource> Aborts) Detach(IReadOnlySet<int> shards)
     {
         lock (_gate)
         {
-            var actors = _actors.Values.Where(a => _ownership.ShardOf(a.GroupId) == shard).ToArray();
+            var actors = _actors.Values.Where(a => shards.Contains(_ownership.ShardOf(a.GroupId))).ToArray();
             foreach (var actor in actors)
             {
                 _actors.Remove(actor.GroupId);
                 actor.Stop();
             }
 
-            _shardAborts.Remove(shard, out var abort);
-            return (actors, abort);
+            var aborts = new List<CancellationTokenSource>();
+            foreach (var shard in shards)
+            {
+                if (_shardAborts.Remove(shard, out var abort))
+                {
+                    aborts.Add(abort);
+                }
+            }
+
+            return (actors, aborts);
         }
     }
 
     /// <summary>
-    /// Hands a shard over: its actors stop pulling, calls in flight get <paramref name="timeout"/> to finish, then the
+    /// Hands shards over: their actors stop pulling, calls in flight get <paramref name="timeout"/> to finish, then the
     /// rest are cancelled (their messages go back to the queue). Returns each stopped group's tokens, for the next owner.
-    /// The caller has already revoked the shard, so no new actor starts for it meanwhile.
+    /// The caller has already revoked the shards, so no new actor starts for them meanwhile.
     /// </summary>
-    public async Task<IReadOnlyDictionary<string, double>> ReleaseShardAsync(int shard, TimeSpan timeout)
+    public async Task<IReadOnlyList<(int Shard, string GroupId, double Tokens)>> ReleaseShardsAsync(IReadOnlySet<int> shards, TimeSpan timeout)
     {
-        var (actors, abort) = Detach(shard);
+        var (actors, aborts) = Detach(shards);
         var stopped = Task.WhenAll(actors.Select(a => a.Completion));
         try
         {
@@ -196,23 +204,26 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         }
         catch (TimeoutException)
         {
-            Log.HandoverTimedOut(_logger, shard, timeout);
-            abort?.Cancel();
+            Log.HandoverTimedOut(_logger, shards.Count, timeout);
+            aborts.ForEach(abort => abort.Cancel());
             await stopped.WaitAsync(TimeSpan.FromSeconds(5), _time).ContinueWith(_ => { }, TaskScheduler.Default);
         }
 
-        abort?.Dispose();
+        aborts.ForEach(abort => abort.Dispose());
         var now = _time.GetUtcNow();
-        return actors.Where(a => a.Completion.IsCompleted).ToDictionary(a => a.GroupId, a => a.RemainingTokens(now), StringComparer.Ordinal);
+        return [.. actors.Where(a => a.Completion.IsCompleted).Select(a => (_ownership.ShardOf(a.GroupId), a.GroupId, a.RemainingTokens(now)))];
     }
 
-    /// <summary>The shard's lease is lost (or about to be): stop its actors and cancel their calls now, without waiting.</summary>
-    public void AbortShard(int shard)
+    /// <summary>The shards' leases are lost (or about to be): stop their actors and cancel their calls now, without waiting.</summary>
+    public void AbortShards(IReadOnlySet<int> shards)
     {
-        var (actors, abort) = Detach(shard);
-        abort?.Cancel();
-        abort?.Dispose();
-        Log.ShardAborted(_logger, shard, actors.Length);
+        var (actors, aborts) = Detach(shards);
+        aborts.ForEach(abort =>
+        {
+            abort.Cancel();
+            abort.Dispose();
+        });
+        Log.ShardsAborted(_logger, shards.Count, actors.Length);
     }
 
     /// <summary>Wakes the groups with pending messages among <paramref name="shards"/>, just acquired.</summary>

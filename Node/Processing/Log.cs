@@ -44,9 +44,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 313, Level = LogLevel.Error, Message = "Actor for group {GroupId} failed; it is restarted on the next wake-up")]
     public static partial void ActorFailed(ILogger logger, string groupId, Exception exception);
 
-    [LoggerMessage(EventId = 314, Level = LogLevel.Warning, Message = "Handover of shard {Shard}: calls still in flight after {Timeout} are cancelled and their messages handed back")]
-    public static partial void HandoverTimedOut(ILogger logger, int shard, TimeSpan timeout);
+    [LoggerMessage(EventId = 314, Level = LogLevel.Warning, Message = "Handover of {Shards} shards: calls still in flight after {Timeout} are cancelled and their messages handed back")]
+    public static partial void HandoverTimedOut(ILogger logger, int shards, TimeSpan timeout);
 
-    [LoggerMessage(EventId = 315, Level = LogLevel.Warning, Message = "Shard {Shard} stopped at once: {Actors} actors stopped and their calls cancelled")]
-    public static partial void ShardAborted(ILogger logger, int shard, int actors);
+    [LoggerMessage(EventId = 315, Level = LogLevel.Warning, Message = "{Shards} shards stopped at once: {Actors} actors stopped and their calls cancelled")]
+    public static partial void ShardsAborted(ILogger logger, int shards, int actors);
 }
