@@ -7,7 +7,10 @@ using ClusterQueue.Node.Processing;
 using ClusterQueue.Node.Queueing;
 using ClusterQueue.Node.Storage;
 
-var builder = WebApplication.CreateBuilder(args);
+// Configuration is read once at start (groups live in the store, not in files). Reloading on change would watch the
+// content root and everything under it, and the default data directory is under it: every write to the database
+// would wake the file watcher. The node's own arguments come after, so they can still turn it back on.
+var builder = WebApplication.CreateBuilder(["--hostBuilder:reloadConfigOnChange=false", .. args]);
 
 // With nothing configured, one embedded node on loopback: safe to run on a laptop with no admin token.
 if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["http_ports"]))

@@ -43,6 +43,9 @@ internal sealed class GroupActor
     private bool _stopping;
     private int _leaseFailures;
 
+    // 1 while a wake-up sits unread in the mailbox: a busy group gets one per ingest, and one unread is as good as many.
+    private int _wakePending;
+
     public GroupActor(
         GroupSettings settings,
         GroupDispatcher dispatcher,
@@ -86,7 +89,13 @@ internal sealed class GroupActor
         Completion = Task.Run(RunAsync);
     }
 
-    public void Wake() => _mailbox.Writer.TryWrite(Signal.WakeUp);
+    public void Wake()
+    {
+        if (Interlocked.Exchange(ref _wakePending, 1) == 0)
+        {
+            _mailbox.Writer.TryWrite(Signal.WakeUp);
+        }
+    }
 
     public void Reconfigure(GroupSettings settings) => _mailbox.Writer.TryWrite(new Signal.Reconfigure(settings));
 
@@ -149,6 +158,8 @@ internal sealed class GroupActor
         switch (signal)
         {
             case Signal.Wake:
+                // Cleared before the lease that follows, so a message committed after this point wakes the actor again.
+                Volatile.Write(ref _wakePending, 0);
                 _mayHaveVisible = true;
                 break;
             case Signal.Reconfigure reconfigure:

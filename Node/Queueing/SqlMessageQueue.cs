@@ -92,11 +92,15 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             next.Add("@group", groupId);
             var nextVisible = next.ExecuteScalar() is long ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : (DateTimeOffset?)null;
             return new LeaseBatch(leased.ConvertAll(l => l.Message), nextVisible);
-        }, cancellationToken);
+        }, WriteAcknowledgement.WhenCommitted, cancellationToken);
     }
 
     public Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-        ChangeLeased(message, "visible_at = @at", time.GetUtcNow() + leaseDuration, null, null, cancellationToken);
+        ChangeLeased(message, "visible_at = @at", time.GetUtcNow() + leaseDuration, null, null, cancellationToken, WriteAcknowledgement.WhenCommitted);
+
+    // Leases, extensions, acks, releases and retries are acknowledged at commit, before the disk has them: if a power
+    // failure loses one, the message is only leased or delivered again, which at-least-once allows. Dead letters and
+    // everything ingress promises wait for the disk.
 
     public Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken) =>
         ChangeLeased(
@@ -105,7 +109,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             time.GetUtcNow(),
             null,
             CounterChange.Delivery,
-            cancellationToken);
+            cancellationToken,
+            WriteAcknowledgement.WhenCommitted);
 
     public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
         ChangeLeased(
@@ -116,10 +121,11 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             visibleAt,
             error,
             kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure,
-            cancellationToken);
+            cancellationToken,
+            WriteAcknowledgement.WhenCommitted);
 
     public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) =>
-        ChangeLeased(message, "visible_at = @at, lease_token = NULL, attempts = attempts - 1", time.GetUtcNow(), null, null, cancellationToken);
+        ChangeLeased(message, "visible_at = @at, lease_token = NULL, attempts = attempts - 1", time.GetUtcNow(), null, null, cancellationToken, WriteAcknowledgement.WhenCommitted);
 
     public Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken) =>
         ChangeLeased(
@@ -130,7 +136,14 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             CounterChange.Death,
             cancellationToken);
 
-    private Task<bool> ChangeLeased(LeasedMessage message, string set, DateTimeOffset at, string? error, CounterChange? counter, CancellationToken cancellationToken)
+    private Task<bool> ChangeLeased(
+        LeasedMessage message,
+        string set,
+        DateTimeOffset at,
+        string? error,
+        CounterChange? counter,
+        CancellationToken cancellationToken,
+        WriteAcknowledgement acknowledgement = WriteAcknowledgement.WhenDurable)
     {
         var token = long.Parse(message.Receipt, System.Globalization.CultureInfo.InvariantCulture);
         return database.WriteAsync(context =>
@@ -151,7 +164,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             }
 
             return changed;
-        }, cancellationToken);
+        }, acknowledgement, cancellationToken);
     }
 
     public Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken) =>

@@ -19,4 +19,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 105, Level = LogLevel.Information, Message = "PostgreSQL schema migrated from version {From} to {To}")]
     public static partial void Migrated(ILogger logger, int from, int to);
+
+    [LoggerMessage(EventId = 106, Level = LogLevel.Critical, Message = "Flushing the SQLite WAL to disk failed; {Count} committed operations are not acknowledged and their senders will retry")]
+    public static partial void SyncFailed(ILogger logger, int count, Exception exception);
 }

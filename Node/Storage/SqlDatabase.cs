@@ -1,5 +1,4 @@
 using System.Data.Common;
-using System.Threading.Channels;
 
 namespace ClusterQueue.Node.Storage;
 
@@ -10,11 +9,17 @@ namespace ClusterQueue.Node.Storage;
 /// commits (see CommitBatch). The group counters an operation changes are applied
 /// once per batch, in group-id order, just before the commit: hot counter rows are locked for one short moment and
 /// always in the same order, so two writers (or two nodes) never deadlock on them.
+/// A database can also make commits durable apart from the writers (<see cref="SyncsApart"/>): a writer then commits
+/// without waiting for the disk and goes on to the next batch while a sync thread flushes every commit made so far in
+/// one go; an operation is acknowledged only once a flush that began after its commit has finished. The disk's flush
+/// and the next batch's statements overlap instead of taking turns.
 /// </summary>
 public abstract class SqlDatabase : IAsyncDisposable
 {
-    private readonly Channel<WriteOperation> _writes = Channel.CreateUnbounded<WriteOperation>();
+    private readonly HandoffQueue<WriteOperation> _writes = new();
+    private readonly HandoffQueue<WriteOperation> _committed = new();
     private readonly List<Thread> _writerThreads = [];
+    private Thread? _syncThread;
     private readonly int _maxBatch;
     private readonly ILogger _logger;
 
@@ -33,11 +38,19 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>A statement that tells other nodes, at commit, that group definitions changed; null where there are no other nodes.</summary>
     public virtual string? GroupsChangedNotification => null;
 
-    /// <summary>Runs <paramref name="work"/> on a writer connection inside a transaction; completes once it is committed.</summary>
-    public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, CancellationToken cancellationToken = default)
+    /// <summary>Runs <paramref name="work"/> on a writer connection inside a transaction; completes once it is committed and durable.</summary>
+    public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, CancellationToken cancellationToken = default) =>
+        WriteAsync(work, WriteAcknowledgement.WhenDurable, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> in a transaction; with <see cref="WriteAcknowledgement.WhenCommitted"/> it completes
+    /// as soon as the commit is visible to other connections, before the disk has it. For writes whose loss in a power
+    /// failure only repeats work (a lease, an ack of a delivered message), never for what a caller is promised is kept.
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, WriteAcknowledgement acknowledgement, CancellationToken cancellationToken = default)
     {
-        var operation = new WriteOperation<T>(work);
-        if (!_writes.Writer.TryWrite(operation))
+        var operation = new WriteOperation<T>(work, acknowledgement == WriteAcknowledgement.WhenDurable);
+        if (!_writes.TryAdd(operation))
         {
             throw new ObjectDisposedException(GetType().Name);
         }
@@ -63,6 +76,52 @@ public abstract class SqlDatabase : IAsyncDisposable
             _writerThreads.Add(thread);
             thread.Start();
         }
+
+        if (SyncsApart && _syncThread is null)
+        {
+            _syncThread = new Thread(RunSync) { IsBackground = true, Name = $"{name}-sync" };
+            _syncThread.Start();
+        }
+    }
+
+    /// <summary>Whether commits return before they are durable and <see cref="SyncCommits"/> makes them so.</summary>
+    protected virtual bool SyncsApart => false;
+
+    /// <summary>Makes every commit made so far durable; called on the sync thread only.</summary>
+    protected virtual void SyncCommits()
+    {
+    }
+
+    /// <summary>Flushes whatever was committed since the last flush, then acknowledges it, until the writers are done.</summary>
+    private void RunSync()
+    {
+        var committed = new List<WriteOperation>();
+        while (_committed.Take(committed, int.MaxValue))
+        {
+            try
+            {
+                SyncCommits();
+            }
+            catch (Exception ex)
+            {
+                // The commits are visible but may not be on disk: nobody is told they are kept, so senders retry.
+                Log.SyncFailed(_logger, committed.Count, ex);
+                foreach (var operation in committed)
+                {
+                    operation.Fail(ex);
+                }
+
+                committed.Clear();
+                continue;
+            }
+
+            foreach (var operation in committed)
+            {
+                operation.Complete();
+            }
+
+            committed.Clear();
+        }
     }
 
     /// <summary>Whether a writer may reuse one command object per SQL text (see <see cref="SqlWriteContext"/>).</summary>
@@ -75,18 +134,8 @@ public abstract class SqlDatabase : IAsyncDisposable
     {
         SqlWriteContext? context = new(first, CacheCommands);
         var batch = new List<WriteOperation>(_maxBatch);
-        while (_writes.Reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        while (_writes.Take(batch, _maxBatch))
         {
-            while (batch.Count < _maxBatch && _writes.Reader.TryRead(out var operation))
-            {
-                batch.Add(operation);
-            }
-
-            if (batch.Count == 0)
-            {
-                continue;
-            }
-
             context = Reconnected(context, batch);
             if (context is not null)
             {
@@ -186,9 +235,23 @@ public abstract class SqlDatabase : IAsyncDisposable
             return;
         }
 
+        Acknowledge(batch);
+    }
+
+    /// <summary>Completes what a commit made durable; what still waits for the disk goes to the sync thread.</summary>
+    private void Acknowledge(List<WriteOperation> batch)
+    {
         foreach (var operation in batch)
         {
-            operation.Complete();
+            if (_syncThread is null || !operation.AwaitsDisk)
+            {
+                operation.Complete();
+            }
+        }
+
+        if (_syncThread is not null)
+        {
+            _committed.AddRange(batch.Where(operation => operation.AwaitsDisk));
         }
     }
 
@@ -211,23 +274,125 @@ public abstract class SqlDatabase : IAsyncDisposable
 
     public virtual async ValueTask DisposeAsync()
     {
-        _writes.Writer.TryComplete();
+        _writes.Complete();
         foreach (var thread in _writerThreads)
         {
             await Task.Run(thread.Join).ConfigureAwait(false);
         }
 
+        _committed.Complete();
+        if (_syncThread is { } sync)
+        {
+            await Task.Run(sync.Join).ConfigureAwait(false);
+        }
+
         GC.SuppressFinalize(this);
     }
 
-    private abstract class WriteOperation
+    /// <summary>
+    /// Operations on their way to a writer or to the sync thread, which sleep here when there are none. Waiting on a
+    /// task instead (a channel's WaitToReadAsync) spins before it blocks, and on a small machine that spinning took CPU
+    /// from the requests the writers serve.
+    /// </summary>
+    private sealed class HandoffQueue<T>
     {
+        private readonly Queue<T> _waiting = new();
+        private bool _completed;
+        private int _sleepers;
+
+        /// <summary>Adds every item at once; the sync queue is completed only after the last writer has stopped.</summary>
+        public void AddRange(IEnumerable<T> items)
+        {
+            lock (_waiting)
+            {
+                if (_completed)
+                {
+                    throw new InvalidOperationException("The queue is completed.");
+                }
+
+                foreach (var item in items)
+                {
+                    _waiting.Enqueue(item);
+                }
+
+                if (_waiting.Count > 0 && _sleepers > 0)
+                {
+                    Monitor.Pulse(_waiting);
+                }
+            }
+        }
+
+        public bool TryAdd(T operation)
+        {
+            lock (_waiting)
+            {
+                if (_completed)
+                {
+                    return false;
+                }
+
+                _waiting.Enqueue(operation);
+                if (_sleepers > 0)
+                {
+                    Monitor.Pulse(_waiting);
+                }
+
+                return true;
+            }
+        }
+
+        /// <summary>Moves up to <paramref name="max"/> operations into <paramref name="batch"/>, sleeping until there is one; false once completed and empty.</summary>
+        public bool Take(List<T> batch, int max)
+        {
+            lock (_waiting)
+            {
+                while (_waiting.Count == 0)
+                {
+                    if (_completed)
+                    {
+                        return false;
+                    }
+
+                    _sleepers++;
+                    Monitor.Wait(_waiting);
+                    _sleepers--;
+                }
+
+                while (batch.Count < max && _waiting.TryDequeue(out var operation))
+                {
+                    batch.Add(operation);
+                }
+
+                // Another writer (PostgreSQL has several) can take what this batch left.
+                if (_waiting.Count > 0 && _sleepers > 0)
+                {
+                    Monitor.Pulse(_waiting);
+                }
+
+                return true;
+            }
+        }
+
+        public void Complete()
+        {
+            lock (_waiting)
+            {
+                _completed = true;
+                Monitor.PulseAll(_waiting);
+            }
+        }
+    }
+
+    private abstract class WriteOperation(bool awaitsDisk)
+    {
+        public bool AwaitsDisk { get; } = awaitsDisk;
+
         public abstract void Run(SqlWriteContext context);
         public abstract void Complete();
         public abstract void Fail(Exception exception);
     }
 
-    private sealed class WriteOperation<T>(Func<SqlWriteContext, T> work) : WriteOperation
+    private sealed class WriteOperation<T>(Func<SqlWriteContext, T> work, bool awaitsDisk) : WriteOperation(awaitsDisk)
     {
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _result;
@@ -251,4 +416,14 @@ public abstract class SqlDatabase : IAsyncDisposable
             _completion.TrySetException(exception);
         }
     }
+}
+
+/// <summary>When a write's task completes.</summary>
+public enum WriteAcknowledgement
+{
+    /// <summary>Once the commit is on disk: what was promised to a caller.</summary>
+    WhenDurable,
+
+    /// <summary>Once the commit is visible, perhaps before it is on disk: work that a power failure would only repeat.</summary>
+    WhenCommitted,
 }
