@@ -21,9 +21,11 @@ dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
 
 status() { node -e "fetch(process.argv[1]).then(r => console.log(r.status), () => console.log(0))" "$1"; }
 wait_ready() { for _ in $(seq 1 200); do [[ "$(status "$1")" == "200" || "$(status "$1")" == "405" ]] && return 0; sleep 0.05; done; echo "not ready: $1" >&2; exit 1; }
-depth() {
-  node -e "fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t.split('\n').filter(l => l.startsWith('clusterqueue_queue_depth{')).reduce((s, l) => s + Number(l.split(' ').pop()), 0)))" "$1/metrics"
+# The sum over groups of one per-group metric.
+total() {
+  node -e "fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t.split('\n').filter(l => l.startsWith(process.argv[2] + '{')).reduce((s, l) => s + Number(l.split(' ').pop()), 0)))" "$1/metrics" "$2"
 }
+depth() { total "$1" clusterqueue_queue_depth; }
 
 (cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls http://127.0.0.1:18081) >/dev/null 2>&1 &
 pids+=($!)
@@ -46,11 +48,24 @@ queued="$(depth "$base")"
 
 started="$(date +%s.%N)"
 node bench/groups.mjs patch "$base" "$groups" 32 '{"ratePerSecond":1000000,"burst":1000000}' >/dev/null
-while [[ "$(depth "$base")" != "0" ]]; do sleep 0.2; done
+# A backlog that stops draining is a failure, not a reason to wait for ever.
+deadline=$(( $(date +%s) + 60 + 2 * seconds * 10 ))
+while [[ "$(depth "$base")" != "0" ]]; do
+  (( $(date +%s) < deadline )) || { echo "the backlog did not drain: $(depth "$base") messages left" >&2; tail -20 "$work/node.log" >&2; exit 1; }
+  sleep 0.2
+done
 finished="$(date +%s.%N)"
+acknowledged="$(awk '/requests in/ {print $1}' "$work/ingest.txt")"
+ingested="$(total "$base" clusterqueue_ingested_total)"
+delivered="$(total "$base" clusterqueue_delivered_total)"
+# Every message the node took (wrk's count leaves out requests cut off at its deadline, so the node's is the larger) was delivered.
+if [[ "$delivered" != "$ingested" ]] || (( ingested < acknowledged )); then
+  echo "delivery check failed: ${acknowledged} acknowledged to wrk, ${ingested} ingested, ${delivered} delivered" >&2
+  exit 1
+fi
 
 echo
-echo "queued before opening the groups: ${queued} messages over ${groups} groups"
+echo "queued before opening the groups: ${queued} messages over ${groups} groups; all ${delivered} ingested were delivered"
 awk -v q="$queued" -v s="$started" -v f="$finished" -v i="$ingest_rate" 'BEGIN {
   d = f - s; r = q / d;
   printf "dispatch: %.0f messages/s (%.1f s to drain, counting the PATCH of every group)\n", r, d;

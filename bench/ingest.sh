@@ -79,6 +79,10 @@ if [[ "$with_pg" == "1" ]]; then
   pg="$(run http://127.0.0.1:18083/hooks/bench pg)"
   pg_non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/pg.txt")"
 fi
+failed=""
+[[ -z "$non2xx" ]] || failed+=" embedded:$non2xx"
+[[ -z "${sqs_non2xx:-}" ]] || failed+=" sqs:$sqs_non2xx"
+[[ -z "${pg_non2xx:-}" ]] || failed+=" postgres:$pg_non2xx"
 echo
 echo "bare endpoint:        ${bare} req/s"
 echo "durable ingest (SQLite, synchronous=FULL): ${node} req/s${non2xx:+ (non-2xx: $non2xx)}"
@@ -90,4 +94,8 @@ fi
 if [[ "$with_pg" == "1" ]]; then
   echo "durable ingest (PostgreSQL store and queue, synchronous_commit=on): ${pg} req/s${pg_non2xx:+ (non-2xx: $pg_non2xx)}"
   awk -v p="$pg" -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint, %.2f of the embedded queue\n", p / b, p / n }'
+fi
+if [[ -n "$failed" ]]; then
+  echo "non-2xx answers to durable ingest:$failed" >&2
+  exit 1
 fi

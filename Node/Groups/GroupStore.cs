@@ -34,9 +34,6 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             upsert.Add("@updated", settings.UpdatedAt.ToUnixTimeMilliseconds());
             upsert.ExecuteNonQuery();
 
-            var counters = context.Command("INSERT INTO group_counters (group_id) VALUES (@id) ON CONFLICT (group_id) DO NOTHING;");
-            counters.Add("@id", settings.Id);
-            counters.ExecuteNonQuery();
             RecordChange(context, settings.Id, settings.UpdatedAt);
             return created;
         }, cancellationToken);

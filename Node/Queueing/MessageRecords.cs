@@ -14,8 +14,19 @@ namespace ClusterQueue.Node.Queueing;
 ///   outcome; 4 keeps the body until SQS took the copy, and an outcome recorded meanwhile counts)
 /// </code>
 /// </summary>
-public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
+public sealed class MessageRecords
 {
+    private readonly SqlDatabase _database;
+    private readonly TimeProvider _time;
+    private readonly SharedWrite<Insertion, EnqueueResult> _insert;
+
+    public MessageRecords(SqlDatabase database, TimeProvider time)
+    {
+        _database = database;
+        _time = time;
+        _insert = new SharedWrite<Insertion, EnqueueResult>(InsertAll);
+    }
+
     public const int StateQueued = 0;
     public const int StateAccepting = 1;
     public const int StateDelivered = 2;
@@ -25,7 +36,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// <summary>Keeps one purge operation short so it never holds the writer for long.</summary>
     private const int PurgeChunk = 5000;
 
-    public SqlDatabase Database => database;
+    public SqlDatabase Database => _database;
 
     /// <summary>
     /// Records a new message unless its delivery id was seen: with its body in <paramref name="state"/> queued (the
@@ -34,84 +45,159 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// is taken to have died and the new message replaces it.
     /// </summary>
     public Task<EnqueueResult> InsertAsync(NewMessage message, int state, DateTimeOffset acceptingBefore, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(_insert, new Insertion(message, state, acceptingBefore), cancellationToken);
+
+    private readonly record struct Insertion(NewMessage Message, int State, DateTimeOffset AcceptingBefore);
+
+    /// <summary>
+    /// Every insertion waiting in one writer batch. A message with a delivery id needs its own look-up first; the
+    /// others (most of a busy queue's traffic) go in multi-row inserts, which on PostgreSQL saves a round trip per
+    /// message and on SQLite a statement per message.
+    /// </summary>
+    private IReadOnlyList<EnqueueResult> InsertAll(SqlWriteContext context, IReadOnlyList<Insertion> insertions)
+    {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        var results = new EnqueueResult[insertions.Count];
+        var plain = new List<int>(insertions.Count);
+        for (var i = 0; i < insertions.Count; i++)
         {
-            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            if (message.DeduplicationKey is { } key)
+            var (message, state, acceptingBefore) = insertions[i];
+            if (message.DeduplicationKey is null)
             {
-                var seen = context.Command("""
-                    SELECT d.message_id, m.state, m.created_at FROM dedup d LEFT JOIN messages m ON m.id = d.message_id
-                    WHERE d.group_id = @group AND d.key = @key AND d.expires_at > @now;
-                    """);
-                seen.Add("@group", message.GroupId);
-                seen.Add("@key", key);
-                seen.Add("@now", now);
-                string? firstId = null;
-                var firstAccepting = false;
-                var firstStale = false;
-                using (var reader = seen.ExecuteReader())
-                {
-                    if (reader.Read())
-                    {
-                        firstId = reader.GetString(0);
-                        firstAccepting = !reader.IsDBNull(1) && reader.GetInt32(1) == StateAccepting;
-                        firstStale = firstAccepting && reader.GetInt64(2) < acceptingBefore.ToUnixTimeMilliseconds();
-                    }
-                }
-
-                if (firstId is not null)
-                {
-                    if (!firstAccepting)
-                    {
-                        return new EnqueueResult(EnqueueOutcome.Duplicate, firstId);
-                    }
-
-                    if (!firstStale)
-                    {
-                        return new EnqueueResult(EnqueueOutcome.Busy, firstId);
-                    }
-
-                    Unreserve(context, firstId, message.GroupId);
-                }
+                plain.Add(i);
             }
+            else
+            {
+                results[i] = InsertOne(context, message, state, acceptingBefore, now);
+            }
+        }
 
-            var insert = context.Command("""
-                INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
-                SELECT @id, @group, @state, @now, @contentType, @body, @size, @now
-                WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group);
+        for (var done = 0; done < plain.Count;)
+        {
+            var rows = InsertRowsSql.ChunkSize(plain.Count - done);
+            InsertRows(context, insertions, plain.GetRange(done, rows), results, now);
+            done += rows;
+        }
+
+        return results;
+    }
+
+    private static void InsertRows(SqlWriteContext context, IReadOnlyList<Insertion> insertions, List<int> rows, EnqueueResult[] results, long now)
+    {
+        var insert = context.Command(InsertRowsSql.For(rows.Count));
+        insert.Add("@now", now);
+        for (var r = 0; r < rows.Count; r++)
+        {
+            var (message, state, _) = insertions[rows[r]];
+            insert.Add($"@i{r}", message.Id);
+            insert.Add($"@g{r}", message.GroupId);
+            insert.Add($"@s{r}", state);
+            insert.AddText($"@t{r}", message.ContentType);
+            insert.AddBytes($"@b{r}", state == StateQueued ? message.Body : null);
+            insert.Add($"@z{r}", message.Body.LongLength);
+        }
+
+        var inserted = new HashSet<string>(StringComparer.Ordinal);
+        using (var reader = insert.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                inserted.Add(reader.GetString(0));
+            }
+        }
+
+        foreach (var row in rows)
+        {
+            var message = insertions[row].Message;
+            if (inserted.Contains(message.Id))
+            {
+                context.Count(message.GroupId, CounterChange.Ingest);
+                results[row] = new EnqueueResult(EnqueueOutcome.Accepted, message.Id);
+            }
+            else
+            {
+                results[row] = new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
+            }
+        }
+    }
+
+    private EnqueueResult InsertOne(SqlWriteContext context, NewMessage message, int state, DateTimeOffset acceptingBefore, long now)
+    {
+        if (message.DeduplicationKey is { } key)
+        {
+            var seen = context.Command("""
+                SELECT d.message_id, m.state, m.created_at FROM dedup d LEFT JOIN messages m ON m.id = d.message_id
+                WHERE d.group_id = @group AND d.key = @key AND d.expires_at > @now;
                 """);
-            insert.Add("@id", message.Id);
-            insert.Add("@group", message.GroupId);
-            insert.Add("@state", state);
-            insert.Add("@now", now);
-            insert.AddText("@contentType", message.ContentType);
-            insert.AddBytes("@body", state == StateQueued ? message.Body : null);
-            insert.Add("@size", message.Body.LongLength);
-            if (insert.ExecuteNonQuery() == 0)
+            seen.Add("@group", message.GroupId);
+            seen.Add("@key", key);
+            seen.Add("@now", now);
+            string? firstId = null;
+            var firstAccepting = false;
+            var firstStale = false;
+            using (var reader = seen.ExecuteReader())
             {
-                return new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
+                if (reader.Read())
+                {
+                    firstId = reader.GetString(0);
+                    firstAccepting = !reader.IsDBNull(1) && reader.GetInt32(1) == StateAccepting;
+                    firstStale = firstAccepting && reader.GetInt64(2) < acceptingBefore.ToUnixTimeMilliseconds();
+                }
             }
 
-            if (message.DeduplicationKey is { } newKey)
+            if (firstId is not null)
             {
-                var remember = context.Command("""
-                    INSERT INTO dedup (group_id, key, message_id, expires_at) VALUES (@group, @key, @id, @expires)
-                    ON CONFLICT (group_id, key) DO UPDATE SET message_id = excluded.message_id, expires_at = excluded.expires_at;
-                    """);
-                remember.Add("@group", message.GroupId);
-                remember.Add("@key", newKey);
-                remember.Add("@id", message.Id);
-                remember.Add("@expires", message.DeduplicationExpiresAt.ToUnixTimeMilliseconds());
-                remember.ExecuteNonQuery();
-            }
+                if (!firstAccepting)
+                {
+                    return new EnqueueResult(EnqueueOutcome.Duplicate, firstId);
+                }
 
-            context.Count(message.GroupId, CounterChange.Ingest);
-            return new EnqueueResult(EnqueueOutcome.Accepted, message.Id);
-        }, cancellationToken);
+                if (!firstStale)
+                {
+                    return new EnqueueResult(EnqueueOutcome.Busy, firstId);
+                }
+
+                Unreserve(context, firstId, message.GroupId);
+            }
+        }
+
+        var insert = context.Command("""
+            INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
+            SELECT @id, @group, @state, @now, @contentType, @body, @size, @now
+            WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group);
+            """);
+        insert.Add("@id", message.Id);
+        insert.Add("@group", message.GroupId);
+        insert.Add("@state", state);
+        insert.Add("@now", now);
+        insert.AddText("@contentType", message.ContentType);
+        insert.AddBytes("@body", state == StateQueued ? message.Body : null);
+        insert.Add("@size", message.Body.LongLength);
+        if (insert.ExecuteNonQuery() == 0)
+        {
+            return new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
+        }
+
+        if (message.DeduplicationKey is { } newKey)
+        {
+            var remember = context.Command("""
+                INSERT INTO dedup (group_id, key, message_id, expires_at) VALUES (@group, @key, @id, @expires)
+                ON CONFLICT (group_id, key) DO UPDATE SET message_id = excluded.message_id, expires_at = excluded.expires_at;
+                """);
+            remember.Add("@group", message.GroupId);
+            remember.Add("@key", newKey);
+            remember.Add("@id", message.Id);
+            remember.Add("@expires", message.DeduplicationExpiresAt.ToUnixTimeMilliseconds());
+            remember.ExecuteNonQuery();
+        }
+
+        context.Count(message.GroupId, CounterChange.Ingest);
+        return new EnqueueResult(EnqueueOutcome.Accepted, message.Id);
+    }
 
     /// <summary>SQS accepted the message: its record becomes queued and its delivery id a duplicate for later requests.</summary>
     public Task ConfirmAsync(string messageId, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(context =>
         {
             var confirm = context.Command($"UPDATE messages SET state = {StateQueued} WHERE id = @id AND state = {StateAccepting};");
             confirm.Add("@id", messageId);
@@ -120,7 +206,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     /// <summary>SQS refused the message: its record, delivery id and ingest count go, as if the request never came.</summary>
     public Task<bool> AbandonAsync(string messageId, string groupId, CancellationToken cancellationToken) =>
-        database.WriteAsync(context => Unreserve(context, messageId, groupId), cancellationToken);
+        _database.WriteAsync(context => Unreserve(context, messageId, groupId), cancellationToken);
 
     private static bool Unreserve(SqlWriteContext context, string messageId, string groupId)
     {
@@ -145,7 +231,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// second outcome for the same message (a stale receipt, a re-delivery) changes nothing and returns false.
     /// </summary>
     public Task<bool> RecordOutcomeAsync(LeasedMessage message, int state, string? error, byte[]? deadBody, bool offloaded, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(context =>
         {
             var record = context.Command($"""
                 INSERT INTO messages (id, group_id, state, visible_at, attempts, last_error, content_type, body, size_bytes, created_at, completed_at, payload_offloaded)
@@ -158,7 +244,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
             record.Add("@id", message.Id);
             record.Add("@group", message.GroupId);
             record.Add("@state", state);
-            record.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            record.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
             record.Add("@attempts", message.Attempt);
             record.AddText("@error", error);
             record.AddText("@contentType", message.ContentType);
@@ -177,7 +263,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     /// <summary>Records a failed or throttled attempt of a message SQS holds: its attempts so far, last error and next visibility.</summary>
     public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(context =>
         {
             var record = context.Command($"UPDATE messages SET attempts = @attempts, last_error = @error, visible_at = @at WHERE id = @id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
             record.Add("@id", message.Id);
@@ -192,7 +278,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// <summary>When the group's earliest queued message is due (its retry time, else when it was queued); null when none is queued.</summary>
     public DateTimeOffset? EarliestQueuedAt(string groupId)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = $"SELECT MIN(visible_at) FROM messages WHERE group_id = @group AND state = {StateQueued};";
         command.Add("@group", groupId);
@@ -202,9 +288,9 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// <summary>Up to <paramref name="limit"/> dead letters of the group (those named, or all), with their bodies, for a redrive.</summary>
     public IReadOnlyList<DeadBody> ReadDeadBodies(string groupId, IReadOnlyCollection<string>? messageIds, int limit)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        var named = messageIds is null ? "" : $"AND id IN (SELECT value FROM {database.JsonStrings("@ids")})";
+        var named = messageIds is null ? "" : $"AND id IN (SELECT value FROM {_database.JsonStrings("@ids")})";
         command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded FROM messages WHERE group_id = @group AND state = {StateDead} {named} ORDER BY completed_at, id LIMIT @limit;";
         command.Add("@group", groupId);
         command.Add("@limit", limit);
@@ -233,13 +319,13 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// finishes before <see cref="FinishRedriveAsync"/> is recorded like any other, since the copy is already in SQS.
     /// </summary>
     public Task<List<string>> BeginRedriveAsync(IReadOnlyCollection<string> messageIds, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(context =>
         {
             var begin = context.Command($"""
                 UPDATE messages SET state = {StateRedriving}, visible_at = @now
-                WHERE state = {StateDead} AND id IN (SELECT value FROM {database.JsonStrings("@ids")}) RETURNING id;
+                WHERE state = {StateDead} AND id IN (SELECT value FROM {_database.JsonStrings("@ids")}) RETURNING id;
                 """);
-            begin.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            begin.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
             begin.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
             var started = new List<string>();
             using var reader = begin.ExecuteReader();
@@ -256,17 +342,17 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// body kept here; the others are dead letters again.
     /// </summary>
     public Task<int> FinishRedriveAsync(IReadOnlyCollection<string> sent, IReadOnlyCollection<string> refused, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(context =>
         {
             var queued = context.Command($"""
                 UPDATE messages SET state = {StateQueued}, visible_at = @now, attempts = 0, completed_at = NULL, body = NULL, lease_token = NULL
-                WHERE state = {StateRedriving} AND id IN (SELECT value FROM {database.JsonStrings("@ids")});
+                WHERE state = {StateRedriving} AND id IN (SELECT value FROM {_database.JsonStrings("@ids")});
                 """);
-            queued.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            queued.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
             queued.Add("@ids", System.Text.Json.JsonSerializer.Serialize(sent));
             queued.ExecuteNonQuery();
 
-            var dead = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND id IN (SELECT value FROM {database.JsonStrings("@ids")});");
+            var dead = context.Command($"UPDATE messages SET state = {StateDead} WHERE state = {StateRedriving} AND id IN (SELECT value FROM {_database.JsonStrings("@ids")});");
             dead.Add("@ids", System.Text.Json.JsonSerializer.Serialize(refused));
             dead.ExecuteNonQuery();
             return sent.Count;
@@ -274,7 +360,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     public Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
 
         // Paged by (dead time, message id) so the cursor stays stable while new dead letters arrive.
@@ -325,7 +411,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     public Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT id, group_id, state, attempts, last_error, created_at, visible_at, completed_at, lease_token
@@ -340,7 +426,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
         var state = reader.GetInt32(2);
         var visibleAt = DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(6));
-        var leased = !reader.IsDBNull(8) && visibleAt > time.GetUtcNow();
+        var leased = !reader.IsDBNull(8) && visibleAt > _time.GetUtcNow();
         var name = state switch
         {
             StateDelivered => "delivered",
@@ -361,13 +447,17 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT (SELECT count(*) FROM messages WHERE group_id = @group AND state = 0),
                    (SELECT count(*) FROM messages WHERE group_id = @group AND state = 3),
-                   ingested, delivered, failed, dead, throttled
-            FROM group_counters WHERE group_id = @group;
+                   CAST(coalesce(sum(c.ingested), 0) AS bigint), CAST(coalesce(sum(c.delivered), 0) AS bigint),
+                   CAST(coalesce(sum(c.failed), 0) AS bigint), CAST(coalesce(sum(c.dead), 0) AS bigint),
+                   CAST(coalesce(sum(c.throttled), 0) AS bigint)
+            FROM groups g LEFT JOIN group_counters c ON c.group_id = g.id
+            WHERE g.id = @group
+            GROUP BY g.id;
             """;
         command.Add("@group", groupId);
         using var reader = command.ExecuteReader();
@@ -382,7 +472,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT group_id, count(*) FROM messages WHERE state = 0 GROUP BY group_id;";
         var depths = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -397,7 +487,7 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
     public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken)
     {
-        using var connection = database.OpenRead();
+        using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
 
         // A loose index scan: one index seek per group instead of reading every pending message.
@@ -420,10 +510,10 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
     /// the sender was never acknowledged and will retry), a chunk of each at a time.
     /// </summary>
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, DateTimeOffset acceptingBefore, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+        _database.WriteAsync(context =>
         {
             var dedup = context.Command("DELETE FROM dedup WHERE (group_id, key) IN (SELECT group_id, key FROM dedup WHERE expires_at <= @now LIMIT @chunk);");
-            dedup.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+            dedup.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
             dedup.Add("@chunk", PurgeChunk);
             var removed = dedup.ExecuteNonQuery();
 
@@ -461,3 +551,28 @@ public sealed class MessageRecords(SqlDatabase database, TimeProvider time)
 
 /// <summary>A dead letter's body as the store keeps it, or a note that the payload store has it.</summary>
 public sealed record DeadBody(string Id, string? ContentType, byte[] Body, DateTimeOffset CreatedAt, bool Offloaded);
+
+/// <summary>
+/// The multi-row insert, one SQL text per chunk size. Sizes are powers of two up to 64, so a batch of any size is a
+/// few chunks, and few distinct statements stay prepared (SQLite's per-text cache, Npgsql's automatic preparation).
+/// </summary>
+internal static class InsertRowsSql
+{
+    private const int MaxRows = 64;
+    private static readonly string[] BySize = Enumerable.Range(0, 7).Select(power => Build(1 << power)).ToArray();
+
+    /// <summary>The largest chunk, a power of two, that fits in <paramref name="remaining"/> rows.</summary>
+    public static int ChunkSize(int remaining) => remaining >= MaxRows ? MaxRows : 1 << (31 - int.LeadingZeroCount(remaining));
+
+    public static string For(int rows) => BySize[int.Log2(rows)];
+
+    // A group that no longer exists gets no row; RETURNING names the rows that went in.
+    private static string Build(int rows) => $"""
+        WITH v (id, group_id, state, content_type, body, size_bytes) AS (VALUES
+        {string.Join(",\n", Enumerable.Range(0, rows).Select(r => $"(@i{r}, @g{r}, @s{r}, @t{r}, @b{r}, @z{r})"))})
+        INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
+        SELECT id, group_id, state, @now, content_type, body, size_bytes, @now FROM v
+        WHERE EXISTS (SELECT 1 FROM groups g WHERE g.id = v.group_id)
+        RETURNING id;
+        """;
+}

@@ -53,6 +53,9 @@ public sealed class PostgresDatabase : SqlDatabase
 
     protected override bool CacheCommands => false;
 
+    /// <summary>Enough that the writers of a few nodes rarely share a counter row (see <see cref="SqlWriteContext.FlushCounters"/>).</summary>
+    protected override int CounterSlots => 64;
+
     public override DbConnection OpenRead() => _dataSource.OpenConnection();
 
     protected override DbConnection OpenWriter() => _dataSource.OpenConnection();

@@ -123,6 +123,14 @@ internal static class PostgresSchema
 
         CREATE INDEX group_buckets_shard ON group_buckets (shard);
         """,
+        """
+        -- A group's counters are spread over slot rows, summed when read. Every writer connection adds to a slot of its
+        -- own choosing, so writers (of this node and others) ingesting into one hot group do not queue behind one
+        -- row lock that is held until each commit's flush.
+        ALTER TABLE group_counters ADD COLUMN slot integer NOT NULL DEFAULT 0;
+        ALTER TABLE group_counters DROP CONSTRAINT group_counters_pkey;
+        ALTER TABLE group_counters ADD PRIMARY KEY (group_id, slot);
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

@@ -58,6 +58,21 @@ public abstract class SqlDatabase : IAsyncDisposable
         return cancellationToken.CanBeCanceled ? operation.Task.WaitAsync(cancellationToken) : operation.Task;
     }
 
+    /// <summary>
+    /// Runs <paramref name="write"/> for <paramref name="item"/>; every item of the same write waiting in one batch runs
+    /// in a single call, so its rows can go in one statement. Completes once committed and durable.
+    /// </summary>
+    public Task<TResult> WriteAsync<TItem, TResult>(SharedWrite<TItem, TResult> write, TItem item, CancellationToken cancellationToken = default)
+    {
+        var operation = new SharedOperation<TItem, TResult>(write, item);
+        if (!_writes.TryAdd(operation))
+        {
+            throw new ObjectDisposedException(GetType().Name);
+        }
+
+        return cancellationToken.CanBeCanceled ? operation.Task.WaitAsync(cancellationToken) : operation.Task;
+    }
+
     /// <summary>A pooled, open read connection; dispose it to return it.</summary>
     public abstract DbConnection OpenRead();
 
@@ -67,12 +82,15 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>Starts <paramref name="count"/> writer loops; called by the subclass once its schema is in place.</summary>
     protected void StartWriters(int count, string name)
     {
+        // Consecutive slots from a random start: this node's writers never share one, another node's rarely do.
+        var firstSlot = Random.Shared.Next(CounterSlots);
         for (var i = 0; i < count; i++)
         {
             var connection = OpenWriter();
+            var slot = (firstSlot + i) % CounterSlots;
 
             // A thread of its own: every commit blocks on a flush, which must not hold a thread-pool thread that requests need.
-            var thread = new Thread(() => RunWriter(connection)) { IsBackground = true, Name = $"{name}-writer-{i}" };
+            var thread = new Thread(() => RunWriter(connection, slot)) { IsBackground = true, Name = $"{name}-writer-{i}" };
             _writerThreads.Add(thread);
             thread.Start();
         }
@@ -124,19 +142,22 @@ public abstract class SqlDatabase : IAsyncDisposable
         }
     }
 
+    /// <summary>How many slot rows a group's counters may spread over (see <see cref="SqlWriteContext.FlushCounters"/>).</summary>
+    protected virtual int CounterSlots => 1;
+
     /// <summary>Whether a writer may reuse one command object per SQL text (see <see cref="SqlWriteContext"/>).</summary>
     protected virtual bool CacheCommands => true;
 
     /// <summary>How a transaction opens: SQLite takes its write lock up front so a batch never fails half-way on a busy lock.</summary>
     protected virtual string BeginTransaction => "BEGIN;";
 
-    private void RunWriter(DbConnection first)
+    private void RunWriter(DbConnection first, int counterSlot)
     {
-        SqlWriteContext? context = new(first, CacheCommands);
+        SqlWriteContext? context = new(first, CacheCommands, counterSlot);
         var batch = new List<WriteOperation>(_maxBatch);
         while (_writes.Take(batch, _maxBatch))
         {
-            context = Reconnected(context, batch);
+            context = Reconnected(context, batch, counterSlot);
             if (context is not null)
             {
                 CommitBatch(context, batch);
@@ -153,7 +174,7 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// The writer's context on a working connection: a connection the server dropped is replaced. When no new one can
     /// be opened (the database is unreachable), the batch fails with that error and the next batch tries again.
     /// </summary>
-    private SqlWriteContext? Reconnected(SqlWriteContext? context, List<WriteOperation> batch)
+    private SqlWriteContext? Reconnected(SqlWriteContext? context, List<WriteOperation> batch, int counterSlot)
     {
         if (context is { IsOpen: true })
         {
@@ -164,7 +185,7 @@ public abstract class SqlDatabase : IAsyncDisposable
         try
         {
             Log.WriterReconnecting(_logger, null);
-            return new SqlWriteContext(OpenWriter(), CacheCommands);
+            return new SqlWriteContext(OpenWriter(), CacheCommands, counterSlot);
         }
         catch (Exception ex)
         {
@@ -185,14 +206,25 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// </summary>
     private void CommitBatch(SqlWriteContext context, List<WriteOperation> batch)
     {
+        foreach (var operation in batch)
+        {
+            operation.Ran = false;
+        }
+
         try
         {
             context.Execute(BeginTransaction);
-            foreach (var operation in batch)
+            for (var i = 0; i < batch.Count; i++)
             {
+                var operation = batch[i];
+                if (operation.Ran)
+                {
+                    continue;
+                }
+
                 try
                 {
-                    operation.Run(context);
+                    operation.Run(context, batch, i);
                     context.KeepCounters();
                 }
                 catch (Exception) when (batch.Count > 1 && context.IsOpen)
@@ -387,7 +419,11 @@ public abstract class SqlDatabase : IAsyncDisposable
     {
         public bool AwaitsDisk { get; } = awaitsDisk;
 
-        public abstract void Run(SqlWriteContext context);
+        /// <summary>Set once the operation's work has run in the current transaction (a shared write runs several at once).</summary>
+        public bool Ran { get; set; }
+
+        /// <summary>Runs this operation, the <paramref name="index"/>th of <paramref name="batch"/>, and marks what ran.</summary>
+        public abstract void Run(SqlWriteContext context, List<WriteOperation> batch, int index);
         public abstract void Complete();
         public abstract void Fail(Exception exception);
     }
@@ -400,7 +436,11 @@ public abstract class SqlDatabase : IAsyncDisposable
 
         public Task<T> Task => _completion.Task;
 
-        public override void Run(SqlWriteContext context) => _result = work(context);
+        public override void Run(SqlWriteContext context, List<WriteOperation> batch, int index)
+        {
+            _result = work(context);
+            Ran = true;
+        }
 
         public override void Complete()
         {
@@ -416,6 +456,67 @@ public abstract class SqlDatabase : IAsyncDisposable
             _completion.TrySetException(exception);
         }
     }
+
+    private sealed class SharedOperation<TItem, TResult>(SharedWrite<TItem, TResult> write, TItem item) : WriteOperation(awaitsDisk: true)
+    {
+        private readonly SharedWrite<TItem, TResult> _write = write;
+        private readonly TItem _item = item;
+        private readonly TaskCompletionSource<TResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private TResult? _result;
+        private bool _failed;
+
+        public Task<TResult> Task => _completion.Task;
+
+        /// <summary>Runs this item with every later one of the same write in the batch that has not run yet.</summary>
+        public override void Run(SqlWriteContext context, List<WriteOperation> batch, int index)
+        {
+            var together = new List<SharedOperation<TItem, TResult>>();
+            for (var i = index; i < batch.Count; i++)
+            {
+                if (batch[i] is SharedOperation<TItem, TResult> { Ran: false } other && ReferenceEquals(other._write, _write))
+                {
+                    together.Add(other);
+                }
+            }
+
+            var results = _write.Run(context, together.ConvertAll(operation => operation._item));
+            if (results.Count != together.Count)
+            {
+                throw new InvalidOperationException($"A shared write returned {results.Count} results for {together.Count} items.");
+            }
+
+            for (var i = 0; i < together.Count; i++)
+            {
+                together[i]._result = results[i];
+                together[i].Ran = true;
+            }
+        }
+
+        public override void Complete()
+        {
+            if (!_failed)
+            {
+                _completion.TrySetResult(_result!);
+            }
+        }
+
+        public override void Fail(Exception exception)
+        {
+            _failed = true;
+            _completion.TrySetException(exception);
+        }
+    }
+}
+
+/// <summary>
+/// A write that many concurrent callers make, run for all of a batch's callers in one call (see
+/// <see cref="SqlDatabase.WriteAsync{TItem, TResult}(SharedWrite{TItem, TResult}, TItem, CancellationToken)"/>).
+/// <paramref name="run"/> returns one result per item, in order. The items of one batch were all waiting at once, so
+/// running them together, before or after the batch's other operations, is an order they could have arrived in.
+/// </summary>
+public sealed class SharedWrite<TItem, TResult>(Func<SqlWriteContext, IReadOnlyList<TItem>, IReadOnlyList<TResult>> run)
+{
+    internal IReadOnlyList<TResult> Run(SqlWriteContext context, IReadOnlyList<TItem> items) => run(context, items);
 }
 
 /// <summary>When a write's task completes.</summary>

@@ -10,7 +10,7 @@ namespace ClusterQueue.Node.Storage;
 /// command and Npgsql's own automatic preparation (by SQL text, per connection) does the caching. Counter changes are
 /// collected here and written by the database once per batch (see <see cref="SqlDatabase"/>).
 /// </summary>
-public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands) : IDisposable
+public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands, int counterSlot = 0) : IDisposable
 {
     private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
     private readonly List<DbCommand> _transient = [];
@@ -73,17 +73,24 @@ public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands)
 
     internal void ForgetCounters() => _batchCounters.Clear();
 
-    /// <summary>Writes the batch's counter changes, one row per group in id order.</summary>
+    /// <summary>
+    /// Writes the batch's counter changes into this writer's slot row of each group, in group-id order. A group that
+    /// no longer exists gets no row; a slot row appears the first time its writer counts for the group.
+    /// </summary>
     internal void FlushCounters()
     {
         foreach (var (group, change) in _batchCounters)
         {
             var update = Command("""
-                UPDATE group_counters SET ingested = ingested + @ingested, delivered = delivered + @delivered,
-                    failed = failed + @failed, dead = dead + @dead, throttled = throttled + @throttled
-                WHERE group_id = @group;
+                INSERT INTO group_counters (group_id, slot, ingested, delivered, failed, dead, throttled)
+                SELECT @group, @slot, @ingested, @delivered, @failed, @dead, @throttled
+                WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group)
+                ON CONFLICT (group_id, slot) DO UPDATE SET ingested = group_counters.ingested + excluded.ingested,
+                    delivered = group_counters.delivered + excluded.delivered, failed = group_counters.failed + excluded.failed,
+                    dead = group_counters.dead + excluded.dead, throttled = group_counters.throttled + excluded.throttled;
                 """);
             update.Add("@group", group);
+            update.Add("@slot", counterSlot);
             update.Add("@ingested", (long)change.Ingested);
             update.Add("@delivered", (long)change.Delivered);
             update.Add("@failed", (long)change.Failed);

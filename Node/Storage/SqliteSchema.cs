@@ -90,6 +90,24 @@ internal static class SqliteSchema
             changed_at  INTEGER NOT NULL
         );
         """,
+        """
+        -- Counters in slot rows, summed when read, as on PostgreSQL (where several writers use one slot each); the one
+        -- SQLite writer always uses slot 0.
+        CREATE TABLE group_counters_slotted (
+            group_id    TEXT NOT NULL,
+            slot        INTEGER NOT NULL DEFAULT 0,
+            ingested    INTEGER NOT NULL DEFAULT 0,
+            delivered   INTEGER NOT NULL DEFAULT 0,
+            failed      INTEGER NOT NULL DEFAULT 0,
+            dead        INTEGER NOT NULL DEFAULT 0,
+            throttled   INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (group_id, slot)
+        ) WITHOUT ROWID;
+        INSERT INTO group_counters_slotted (group_id, slot, ingested, delivered, failed, dead, throttled)
+            SELECT group_id, 0, ingested, delivered, failed, dead, throttled FROM group_counters;
+        DROP TABLE group_counters;
+        ALTER TABLE group_counters_slotted RENAME TO group_counters;
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

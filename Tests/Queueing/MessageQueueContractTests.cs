@@ -556,6 +556,46 @@ public abstract class MessageQueueContractTests
     }
 
     [Fact]
+    public async Task Enqueue_ManyAtOnce_EachGetsItsOwnOutcome_AndEveryAcceptedMessageIsStoredWithItsBody()
+    {
+        var (queue, time) = await StartAsync("orders", "invoices");
+        var expires = time.GetUtcNow() + TimeSpan.FromHours(1);
+
+        // Concurrent requests share writer batches: keyless ones go in multi-row inserts, keyed ones one by one,
+        // unknown groups among them. Each caller must still get the answer for its own message.
+        var sends = Enumerable.Range(0, 150).Select(i => queue.EnqueueAsync(new NewMessage(
+            $"m-{i:000}",
+            (i % 3) switch { 0 => "orders", 1 => "invoices", _ => "ghost" },
+            "text/plain",
+            System.Text.Encoding.UTF8.GetBytes($"body {i}"),
+            i % 5 == 0 ? $"delivery-{i}" : null,
+            expires), None)).ToList();
+        var results = await Task.WhenAll(sends);
+
+        for (var i = 0; i < results.Length; i++)
+        {
+            Assert.Equal($"m-{i:000}", results[i].MessageId);
+            Assert.Equal(i % 3 == 2 ? EnqueueOutcome.GroupNotFound : EnqueueOutcome.Accepted, results[i].Outcome);
+        }
+
+        foreach (var group in new[] { "orders", "invoices" })
+        {
+            // SQS hands out at most ten messages per receive.
+            var leased = new List<LeasedMessage>();
+            for (var call = 0; call < 20 && leased.Count < 50; call++)
+            {
+                leased.AddRange((await queue.LeaseAsync(group, 100, Lease, None)).Messages);
+            }
+
+            Assert.Equal(50, leased.Count);
+            Assert.All(leased, m => Assert.Equal($"body {int.Parse(m.Id[2..], System.Globalization.CultureInfo.InvariantCulture)}", System.Text.Encoding.UTF8.GetString(m.Body)));
+            Assert.Equal(50, (await queue.GetCountsAsync(group, None))!.Ingested);
+        }
+
+        Assert.Null(await queue.GetCountsAsync("ghost", None));
+    }
+
+    [Fact]
     public async Task GetCounts_AfterMixedScenario_ReportsSizesAndTotals()
     {
         var (queue, time) = await StartAsync("orders", "other");

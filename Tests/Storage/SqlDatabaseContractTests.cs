@@ -62,6 +62,58 @@ public abstract class SqlDatabaseContractTests : IAsyncLifetime
         Assert.Equal(["fresh", "later", "taken"], Groups().Keys.Order(StringComparer.Ordinal));
     }
 
+    [Fact]
+    public async Task SharedWrite_RunsTheWaitingItemsTogether_AndAnswersEachCallerWithItsOwnResult()
+    {
+        var calls = new List<int>();
+        var write = new SharedWrite<string, string>((context, ids) =>
+        {
+            lock (calls)
+            {
+                calls.Add(ids.Count);
+            }
+
+            foreach (var id in ids)
+            {
+                Insert(context, id);
+                context.Count(id, CounterChange.Ingest);
+            }
+
+            return ids.Select(id => $"stored {id}").ToList();
+        });
+
+        var writes = Enumerable.Range(0, 200).Select(i => Database.WriteAsync(write, $"g{i}")).ToList();
+        var results = await Task.WhenAll(writes);
+
+        Assert.Equal(Enumerable.Range(0, 200).Select(i => $"stored g{i}"), results);
+        Assert.Equal(200, calls.Sum());
+        Assert.True(calls.Count < 200, "no two waiting items ever ran in one call");
+        var stored = Groups();
+        Assert.Equal(200, stored.Count);
+        Assert.All(stored.Values, ingested => Assert.Equal(1, ingested));
+    }
+
+    [Fact]
+    public async Task SharedWrite_ThatFailsForOneItem_FailsThatCallerAlone()
+    {
+        var write = new SharedWrite<string, int>((context, ids) =>
+        {
+            if (ids.Contains("bad"))
+            {
+                throw new InvalidOperationException("one item refuses");
+            }
+
+            return ids.Select(id => Insert(context, id)).ToList();
+        });
+
+        var writes = new[] { "a", "b", "bad", "c" }.Select(id => Database.WriteAsync(write, id)).ToList();
+        await Task.WhenAll(writes).ContinueWith(_ => { }, TaskScheduler.Default);
+
+        Assert.True(writes[2].IsFaulted);
+        Assert.All(writes.Where((_, i) => i != 2), w => Assert.True(w.IsCompletedSuccessfully));
+        Assert.Equal(["a", "b", "c"], Groups().Keys.Order(StringComparer.Ordinal));
+    }
+
     private static int Insert(SqlWriteContext context, string id)
     {
         var group = context.Command("INSERT INTO groups (id, definition, created_at, updated_at) VALUES (@id, '{}', 0, 0);");
@@ -76,7 +128,10 @@ public abstract class SqlDatabaseContractTests : IAsyncLifetime
     {
         using var connection = Database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT g.id, c.ingested FROM groups g JOIN group_counters c ON c.group_id = g.id;";
+        command.CommandText = """
+            SELECT g.id, CAST(coalesce(sum(c.ingested), 0) AS bigint)
+            FROM groups g LEFT JOIN group_counters c ON c.group_id = g.id GROUP BY g.id;
+            """;
         using var reader = command.ExecuteReader();
         var groups = new Dictionary<string, long>(StringComparer.Ordinal);
         while (reader.Read())
