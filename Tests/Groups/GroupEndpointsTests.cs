@@ -448,6 +448,7 @@ public sealed class GroupEndpointsTests
     [InlineData("GET", "/v1/groups/orders/dead-letters")]
     [InlineData("POST", "/v1/groups/orders/dead-letters/redrive")]
     [InlineData("GET", "/v1/messages/0198c6f0-0000-7000-8000-000000000000")]
+    [InlineData("POST", "/v1/debug/gc")]
     public async Task AdminApi_WithoutBearerToken_Returns401ProblemWithChallengeAndChangesNothing(string method, string path)
     {
         await using var node = NodeHost.Start();
