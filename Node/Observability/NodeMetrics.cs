@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using ClusterQueue.Node.Groups;
 
 namespace ClusterQueue.Node.Observability;
 
@@ -10,6 +11,15 @@ public sealed class NodeMetrics
 {
     private readonly ConcurrentDictionary<string, GroupCounters> _groups = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _rejected = new(StringComparer.Ordinal);
+
+    /// <summary>A deleted group's counters go with it: otherwise every group ever used stays in each scrape for the process's life.</summary>
+    public NodeMetrics(GroupRegistry registry) => registry.Changed += change =>
+    {
+        if (change.Settings is null)
+        {
+            Forget(change.GroupId);
+        }
+    };
 
     public void Ingested(string groupId) => Interlocked.Increment(ref For(groupId).Ingested);
 
