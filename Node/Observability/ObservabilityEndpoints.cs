@@ -117,10 +117,16 @@ public static class ObservabilityEndpoints
 
     private static void Counter(PrometheusText text, List<KeyValuePair<string, NodeMetrics.GroupCounters>> groups, string name, string help, Func<NodeMetrics.GroupCounters, long> read)
     {
+        // A group's series appears once its counter leaves zero (Prometheus reads an absent series as no events yet):
+        // with thousands of groups that each saw traffic, most of the six counters stay zero, and writing them all
+        // made every scrape megabytes long.
         text.Metric(name, "counter", help);
         foreach (var (group, counters) in groups)
         {
-            text.Sample(name, read(counters), "group", group);
+            if (read(counters) is var value and not 0)
+            {
+                text.Sample(name, value, "group", group);
+            }
         }
     }
 }

@@ -41,6 +41,22 @@ public sealed class ObservabilityEndpointsTests
         Assert.Contains("clusterqueue_ingested_total{group=\"kept\"} 1", metrics);
     }
 
+    [Fact]
+    public async Task Metrics_ListAGroupsCounterOnlyOnceItIsAboveZero()
+    {
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", Held);
+        using var post = await node.Client.PostAsync("/hooks/orders", Json("""{"a":1}"""));
+        Assert.Equal(HttpStatusCode.Accepted, post.StatusCode);
+
+        var metrics = await node.Client.GetStringAsync("/metrics");
+
+        Assert.Contains("clusterqueue_ingested_total{group=\"orders\"} 1", metrics);
+        Assert.Contains("# TYPE clusterqueue_dead_total counter", metrics);
+        Assert.DoesNotContain("clusterqueue_dead_total{group=\"orders\"}", metrics);
+        Assert.DoesNotContain("clusterqueue_duplicates_total{group=\"orders\"}", metrics);
+    }
+
     // Nothing is delivered to this target: its port refuses connections, and the rate holds a retry back for 1000 s.
     private static readonly GroupDefinition Held = new()
     {
