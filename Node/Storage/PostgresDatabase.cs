@@ -53,6 +53,8 @@ public sealed class PostgresDatabase : SqlDatabase
 
     protected override bool CacheCommands => false;
 
+    protected override bool TransactionObjects => true;
+
     /// <summary>Enough that the writers of a few nodes rarely share a counter row (see <see cref="SqlWriteContext.FlushCounters"/>).</summary>
     protected override int CounterSlots => 64;
 

@@ -151,9 +151,12 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>How a transaction opens: SQLite takes its write lock up front so a batch never fails half-way on a busy lock.</summary>
     protected virtual string BeginTransaction => "BEGIN;";
 
+    /// <summary>Whether a batch's transaction is the provider's object rather than BEGIN/COMMIT statements (see <see cref="SqlWriteContext.Begin"/>).</summary>
+    protected virtual bool TransactionObjects => false;
+
     private void RunWriter(DbConnection first, int counterSlot)
     {
-        SqlWriteContext? context = new(first, CacheCommands, counterSlot);
+        SqlWriteContext? context = new(first, CacheCommands, counterSlot, TransactionObjects);
         var batch = new List<WriteOperation>(_maxBatch);
         while (_writes.Take(batch, _maxBatch))
         {
@@ -185,7 +188,7 @@ public abstract class SqlDatabase : IAsyncDisposable
         try
         {
             Log.WriterReconnecting(_logger, null);
-            return new SqlWriteContext(OpenWriter(), CacheCommands, counterSlot);
+            return new SqlWriteContext(OpenWriter(), CacheCommands, counterSlot, TransactionObjects);
         }
         catch (Exception ex)
         {
@@ -213,7 +216,7 @@ public abstract class SqlDatabase : IAsyncDisposable
 
         try
         {
-            context.Execute(BeginTransaction);
+            context.Begin(BeginTransaction);
             for (var i = 0; i < batch.Count; i++)
             {
                 var operation = batch[i];
@@ -250,7 +253,7 @@ public abstract class SqlDatabase : IAsyncDisposable
             }
 
             context.FlushCounters();
-            context.Execute("COMMIT;");
+            context.Commit();
         }
         catch (Exception ex)
         {
@@ -291,7 +294,7 @@ public abstract class SqlDatabase : IAsyncDisposable
     {
         try
         {
-            context.Execute("ROLLBACK;");
+            context.Rollback();
         }
         catch (DbException ex)
         {

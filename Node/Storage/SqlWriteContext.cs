@@ -10,8 +10,10 @@ namespace ClusterQueue.Node.Storage;
 /// command and Npgsql's own automatic preparation (by SQL text, per connection) does the caching. Counter changes are
 /// collected here and written by the database once per batch (see <see cref="SqlDatabase"/>).
 /// </summary>
-public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands, int counterSlot = 0) : IDisposable
+public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands, int counterSlot = 0, bool transactionObjects = false) : IDisposable
 {
+    private DbTransaction? _transaction;
+
     private readonly Dictionary<string, DbCommand> _commands = new(StringComparer.Ordinal);
     private readonly List<DbCommand> _transient = [];
     private readonly Dictionary<string, CounterChange> _operationCounters = new(StringComparer.Ordinal);
@@ -40,6 +42,51 @@ public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands,
     }
 
     public int Execute(string sql) => Command(sql).ExecuteNonQuery();
+
+    /// <summary>
+    /// Opens the batch's transaction. With <c>transactionObjects</c> (Npgsql) it is the provider's transaction, whose
+    /// BEGIN travels with the first statement instead of costing a round trip of its own; otherwise
+    /// <paramref name="beginSql"/> runs as a statement (SQLite's BEGIN IMMEDIATE, which the provider's object would
+    /// also require on every command).
+    /// </summary>
+    internal void Begin(string beginSql)
+    {
+        if (transactionObjects)
+        {
+            _transaction = connection.BeginTransaction();
+        }
+        else
+        {
+            Execute(beginSql);
+        }
+    }
+
+    internal void Commit()
+    {
+        if (!transactionObjects)
+        {
+            Execute("COMMIT;");
+            return;
+        }
+
+        using var transaction = _transaction ?? throw new InvalidOperationException("No transaction is open.");
+        _transaction = null;
+        transaction.Commit();
+    }
+
+    internal void Rollback()
+    {
+        if (!transactionObjects)
+        {
+            Execute("ROLLBACK;");
+            return;
+        }
+
+        // Nothing is open after a commit that failed: the server ended that transaction.
+        using var transaction = _transaction;
+        _transaction = null;
+        transaction?.Rollback();
+    }
 
     /// <summary>False once the server or the network dropped the connection.</summary>
     internal bool IsOpen => connection.State == ConnectionState.Open;
@@ -111,6 +158,7 @@ public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands,
 
         _commands.Clear();
         EndBatch();
+        _transaction?.Dispose();
         connection.Dispose();
     }
 }
