@@ -72,7 +72,7 @@ public static class LatencyBenchmark
         Console.WriteLine("(a) ingest ack latency, from the scheduled send time:");
         Console.WriteLine($"  node (durable, SQLite): {nodeAck.Summary()}");
         Console.WriteLine($"  bare Kestrel endpoint:  {bareAck.Summary()}");
-        Console.WriteLine($"  node - bare: p50 {nodeAck.At(0.5) - bareAck.At(0.5):+0.000;-0.000} ms, p99 {nodeAck.At(0.99) - bareAck.At(0.99):+0.000;-0.000} ms, p99.9 {nodeAck.At(0.999) - bareAck.At(0.999):+0.000;-0.000} ms");
+        Console.WriteLine($"  node - bare: p50 {Signed.Format(nodeAck.At(0.5) - bareAck.At(0.5))} ms, p99 {Signed.Format(nodeAck.At(0.99) - bareAck.At(0.99))} ms, p99.9 {Signed.Format(nodeAck.At(0.999) - bareAck.At(0.999))} ms");
         Console.WriteLine($"  node / bare: p50 {nodeAck.At(0.5) / bareAck.At(0.5):0.00}x, p99 {nodeAck.At(0.99) / bareAck.At(0.99):0.00}x, p99.9 {nodeAck.At(0.999) / bareAck.At(0.999):0.00}x");
         Console.WriteLine($"  launcher lag (scheduled to sent, included in both): p50 {launch.At(0.5):0.000} ms, p99 {launch.At(0.99):0.000} ms");
 

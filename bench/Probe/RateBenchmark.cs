@@ -182,8 +182,8 @@ public static class RateBenchmark
         var worst = results.MaxBy(r => r.Overshoot.Excess)!;
         var over = results.Count(r => r.Overshoot.Excess > 1e-9);
         var overshootMet = worst.Overshoot.Excess <= OvershootTarget + 1e-9;
-        Console.WriteLine($"  (i) worst overshoot: {worst.Overshoot.Excess:+0.000;-0.000} messages beyond burst + rate x T ({worst.Plan.Id}, {worst.Plan.Rates}: {worst.Overshoot.Count} arrivals in {worst.Overshoot.Seconds * 1000:0.0} ms)");
-        Console.WriteLine($"      groups with any overshoot > 0: {over}; overshoot distribution p50 {new Percentiles(results.Select(r => r.Overshoot.Excess)).At(0.5):+0.000;-0.000}, p99 {new Percentiles(results.Select(r => r.Overshoot.Excess)).At(0.99):+0.000;-0.000}");
+        Console.WriteLine($"  (i) worst overshoot: {Signed.Format(worst.Overshoot.Excess)} messages beyond burst + rate x T ({worst.Plan.Id}, {worst.Plan.Rates}: {worst.Overshoot.Count} arrivals in {worst.Overshoot.Seconds * 1000:0.0} ms)");
+        Console.WriteLine($"      groups with any overshoot > 0: {over}; overshoot distribution p50 {Signed.Format(new Percentiles(results.Select(r => r.Overshoot.Excess)).At(0.5))}, p99 {Signed.Format(new Percentiles(results.Select(r => r.Overshoot.Excess)).At(0.99))}");
         Console.WriteLine($"      target <= {OvershootTarget} message: {(overshootMet ? "met" : "MISSED")}");
         if (!overshootMet)
         {
@@ -199,11 +199,11 @@ public static class RateBenchmark
             var worstAbs = measured.MaxBy(r => Math.Abs(r.SteadyRate!.Value / r.Plan.Rate - 1))!;
             var within = errors.Count(e => Math.Abs(e) <= ShortfallTarget);
             Console.WriteLine($"  (ii) steady rate after the burst vs configured, {measured.Count} groups with 3+ post-burst arrivals:");
-            Console.WriteLine($"      relative error %: min {spread.At(0):+0.00;-0.00}  p1 {spread.At(0.01):+0.00;-0.00}  p50 {spread.At(0.5):+0.00;-0.00}  p99 {spread.At(0.99):+0.00;-0.00}  max {spread.Max:+0.00;-0.00}");
-            Console.WriteLine($"      worst shortfall: {worstShort.Plan.Id} {worstShort.Plan.Rates} ran at {worstShort.SteadyRate:0.000}/s ({(worstShort.SteadyRate!.Value / worstShort.Plan.Rate - 1) * 100:+0.00;-0.00}%)");
+            Console.WriteLine($"      relative error %: min {Signed.Format(spread.At(0), 2)}  p1 {Signed.Format(spread.At(0.01), 2)}  p50 {Signed.Format(spread.At(0.5), 2)}  p99 {Signed.Format(spread.At(0.99), 2)}  max {Signed.Format(spread.Max, 2)}");
+            Console.WriteLine($"      worst shortfall: {worstShort.Plan.Id} {worstShort.Plan.Rates} ran at {worstShort.SteadyRate:0.000}/s ({Signed.Format((worstShort.SteadyRate!.Value / worstShort.Plan.Rate - 1) * 100, 2)}%)");
             Console.WriteLine($"      by rate band, mean error %: {BandSummary(measured)}");
             var shortfallMet = within == measured.Count;
-            Console.WriteLine($"      within +-{ShortfallTarget * 100:0}%: {within} of {measured.Count} groups; target every group: {(shortfallMet ? "met" : $"MISSED (worst {worstAbs.Plan.Id}, {(worstAbs.SteadyRate!.Value / worstAbs.Plan.Rate - 1) * 100:+0.00;-0.00}%)")}");
+            Console.WriteLine($"      within +-{ShortfallTarget * 100:0}%: {within} of {measured.Count} groups; target every group: {(shortfallMet ? "met" : $"MISSED (worst {worstAbs.Plan.Id}, {Signed.Format((worstAbs.SteadyRate!.Value / worstAbs.Plan.Rate - 1) * 100, 2)}%)")}");
             failed |= strict && !shortfallMet;
         }
 
@@ -218,7 +218,7 @@ public static class RateBenchmark
             var band = measured.Where(r => r.Plan.Rate >= low && r.Plan.Rate < high).ToList();
             if (band.Count > 0)
             {
-                text.Append(CultureInfo.InvariantCulture, $"[{low:0.#},{high:0.#})/s: {band.Average(r => r.SteadyRate!.Value / r.Plan.Rate - 1) * 100:+0.00;-0.00} ({band.Count})  ");
+                text.Append(CultureInfo.InvariantCulture, $"[{low:0.#},{high:0.#})/s: {Signed.Format(band.Average(r => r.SteadyRate!.Value / r.Plan.Rate - 1) * 100, 2)} ({band.Count})  ");
             }
         }
 
