@@ -8,7 +8,8 @@
 # With NODES=3, three cluster nodes share a throwaway PostgreSQL (port 18145); the backlog is ingested through all of
 # them, and the third node gets SIGTERM a third of the way into the run, so its shards move with their saved tokens;
 # the groups that moved are reported apart. On 2 cores the cluster run defaults to 300 groups.
-# Usage: bench/rate.sh [seconds=60] [groups=1000, 300 with NODES=3]   (smoke: bench/rate.sh 8 50; STRICT=1 also fails a missed shortfall target)
+# Usage: bench/rate.sh [seconds=60] [groups=1000, 300 with NODES=3]   (smoke: bench/rate.sh 8 50; STRICT=1 also fails a missed
+# shortfall target; DUMP=file.csv writes every arrival)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes="${NODES:-1}"
@@ -27,7 +28,7 @@ dotnet build -c Release -v q --nologo bench/Probe >/dev/null
 
 wait_ready() { for _ in $(seq 1 400); do curl -fs -o /dev/null "$@" && return 0; sleep 0.05; done; echo "not ready: $*" >&2; exit 1; }
 node_dll="$PWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll"
-probe=(dotnet bench/Probe/bin/Release/net10.0/Probe.dll rate --listen 18119 --seconds "$seconds" --groups "$groups" ${STRICT:+--strict})
+probe=(dotnet bench/Probe/bin/Release/net10.0/Probe.dll rate --listen 18119 --seconds "$seconds" --groups "$groups" ${STRICT:+--strict} ${DUMP:+--dump "$DUMP"})
 
 if [[ "$nodes" == "1" ]]; then
   (cd "$work" && ClusterQueue__Sqlite__Path="$work/rate.db" Logging__LogLevel__Default=Warning \

@@ -18,6 +18,7 @@ public sealed class Downstream : IAsyncDisposable
 
     private readonly ConcurrentQueue<Arrival> _arrivals = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _gates = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _latest = new(StringComparer.Ordinal);
     private readonly bool _holding;
     private WebApplication? _app;
 
@@ -43,6 +44,9 @@ public sealed class Downstream : IAsyncDisposable
 
     public IReadOnlyList<Arrival> Snapshot() => _arrivals.ToArray();
 
+    /// <summary>When the group's latest call arrived; 0 before its first.</summary>
+    public long LatestArrival(string group) => _latest.GetValueOrDefault(group);
+
     /// <summary>Lets the group's parked call (and any later one) through.</summary>
     public void Release(string group) => Gate(group).TrySetResult();
 
@@ -56,6 +60,7 @@ public sealed class Downstream : IAsyncDisposable
         var headers = request.Headers;
         var sentAt = await ReadSentAtAsync(request);
         _ = int.TryParse(headers[AttemptHeader], out var attempt);
+        _latest.AddOrUpdate(headers[GroupHeader].ToString(), at, (_, seen) => Math.Max(seen, at));
         _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt));
         if (_holding)
         {

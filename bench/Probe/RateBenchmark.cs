@@ -71,15 +71,16 @@ public static class RateBenchmark
 
         await Task.Delay(500);
 
-        // Open: a group's window starts when its PATCH is sent; its parked call is let go once the PATCH is stored.
+        // Open: a group's window starts when its PATCH is sent. Its parked call is let go only once a call has started
+        // under the new settings: until then the parked call fills the old concurrency of 1, so nothing can start under
+        // the held rate. (In a cluster a PATCH reaches the group's owner some time after it is acknowledged; letting the
+        // parked call go at the acknowledgement let the owner run on at the held rate until the change arrived.)
         var opened = new long[plans.Count];
         failures = await Pool.RunAsync(plans.Count, Workers, async i =>
         {
             opened[i] = Clock.Now;
-            var ok = await nodes[i % nodes.Length].PatchGroupAsync(plans[i].Id,
+            return await nodes[i % nodes.Length].PatchGroupAsync(plans[i].Id,
                 string.Create(CultureInfo.InvariantCulture, $"{{\"ratePerSecond\":{plans[i].Rate},\"maxConcurrency\":{Concurrency}}}"));
-            downstream.Release(plans[i].Id);
-            return ok;
         });
         if (failures > 0)
         {
@@ -87,6 +88,16 @@ public static class RateBenchmark
             return 1;
         }
 
+        var applied = await ReleaseWhenAppliedAsync(downstream, plans, opened);
+        if (applied is null)
+        {
+            return 1;
+        }
+
+        var delays = new Percentiles(applied.Select((at, i) => Clock.Milliseconds(at - opened[i])));
+        Console.WriteLine($"PATCH sent to the group's first call under the new settings: p50 {delays.At(0.5):0} ms, p99 {delays.At(0.99):0} ms, max {delays.Max:0} ms");
+
+        using var stalls = new StallMonitor();
         var openSpread = Clock.Seconds(opened.Max() - opened.Min());
         Console.WriteLine($"opened every group in {openSpread:0.00} s");
         long? killedAt = null;
@@ -105,7 +116,17 @@ public static class RateBenchmark
             await Task.Delay(100);
         }
 
-        return Analyse(plans, opened, seconds, downstream.Snapshot(), args.Strict);
+        var arrivals = downstream.Snapshot();
+        if (args.Optional("dump") is { } dump)
+        {
+            await DumpAsync(dump, plans, opened, killedAt, arrivals);
+        }
+
+        var result = Analyse(plans, opened, seconds, arrivals, args.Strict);
+        ReportStalls(stalls.Stalls, opened.Min(), end);
+        Console.WriteLine();
+        Console.WriteLine(result == 0 ? "RESULT: OK" : "RESULT: FAIL");
+        return result;
     }
 
     private static int Analyse(IReadOnlyList<GroupPlan> plans, long[] opened, double seconds, IReadOnlyList<Arrival> all, bool strict)
@@ -126,7 +147,7 @@ public static class RateBenchmark
                 .ToList();
             var times = window.Select(a => Clock.Seconds(a.At - from)).ToList();
             var nodes = window.Select(a => a.Node).Distinct(StringComparer.Ordinal).ToList();
-            var handoverGap = nodes.Count > 1 ? HandoverGap(window) : (double?)null;
+            var handoverGap = nodes.Count > 1 ? HandoverGap(window) - 1 / plan.Rate : (double?)null;
             results.Add(new GroupResult(plan, times.Count, RateCheck.WorstOvershoot(times, plan.Rate, plan.Burst), RateCheck.SteadyRate(times, plan.Burst),
                 nodes.Count > 1, handoverGap, window.Count >= plan.Backlog - 1));
         }
@@ -164,8 +185,6 @@ public static class RateBenchmark
             Console.WriteLine($"  handover gap (last arrival from the old node to first from the new, less 1/rate): p50 {gaps.At(0.5):0} ms, p99 {gaps.At(0.99):0} ms, max {gaps.Max:0} ms");
         }
 
-        Console.WriteLine();
-        Console.WriteLine(failed ? "RESULT: FAIL" : "RESULT: OK");
         return failed ? 1 : 0;
     }
 
@@ -184,6 +203,8 @@ public static class RateBenchmark
         var overshootMet = worst.Overshoot.Excess <= OvershootTarget + 1e-9;
         Console.WriteLine($"  (i) worst overshoot: {Signed.Format(worst.Overshoot.Excess)} messages beyond burst + rate x T ({worst.Plan.Id}, {worst.Plan.Rates}: {worst.Overshoot.Count} arrivals in {worst.Overshoot.Seconds * 1000:0.0} ms)");
         Console.WriteLine($"      groups with any overshoot > 0: {over}; overshoot distribution p50 {Signed.Format(new Percentiles(results.Select(r => r.Overshoot.Excess)).At(0.5))}, p99 {Signed.Format(new Percentiles(results.Select(r => r.Overshoot.Excess)).At(0.99))}");
+        Console.WriteLine($"      worst window at {worst.Overshoot.End - worst.Overshoot.Seconds:0.000}..{worst.Overshoot.End:0.000} s after its group opened");
+        Console.WriteLine($"      by burst, worst overshoot: {BandSummary(results, r => r.Plan.Burst, [(1, 2), (2, 4), (4, 11)], r => r.Overshoot.Excess, max: true)}");
         Console.WriteLine($"      target <= {OvershootTarget} message: {(overshootMet ? "met" : "MISSED")}");
         if (!overshootMet)
         {
@@ -201,7 +222,17 @@ public static class RateBenchmark
             Console.WriteLine($"  (ii) steady rate after the burst vs configured, {measured.Count} groups with 3+ post-burst arrivals:");
             Console.WriteLine($"      relative error %: min {Signed.Format(spread.At(0), 2)}  p1 {Signed.Format(spread.At(0.01), 2)}  p50 {Signed.Format(spread.At(0.5), 2)}  p99 {Signed.Format(spread.At(0.99), 2)}  max {Signed.Format(spread.Max, 2)}");
             Console.WriteLine($"      worst shortfall: {worstShort.Plan.Id} {worstShort.Plan.Rates} ran at {worstShort.SteadyRate:0.000}/s ({Signed.Format((worstShort.SteadyRate!.Value / worstShort.Plan.Rate - 1) * 100, 2)}%)");
-            Console.WriteLine($"      by rate band, mean error %: {BandSummary(measured)}");
+            Console.WriteLine($"      by rate band, mean error %: {BandSummary(measured, r => r.Plan.Rate, [(0, 1), (1, 5), (5, 20), (20, 51)], Error)}");
+            Console.WriteLine($"      by burst, mean error %:     {BandSummary(measured, r => r.Plan.Burst, [(1, 2), (2, 4), (4, 11)], Error)}");
+            // A burst-1 bucket is full while its actor waits for a timer and a lease, so that time is lost every message:
+            // 1/measured - 1/configured is the actor's overhead per message.
+            var burstOne = measured.Where(r => r.Plan.Burst == 1).Select(r => (1 / r.SteadyRate!.Value - 1 / r.Plan.Rate) * 1000).ToList();
+            if (burstOne.Count > 0)
+            {
+                var overhead = new Percentiles(burstOne);
+                Console.WriteLine($"      burst-1 groups, time lost per message (1/measured - 1/rate): p50 {overhead.At(0.5):0.0} ms, p90 {overhead.At(0.9):0.0} ms, max {overhead.Max:0.0} ms ({burstOne.Count} groups)");
+            }
+
             var shortfallMet = within == measured.Count;
             Console.WriteLine($"      within +-{ShortfallTarget * 100:0}%: {within} of {measured.Count} groups; target every group: {(shortfallMet ? "met" : $"MISSED (worst {worstAbs.Plan.Id}, {Signed.Format((worstAbs.SteadyRate!.Value / worstAbs.Plan.Rate - 1) * 100, 2)}%)")}");
             failed |= strict && !shortfallMet;
@@ -210,22 +241,33 @@ public static class RateBenchmark
         return failed;
     }
 
-    private static string BandSummary(List<GroupResult> measured)
+    private static double Error(GroupResult r) => (r.SteadyRate!.Value / r.Plan.Rate - 1) * 100;
+
+    private static string BandSummary(List<GroupResult> results, Func<GroupResult, double> key, (double Low, double High)[] bands, Func<GroupResult, double> figure, bool max = false)
     {
         var text = new StringBuilder();
-        foreach (var (low, high) in new[] { (0.0, 1.0), (1.0, 5.0), (5.0, 20.0), (20.0, 51.0) })
+        foreach (var (low, high) in bands)
         {
-            var band = measured.Where(r => r.Plan.Rate >= low && r.Plan.Rate < high).ToList();
+            var band = results.Where(r => key(r) >= low && key(r) < high).ToList();
             if (band.Count > 0)
             {
-                text.Append(CultureInfo.InvariantCulture, $"[{low:0.#},{high:0.#})/s: {Signed.Format(band.Average(r => r.SteadyRate!.Value / r.Plan.Rate - 1) * 100, 2)} ({band.Count})  ");
+                var value = max ? band.Max(figure) : band.Average(figure);
+                text.Append(CultureInfo.InvariantCulture, $"[{low:0.#},{high:0.#}): {Signed.Format(value, 2)} ({band.Count})  ");
             }
         }
 
         return text.ToString().TrimEnd();
     }
 
-    // The longest silence around the move, beyond the group's own spacing: how long the handover held the group up.
+    private static void ReportStalls(IReadOnlyList<(long At, double Ms)> stalls, long from, long to)
+    {
+        Console.WriteLine();
+        var inRun = stalls.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
+        var seconds = Clock.Seconds(to - from);
+        Console.WriteLine($"probe stalls during the run (a 1 ms sleep that took 5+ ms longer): {inRun.Count(ms => ms >= 5)} of 5+ ms, {inRun.Count(ms => ms >= 20)} of 20+ ms, longest {(inRun.Count > 0 ? inRun.Max() : 0):0.0} ms in {seconds:0} s");
+    }
+
+    // The longest silence across a change of node; the caller takes off the group's own spacing, 1/rate.
     private static double HandoverGap(List<Arrival> window)
     {
         var longest = 0.0;
@@ -238,6 +280,28 @@ public static class RateBenchmark
         }
 
         return longest;
+    }
+
+    /// <summary>Every arrival as CSV (seconds after its group opened; negative for the parked call) for a closer look.</summary>
+    private static async Task DumpAsync(string path, IReadOnlyList<GroupPlan> plans, long[] opened, long? killedAt, IReadOnlyList<Arrival> arrivals)
+    {
+        var openedAt = plans.Select((p, i) => (p.Id, At: opened[i])).ToDictionary(x => x.Id, x => x.At, StringComparer.Ordinal);
+        var text = new StringBuilder("group,rate,burst,seconds_after_open,node,attempt,message_id\n");
+        var byId = plans.ToDictionary(p => p.Id, StringComparer.Ordinal);
+        foreach (var a in arrivals.OrderBy(a => a.Group, StringComparer.Ordinal).ThenBy(a => a.At))
+        {
+            if (byId.TryGetValue(a.Group, out var plan))
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{a.Group},{plan.Rate},{plan.Burst},{Clock.Seconds(a.At - openedAt[a.Group]):0.000000},{a.Node},{a.Attempt},{a.MessageId}\n");
+            }
+        }
+
+        if (killedAt is { } killed)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"# SIGTERM at {Clock.Seconds(killed - opened.Min()):0.000000} s after the first group opened\n");
+        }
+
+        await File.WriteAllTextAsync(path, text.ToString());
     }
 
     private static async Task<double?> IngestAsync(IReadOnlyList<GroupPlan> plans, string[] nodeUrls)
@@ -271,6 +335,38 @@ public static class RateBenchmark
         }
 
         return Clock.Seconds(Clock.Now - started);
+    }
+
+    /// <summary>Releases each group's parked call once a later call has arrived; returns those arrival times, or null on timeout.</summary>
+    private static async Task<long[]?> ReleaseWhenAppliedAsync(Downstream downstream, IReadOnlyList<GroupPlan> plans, long[] opened)
+    {
+        var applied = new long[plans.Count];
+        var waiting = Enumerable.Range(0, plans.Count).ToList();
+        var deadline = Clock.Now + Clock.Ticks(30);
+        while (waiting.Count > 0 && Clock.Now < deadline)
+        {
+            waiting.RemoveAll(i =>
+            {
+                var latest = downstream.LatestArrival(plans[i].Id);
+                if (latest < opened[i])
+                {
+                    return false;
+                }
+
+                applied[i] = latest;
+                downstream.Release(plans[i].Id);
+                return true;
+            });
+            await Task.Delay(10);
+        }
+
+        if (waiting.Count == 0)
+        {
+            return applied;
+        }
+
+        Console.WriteLine($"FAIL: {waiting.Count} groups started nothing within 30 s of their PATCH, e.g. {plans[waiting[0]].Id}");
+        return null;
     }
 
     private static async Task<bool> WaitForParkedAsync(Downstream downstream, int groups)

@@ -10,7 +10,7 @@ public static class RateCheck
     /// </summary>
     public static Overshoot WorstOvershoot(IReadOnlyList<double> times, double rate, int burst)
     {
-        var best = new Overshoot(double.NegativeInfinity, 0, 0);
+        var best = new Overshoot(double.NegativeInfinity, 0, 0, 0);
         var bestStart = double.NegativeInfinity;
         var startIndex = 0;
         for (var j = 0; j < times.Count; j++)
@@ -25,7 +25,7 @@ public static class RateCheck
             var excess = j - rate * times[j] + bestStart + 1 - burst;
             if (excess > best.Excess)
             {
-                best = new Overshoot(excess, j - startIndex + 1, times[j] - times[startIndex]);
+                best = new Overshoot(excess, j - startIndex + 1, times[j] - times[startIndex], times[j]);
             }
         }
 
@@ -48,5 +48,5 @@ public static class RateCheck
     }
 }
 
-/// <summary>A window's excess over the bucket's allowance, in messages, with the window's size.</summary>
-public sealed record Overshoot(double Excess, int Count, double Seconds);
+/// <summary>A window's excess over the bucket's allowance, in messages, with the window's size and end (seconds after the group opened).</summary>
+public sealed record Overshoot(double Excess, int Count, double Seconds, double End);
