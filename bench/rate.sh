@@ -5,6 +5,8 @@
 #  (i) overshoot: the most messages any window [t_i, t_j] got beyond burst + rate x (t_j - t_i) (target <= 1);
 #  (ii) shortfall: the steady rate once the burst is spent, against the configured rate (target: every group within 2%).
 # These are accuracy figures, not timings of this machine; throughput is given as delivered/configured.
+# Exit 1 when a message is refused, a group stalls or runs dry, or a window gets more than burst + rate x (T + 100 ms)
+# + 1 (the 100 ms absorbs arrival jitter on a shared machine); the targets themselves are reported, and enforced with STRICT=1.
 # With NODES=3, three cluster nodes share a throwaway PostgreSQL (port 18145); the backlog is ingested through all of
 # them, and the third node gets SIGTERM a third of the way into the run, so its shards move with their saved tokens;
 # the groups that moved are reported apart. On 2 cores the cluster run defaults to 300 groups.
@@ -39,15 +41,13 @@ if [[ "$nodes" == "1" ]]; then
 else
   pg_find_or_install
   pg_start 18145 "-c max_connections=200"
-  # The integration tests' cluster timings (tests/Support/ClusterRig.cs): renewals every 0.5 s so the shards settle
-  # over the three nodes within seconds of the start, instead of the production default's tens of seconds.
+  # The production defaults for leases and renewals: on this shared 2-core machine the integration tests' short
+  # timings (TTL 4 s, renewals every 0.5 s) let a node miss renewals under load, lose its shards and restart their
+  # groups with empty buckets, which is a different experiment. Group changes are polled every second as a fallback.
   start_node() {
     (cd "$work" && ClusterQueue__Store=postgres ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" \
       ClusterQueue__AdminToken=bench ClusterQueue__NodeId="$1" Logging__LogLevel__Default=Warning \
-      ClusterQueue__Cluster__LeaseTtl=00:00:04 ClusterQueue__Cluster__RenewInterval=00:00:00.5 \
-      ClusterQueue__Cluster__SafetyMargin=00:00:01.5 ClusterQueue__Cluster__HandoverTimeout=00:00:05 \
-      ClusterQueue__Cluster__ChangePollInterval=00:00:01 ClusterQueue__Processing__LeaseDuration=00:00:04 \
-      ClusterQueue__Processing__RecoverySweepInterval=00:00:02 ClusterQueue__Processing__DrainTimeout=00:00:05 \
+      ClusterQueue__Cluster__ChangePollInterval=00:00:01 \
       exec dotnet "$node_dll" --urls "http://127.0.0.1:$2") >"$work/$1.log" 2>&1 &
     pids+=($!)
   }
@@ -59,7 +59,11 @@ else
   probe+=(--nodes http://127.0.0.1:18110,http://127.0.0.1:18111,http://127.0.0.1:18112 --token bench --kill-pid "$leaving")
 fi
 
-if ! "${probe[@]}"; then
-  for log in "$work"/*.log; do echo "$(basename "$log") (last 20 lines):" >&2; tail -20 "$log" >&2; done
-  exit 1
-fi
+status=0
+"${probe[@]}" || status=$?
+# A node's warnings explain figures (a lost lease restarts buckets empty), so they are counted even when the run passed.
+for log in "$work"/*.log; do
+  echo "$(basename "$log" .log): $(grep -c '^warn:' "$log" || true) warnings, $(grep -c '^fail:' "$log" || true) errors in its log"
+  if [[ "$status" != "0" ]]; then tail -20 "$log" >&2; else grep -A1 '^fail:' "$log" | head -10 || true; fi
+done
+exit "$status"

@@ -13,6 +13,19 @@ public sealed class NodeApi(HttpClient client, string baseUrl, string? token)
 
     public Task<bool> PatchGroupAsync(string id, string json) => SendAsync(HttpMethod.Patch, $"/v1/groups/{id}", json);
 
+    /// <summary>An admin GET's status and body, for diagnostics.</summary>
+    public async Task<string> GetAsync(string path)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, baseUrl + path);
+        if (token is not null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        using var response = await client.SendAsync(request);
+        return $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}";
+    }
+
     /// <summary>The sum of a gauge over its label sets (one line per group, or a single unlabelled line).</summary>
     public async Task<double> GaugeAsync(string name)
     {

@@ -11,6 +11,9 @@ public sealed class StallMonitor : IDisposable
     private readonly Thread _thread;
     private volatile bool _stop;
 
+    private readonly long _startedTicks = Clock.Now;
+    private readonly DateTimeOffset _startedWall = DateTimeOffset.UtcNow;
+
     public StallMonitor()
     {
         _thread = new Thread(Run) { IsBackground = true, Name = "stall monitor", Priority = ThreadPriority.AboveNormal };
@@ -27,6 +30,17 @@ public sealed class StallMonitor : IDisposable
                 return _stalls.ToArray();
             }
         }
+    }
+
+    /// <summary>
+    /// How much faster the wall clock (what TimeProvider.System's GetUtcNow reads) ran than the monotonic clock since
+    /// the start, as a fraction: the node's buckets earn tokens by wall-clock time, the probe measures by monotonic time.
+    /// </summary>
+    public double WallClockDrift()
+    {
+        var monotonic = Clock.Seconds(Clock.Now - _startedTicks);
+        var wall = (DateTimeOffset.UtcNow - _startedWall).TotalSeconds;
+        return wall / monotonic - 1;
     }
 
     private void Run()
