@@ -11,7 +11,7 @@
 # them, and the third node gets SIGTERM a third of the way into the run, so its shards move with their saved tokens;
 # the groups that moved are reported apart. On 2 cores the cluster run defaults to 300 groups.
 # Usage: bench/rate.sh [seconds=60] [groups=1000, 300 with NODES=3]   (smoke: bench/rate.sh 8 50; STRICT=1 also fails a missed
-# shortfall target; DUMP=file.csv writes every arrival)
+# target; DUMP=file.csv writes every arrival)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes="${NODES:-1}"

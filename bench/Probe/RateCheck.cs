@@ -33,18 +33,45 @@ public static class RateCheck
     }
 
     /// <summary>
-    /// The steady rate once the burst is spent: arrivals from index <paramref name="burst"/> on are each paid for
-    /// by one earned token, so (count − 1) intervals over their span. Null when fewer than three such arrivals.
+    /// The steady rate once the burst is spent: the least-squares slope of arrival number against arrival time, over
+    /// the arrivals from index <paramref name="burst"/> on (each paid for by one earned token). A slope rather than
+    /// (count − 1) / span because each arrival carries tens of ms of scheduling jitter on a busy machine, and the two
+    /// end points alone would carry all of it. It starts at the first such arrival at or after <paramref name="settle"/>
+    /// seconds: when a thousand groups open at once the node falls behind for a moment, and the tokens it earns meanwhile
+    /// (up to the burst) are spent in a catch-up that would read as a rate above the configured one. Null when fewer
+    /// than four arrivals are left.
     /// </summary>
-    public static double? SteadyRate(IReadOnlyList<double> times, int burst)
+    public static double? SteadyRate(IReadOnlyList<double> times, int burst, double settle)
     {
-        var intervals = times.Count - 1 - burst;
-        if (intervals < 2)
+        var first = burst;
+        while (first < times.Count && times[first] < settle)
+        {
+            first++;
+        }
+
+        var n = times.Count - first;
+        if (n < 4)
         {
             return null;
         }
 
-        return intervals / (times[^1] - times[burst]);
+        var meanT = 0.0;
+        var meanK = 0.0;
+        for (var k = first; k < times.Count; k++)
+        {
+            meanT += times[k] / n;
+            meanK += (double)k / n;
+        }
+
+        var covariance = 0.0;
+        var variance = 0.0;
+        for (var k = first; k < times.Count; k++)
+        {
+            covariance += (times[k] - meanT) * (k - meanK);
+            variance += (times[k] - meanT) * (times[k] - meanT);
+        }
+
+        return covariance / variance;
     }
 }
 
