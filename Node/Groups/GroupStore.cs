@@ -20,6 +20,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
     public Task<bool> UpsertAsync(GroupSettings settings, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
+            OrderChanges(context);
             var exists = context.Command("SELECT 1 FROM groups WHERE id = @id;");
             exists.Add("@id", settings.Id);
             var created = exists.ExecuteScalar() is null;
@@ -42,6 +43,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
     public Task<bool> DeleteAsync(string id, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
+            OrderChanges(context);
             var removed = 0;
             foreach (var sql in new[]
                      {
@@ -113,6 +115,19 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             purge.Add("@before", before.ToUnixTimeMilliseconds());
             return purge.ExecuteNonQuery();
         }, cancellationToken);
+
+    /// <summary>
+    /// Taken first by every write that records a change, so change records commit in the order of their numbers: other
+    /// nodes read the log after the last number they saw, and a lower number committing after a higher one was read
+    /// would be skipped for good. (PostgreSQL numbers rows at insert; several writers and nodes commit in any order.)
+    /// </summary>
+    private void OrderChanges(SqlWriteContext context)
+    {
+        if (database.ChangeOrderLock is { } serialize)
+        {
+            context.Execute(serialize);
+        }
+    }
 
     private void RecordChange(SqlWriteContext context, string id, DateTimeOffset at)
     {

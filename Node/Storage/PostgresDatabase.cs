@@ -51,6 +51,11 @@ public sealed class PostgresDatabase : SqlDatabase
 
     public override string GroupsChangedNotification => $"SELECT pg_notify('{GroupsChannel}', '');";
 
+    /// <summary>Any fixed number, apart from the migration lock's: the transaction-scoped lock that orders group change records.</summary>
+    private const long ChangeOrderLockKey = 0x436c51_4368_6e67;
+
+    public override string ChangeOrderLock => $"SELECT pg_advisory_xact_lock({ChangeOrderLockKey});";
+
     protected override bool CacheCommands => false;
 
     protected override bool TransactionObjects => true;

@@ -38,6 +38,9 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>A statement that tells other nodes, at commit, that group definitions changed; null where there are no other nodes.</summary>
     public virtual string? GroupsChangedNotification => null;
 
+    /// <summary>A statement that holds writers recording group changes to one at a time until commit; null with a single writer.</summary>
+    public virtual string? ChangeOrderLock => null;
+
     /// <summary>Runs <paramref name="work"/> on a writer connection inside a transaction; completes once it is committed and durable.</summary>
     public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, CancellationToken cancellationToken = default) =>
         WriteAsync(work, WriteAcknowledgement.WhenDurable, cancellationToken);
