@@ -434,7 +434,8 @@ public abstract class SqlDatabase : IAsyncDisposable
         public abstract void Fail(Exception exception);
     }
 
-    private sealed class WriteOperation<T>(Func<SqlWriteContext, T> work, bool awaitsDisk) : WriteOperation(awaitsDisk)
+    /// <summary>An operation whose caller waits for a result: set when its work runs, handed over once the batch is kept.</summary>
+    private abstract class WriteOperationWithResult<T>(bool awaitsDisk) : WriteOperation(awaitsDisk)
     {
         private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private T? _result;
@@ -442,9 +443,9 @@ public abstract class SqlDatabase : IAsyncDisposable
 
         public Task<T> Task => _completion.Task;
 
-        public override void Run(SqlWriteContext context, List<WriteOperation> batch, int index)
+        protected void Keep(T result)
         {
-            _result = work(context);
+            _result = result;
             Ran = true;
         }
 
@@ -463,15 +464,15 @@ public abstract class SqlDatabase : IAsyncDisposable
         }
     }
 
-    private sealed class SharedOperation<TItem, TResult>(SharedWrite<TItem, TResult> write, TItem item) : WriteOperation(awaitsDisk: true)
+    private sealed class WriteOperation<T>(Func<SqlWriteContext, T> work, bool awaitsDisk) : WriteOperationWithResult<T>(awaitsDisk)
+    {
+        public override void Run(SqlWriteContext context, List<WriteOperation> batch, int index) => Keep(work(context));
+    }
+
+    private sealed class SharedOperation<TItem, TResult>(SharedWrite<TItem, TResult> write, TItem item) : WriteOperationWithResult<TResult>(awaitsDisk: true)
     {
         private readonly SharedWrite<TItem, TResult> _write = write;
         private readonly TItem _item = item;
-        private readonly TaskCompletionSource<TResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private TResult? _result;
-        private bool _failed;
-
-        public Task<TResult> Task => _completion.Task;
 
         /// <summary>Runs this item with every later one of the same write in the batch that has not run yet.</summary>
         public override void Run(SqlWriteContext context, List<WriteOperation> batch, int index)
@@ -493,23 +494,8 @@ public abstract class SqlDatabase : IAsyncDisposable
 
             for (var i = 0; i < together.Count; i++)
             {
-                together[i]._result = results[i];
-                together[i].Ran = true;
+                together[i].Keep(results[i]);
             }
-        }
-
-        public override void Complete()
-        {
-            if (!_failed)
-            {
-                _completion.TrySetResult(_result!);
-            }
-        }
-
-        public override void Fail(Exception exception)
-        {
-            _failed = true;
-            _completion.TrySetException(exception);
         }
     }
 }
