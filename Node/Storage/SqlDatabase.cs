@@ -50,24 +50,18 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// as soon as the commit is visible to other connections, before the disk has it. For writes whose loss in a power
     /// failure only repeats work (a lease, an ack of a delivered message), never for what a caller is promised is kept.
     /// </summary>
-    public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, WriteAcknowledgement acknowledgement, CancellationToken cancellationToken = default)
-    {
-        var operation = new WriteOperation<T>(work, acknowledgement == WriteAcknowledgement.WhenDurable);
-        if (!_writes.TryAdd(operation))
-        {
-            throw new ObjectDisposedException(GetType().Name);
-        }
-
-        return cancellationToken.CanBeCanceled ? operation.Task.WaitAsync(cancellationToken) : operation.Task;
-    }
+    public Task<T> WriteAsync<T>(Func<SqlWriteContext, T> work, WriteAcknowledgement acknowledgement, CancellationToken cancellationToken = default) =>
+        Submit(new WriteOperation<T>(work, acknowledgement == WriteAcknowledgement.WhenDurable), cancellationToken);
 
     /// <summary>
     /// Runs <paramref name="write"/> for <paramref name="item"/>; every item of the same write waiting in one batch runs
     /// in a single call, so its rows can go in one statement. Completes once committed and durable.
     /// </summary>
-    public Task<TResult> WriteAsync<TItem, TResult>(SharedWrite<TItem, TResult> write, TItem item, CancellationToken cancellationToken = default)
+    public Task<TResult> WriteAsync<TItem, TResult>(SharedWrite<TItem, TResult> write, TItem item, CancellationToken cancellationToken = default) =>
+        Submit(new SharedOperation<TItem, TResult>(write, item), cancellationToken);
+
+    private Task<T> Submit<T>(WriteOperationWithResult<T> operation, CancellationToken cancellationToken)
     {
-        var operation = new SharedOperation<TItem, TResult>(write, item);
         if (!_writes.TryAdd(operation))
         {
             throw new ObjectDisposedException(GetType().Name);
@@ -85,6 +79,13 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>Starts <paramref name="count"/> writer loops; called by the subclass once its schema is in place.</summary>
     protected void StartWriters(int count, string name)
     {
+        // Before the writers: a writer hands its commits to the sync thread only once that thread exists.
+        if (SyncsApart && _syncThread is null)
+        {
+            _syncThread = new Thread(RunSync) { IsBackground = true, Name = $"{name}-sync" };
+            _syncThread.Start();
+        }
+
         // Consecutive slots from a random start: this node's writers never share one, another node's rarely do.
         var firstSlot = Random.Shared.Next(CounterSlots);
         for (var i = 0; i < count; i++)
@@ -96,12 +97,6 @@ public abstract class SqlDatabase : IAsyncDisposable
             var thread = new Thread(() => RunWriter(connection, slot)) { IsBackground = true, Name = $"{name}-writer-{i}" };
             _writerThreads.Add(thread);
             thread.Start();
-        }
-
-        if (SyncsApart && _syncThread is null)
-        {
-            _syncThread = new Thread(RunSync) { IsBackground = true, Name = $"{name}-sync" };
-            _syncThread.Start();
         }
     }
 
