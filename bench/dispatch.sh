@@ -7,34 +7,23 @@
 # Usage: bench/dispatch.sh [ingest seconds=10] [groups=1000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 seconds="${1:-10}"
 groups="${2:-1000}"
+source bench/common.sh
+need wrk curl
+build Node bench/BareIngest
 
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-dotnet build -c Release -v q --nologo Node >/dev/null
-dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
-
-status() { node -e "fetch(process.argv[1]).then(r => console.log(r.status), () => console.log(0))" "$1"; }
-wait_ready() { for _ in $(seq 1 200); do [[ "$(status "$1")" == "200" || "$(status "$1")" == "405" ]] && return 0; sleep 0.05; done; echo "not ready: $1" >&2; exit 1; }
 # The sum over groups of one per-group metric.
 total() {
   node -e "fetch(process.argv[1]).then(r => r.text()).then(t => console.log(t.split('\n').filter(l => l.startsWith(process.argv[2] + '{')).reduce((s, l) => s + Number(l.split(' ').pop()), 0)))" "$1/metrics" "$2"
 }
 depth() { total "$1" clusterqueue_queue_depth; }
 
-(cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls http://127.0.0.1:18081) >/dev/null 2>&1 &
-pids+=($!)
-(cd "$work" && ClusterQueue__Sqlite__Path="$work/dispatch.db" Logging__LogLevel__Default=Warning \
-  exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18080) >"$work/node.log" 2>&1 &
-pids+=($!)
+start_bare http://127.0.0.1:18081
+start_node http://127.0.0.1:18080 "$work/node.log" ClusterQueue__Sqlite__Path="$work/dispatch.db"
 base=http://127.0.0.1:18080
 wait_ready "$base/readyz"
-wait_ready http://127.0.0.1:18081/hooks/warm
+wait_ready http://127.0.0.1:18081/hooks/warm -X POST
 
 # Groups held back: a rate of one message per 1000 s lets each deliver its first message (the burst) and no more.
 held='{"ratePerSecond":0.001,"burst":1,"maxConcurrency":64,"target":{"url":"http://127.0.0.1:18081/hooks/downstream"}}'

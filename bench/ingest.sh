@@ -8,24 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 connections="${2:-32}"
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+source bench/common.sh
+need wrk curl
+build Node bench/BareIngest
 
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pg_stop; rm -rf "$work"; }
-trap cleanup EXIT
-source tools/postgres.sh
-
-dotnet build -c Release -v q --nologo Node >/dev/null
-dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
-
-wait_ready() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$@" && return 0; sleep 0.05; done; echo "not ready: $*" >&2; exit 1; }
-
-(cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls http://127.0.0.1:18081) >/dev/null 2>&1 &
-pids+=($!)
-(cd "$work" && ClusterQueue__Sqlite__Path="$work/bench.db" Logging__LogLevel__Default=Warning \
-  exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18080) >"$work/node.log" 2>&1 &
-pids+=($!)
+start_bare http://127.0.0.1:18081
+start_node http://127.0.0.1:18080 "$work/node.log" ClusterQueue__Sqlite__Path="$work/bench.db"
 define_group() {
   curl -fs -o /dev/null -X PUT "$1/v1/groups/bench" -H 'content-type: application/json' \
     -d '{"ratePerSecond":0.001,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/"}}'
@@ -39,10 +27,8 @@ if [[ "$with_sqs" == "1" ]]; then
   (cd tools && exec node --input-type=module -e "import {buildApp} from 'fauxqs'; await buildApp({logger:false}).listen({port:18090, host:'127.0.0.1'})") >"$work/fauxqs.log" 2>&1 &
   pids+=($!)
   wait_ready http://127.0.0.1:18090/
-  (cd "$work" && ClusterQueue__Sqlite__Path="$work/bench-sqs.db" ClusterQueue__Queue=sqs \
-    ClusterQueue__Sqs__ServiceUrl=http://127.0.0.1:18090 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench \
-    Logging__LogLevel__Default=Warning exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18082) >"$work/node-sqs.log" 2>&1 &
-  pids+=($!)
+  start_node http://127.0.0.1:18082 "$work/node-sqs.log" ClusterQueue__Sqlite__Path="$work/bench-sqs.db" ClusterQueue__Queue=sqs \
+    ClusterQueue__Sqs__ServiceUrl=http://127.0.0.1:18090 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
   wait_ready http://127.0.0.1:18082/readyz
   define_group http://127.0.0.1:18082
 fi
@@ -51,10 +37,8 @@ if [[ "$with_pg" == "1" ]]; then
   pg_find_or_install
   pg_start 18095 "-c max_connections=200"
   # A cluster of one: the same node code path (leases, fencing, LISTEN) as three, with the database's durable defaults.
-  (cd "$work" && ClusterQueue__Store=postgres ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" \
-    ClusterQueue__AdminToken=bench ClusterQueue__NodeId=bench Logging__LogLevel__Default=Warning \
-    exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18083) >"$work/node-pg.log" 2>&1 &
-  pids+=($!)
+  start_node http://127.0.0.1:18083 "$work/node-pg.log" ClusterQueue__Store=postgres \
+    ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" ClusterQueue__AdminToken=bench ClusterQueue__NodeId=bench
   wait_ready http://127.0.0.1:18083/readyz
   curl -fs -o /dev/null -X PUT "http://127.0.0.1:18083/v1/groups/bench" -H 'authorization: Bearer bench' -H 'content-type: application/json' \
     -d '{"ratePerSecond":0.001,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/"}}'

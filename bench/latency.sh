@@ -12,22 +12,12 @@ cd "$(dirname "$0")/.."
 seconds="${1:-20}"
 e2e_rate="${2:-200}"
 
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+source bench/common.sh
+need curl
+build Node bench/BareIngest bench/Probe
 
-dotnet build -c Release -v q --nologo Node >/dev/null
-dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
-dotnet build -c Release -v q --nologo bench/Probe >/dev/null
-
-wait_ready() { for _ in $(seq 1 200); do curl -fs -o /dev/null "$@" && return 0; sleep 0.05; done; echo "not ready: $*" >&2; exit 1; }
-
-(cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls http://127.0.0.1:18101) >/dev/null 2>&1 &
-pids+=($!)
-(cd "$work" && ClusterQueue__Sqlite__Path="$work/latency.db" Logging__LogLevel__Default=Warning \
-  exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls http://127.0.0.1:18100) >"$work/node.log" 2>&1 &
-pids+=($!)
+start_bare http://127.0.0.1:18101
+start_node http://127.0.0.1:18100 "$work/node.log" ClusterQueue__Sqlite__Path="$work/latency.db"
 wait_ready http://127.0.0.1:18100/readyz
 wait_ready http://127.0.0.1:18101/hooks/warm -X POST
 

@@ -19,23 +19,15 @@ seconds="${1:-60}"
 if [[ "$nodes" == "1" ]]; then groups="${2:-1000}"; else groups="${2:-300}"; fi
 [[ "$nodes" == "1" || "$nodes" == "3" ]] || { echo "NODES must be 1 or 3" >&2; exit 2; }
 
-work="$(mktemp -d)"
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pg_stop; rm -rf "$work"; }
-trap cleanup EXIT
-source tools/postgres.sh
-
-dotnet build -c Release -v q --nologo Node >/dev/null
-dotnet build -c Release -v q --nologo bench/Probe >/dev/null
-
-wait_ready() { for _ in $(seq 1 400); do curl -fs -o /dev/null "$@" && return 0; sleep 0.05; done; echo "not ready: $*" >&2; exit 1; }
-node_dll="$PWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll"
+source bench/common.sh
+need curl
+build Node bench/Probe
+# Three nodes starting together on two cores need longer than one.
+ready_tries=400
 probe=(dotnet bench/Probe/bin/Release/net10.0/Probe.dll rate --listen 18119 --seconds "$seconds" --groups "$groups" ${STRICT:+--strict} ${DUMP:+--dump "$DUMP"})
 
 if [[ "$nodes" == "1" ]]; then
-  (cd "$work" && ClusterQueue__Sqlite__Path="$work/rate.db" Logging__LogLevel__Default=Warning \
-    exec dotnet "$node_dll" --urls http://127.0.0.1:18110) >"$work/node-a.log" 2>&1 &
-  pids+=($!)
+  start_node http://127.0.0.1:18110 "$work/node-a.log" ClusterQueue__Sqlite__Path="$work/rate.db"
   wait_ready http://127.0.0.1:18110/readyz
   probe+=(--nodes http://127.0.0.1:18110)
 else
@@ -44,17 +36,15 @@ else
   # The production defaults for leases and renewals: on this shared 2-core machine the integration tests' short
   # timings (TTL 4 s, renewals every 0.5 s) let a node miss renewals under load, lose its shards and restart their
   # groups with empty buckets, which is a different experiment. Group changes are polled every second as a fallback.
-  start_node() {
-    (cd "$work" && ClusterQueue__Store=postgres ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" \
-      ClusterQueue__AdminToken=bench ClusterQueue__NodeId="$1" Logging__LogLevel__Default=Warning \
-      ClusterQueue__Cluster__ChangePollInterval=00:00:01 \
-      exec dotnet "$node_dll" --urls "http://127.0.0.1:$2") >"$work/$1.log" 2>&1 &
-    pids+=($!)
+  start_cluster_node() {
+    start_node "http://127.0.0.1:$2" "$work/$1.log" ClusterQueue__Store=postgres \
+      ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" ClusterQueue__AdminToken=bench \
+      ClusterQueue__NodeId="$1" ClusterQueue__Cluster__ChangePollInterval=00:00:01
   }
-  start_node node-a 18110
-  start_node node-b 18111
-  start_node node-c 18112
-  leaving="${pids[-1]}"
+  start_cluster_node node-a 18110
+  start_cluster_node node-b 18111
+  start_cluster_node node-c 18112
+  leaving="$node_pid"
   for port in 18110 18111 18112; do wait_ready "http://127.0.0.1:$port/readyz"; done
   probe+=(--nodes http://127.0.0.1:18110,http://127.0.0.1:18111,http://127.0.0.1:18112 --token bench --kill-pid "$leaving")
 fi

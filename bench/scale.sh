@@ -27,29 +27,17 @@ bound_bytes="${BOUND:-4096}"
 target_bytes=2048
 (( active <= groups )) || { echo "active ($active) must not exceed groups ($groups)" >&2; exit 2; }
 
-work="$(mktemp -d)"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [[ -n "${OUT:-}" ]]; then mkdir -p "$OUT" && cp "$work"/*.json "$work/node.log" "$OUT"/ 2>/dev/null || true; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-dotnet build -c Release -v q --nologo Node >/dev/null
-dotnet build -c Release -v q --nologo bench/BareIngest >/dev/null
+source bench/common.sh
+keep_output() { if [[ -n "${OUT:-}" ]]; then mkdir -p "$OUT" && cp "$work"/*.json "$work/node.log" "$OUT"/ 2>/dev/null; fi; }
+on_exit+=(keep_output)
+need curl jq
+build Node bench/BareIngest
+ready_tries=300
 
 base=http://127.0.0.1:18150
 downstream=http://127.0.0.1:18151
-wait_ready() { for _ in $(seq 1 300); do curl -fs -o /dev/null "$@" && return 0; sleep 0.05; done; echo "not ready: $*" >&2; exit 1; }
-
-(cd "$work" && exec dotnet "$OLDPWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll" --urls "$downstream") >/dev/null 2>&1 &
-pids+=($!)
-(cd "$work" && ClusterQueue__Sqlite__Path="$work/scale.db" Logging__LogLevel__Default=Warning \
-  exec dotnet "$OLDPWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll" --urls "$base") >"$work/node.log" 2>&1 &
-node_pid=$!
-pids+=("$node_pid")
+start_bare "$downstream"
+start_node "$base" "$work/node.log" ClusterQueue__Sqlite__Path="$work/scale.db"
 wait_ready "$base/readyz"
 wait_ready "$downstream/hooks/warm" -X POST
 
