@@ -23,6 +23,9 @@ internal sealed class GroupActor
     // A timer shorter than this is not worth arming; the loop re-checks the bucket anyway.
     private static readonly TimeSpan MinimumWait = TimeSpan.FromMilliseconds(1);
 
+    // The furthest ahead of its tokens a lease may start, and the longest a message leased early may wait for one.
+    private static readonly TimeSpan MaxLeaseLead = TimeSpan.FromMilliseconds(100);
+
     private readonly Channel<Signal> _mailbox = Channel.CreateUnbounded<Signal>();
     private readonly GroupDispatcher _dispatcher;
     private readonly IMessageQueue _queue;
@@ -42,6 +45,14 @@ internal sealed class GroupActor
     private DateTimeOffset? _nextVisibleAt;
     private bool _stopping;
     private int _leaseFailures;
+
+    // Leases start this far ahead of the tokens they are for: a bucket at its cap gains nothing while a lease is on its
+    // way, so a burst-1 group that leased only once its token was whole lost a lease round trip of refill per message.
+    // The slowest recent lease, decaying.
+    private TimeSpan _leaseLead;
+
+    // Messages leased ahead of their tokens; each starts when its token is whole, so starts still obey the bucket.
+    private readonly Queue<LeasedMessage> _early = new();
 
     // 1 while a wake-up sits unread in the mailbox: a busy group gets one per ingest, and one unread is as good as many.
     private int _wakePending;
@@ -121,6 +132,7 @@ internal sealed class GroupActor
 
                 if (_stopping)
                 {
+                    await ReleaseEarlyAsync();
                     if (_inFlight == 0)
                     {
                         return;
@@ -204,6 +216,20 @@ internal sealed class GroupActor
     private async Task<TimeSpan?> StartWhatWeCanAsync()
     {
         var now = _time.GetUtcNow();
+        if (_early.Count > 0)
+        {
+            if (now < _pausedUntil || _bucket.TimeUntilToken(now) > MaxLeaseLead || !_ownership.Owns(GroupId))
+            {
+                // Paused, slowed down by a change, or moving away: the messages would wait longer than they were leased early.
+                await ReleaseEarlyAsync();
+            }
+            else
+            {
+                StartEarly(now);
+                return null;
+            }
+        }
+
         if (now < _pausedUntil)
         {
             return null;
@@ -219,7 +245,7 @@ internal sealed class GroupActor
             _mayHaveVisible = true;
         }
 
-        var wanted = Math.Min(Math.Min(_settings.MaxConcurrency - _inFlight, _bucket.WholeTokens(now)), _options.MaxLeaseBatch);
+        var wanted = Math.Min(Math.Min(_settings.MaxConcurrency - _inFlight, _bucket.WholeTokensAt(now + _leaseLead)), _options.MaxLeaseBatch);
         if (wanted <= 0)
         {
             return null;
@@ -251,14 +277,20 @@ internal sealed class GroupActor
 
         // The calls start now, after the lease round-trip, so that is when their tokens are taken. Taking them at the
         // time the lease was asked for would let the tokens earned during a slow lease start more calls right behind
-        // these, and the group would exceed burst + rate × T at its target.
+        // these, and the group would exceed burst + rate × T at its target. A message whose token is not whole yet
+        // (the lease came back sooner than the lead allowed for) waits for it.
         var startedAt = _time.GetUtcNow();
+        if (batch.Messages.Count > 0)
+        {
+            TrackLeaseTime(startedAt - now);
+        }
+
         foreach (var message in batch.Messages)
         {
-            _bucket.TryTake(startedAt);
-            _inFlight++;
-            _ = RunHandlerAsync(message, _settings);
+            _early.Enqueue(message);
         }
+
+        StartEarly(startedAt);
 
         if (batch.Messages.Count < wanted)
         {
@@ -269,8 +301,41 @@ internal sealed class GroupActor
         return null;
     }
 
+    private void StartEarly(DateTimeOffset now)
+    {
+        while (_inFlight < _settings.MaxConcurrency && _early.TryPeek(out var message) && _bucket.TryTake(now))
+        {
+            _early.Dequeue();
+            _inFlight++;
+            _ = RunHandlerAsync(message, _settings);
+        }
+    }
+
+    private async Task ReleaseEarlyAsync()
+    {
+        while (_early.TryDequeue(out var message))
+        {
+            try
+            {
+                await _queue.ReleaseAsync(message, CancellationToken.None);
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                // The lease runs out by itself and the message comes back then.
+                Log.OutcomeFailed(_logger, message.Id, GroupId, ex);
+            }
+        }
+    }
+
+    private void TrackLeaseTime(TimeSpan took)
+    {
+        var decayed = _leaseLead * 0.9;
+        _leaseLead = took <= decayed ? decayed : took < MaxLeaseLead ? took : MaxLeaseLead;
+    }
+
     private bool IsIdle(DateTimeOffset now) =>
         _inFlight == 0
+        && _early.Count == 0
         && !_mayHaveVisible
         && _nextVisibleAt is null
         && now >= _pausedUntil
@@ -284,6 +349,11 @@ internal sealed class GroupActor
             return _pausedUntil - now;
         }
 
+        if (_early.Count > 0)
+        {
+            return _inFlight >= _settings.MaxConcurrency ? null : _bucket.TimeUntilToken(now);
+        }
+
         if (!_mayHaveVisible && _nextVisibleAt is null)
         {
             // Nothing to do but let the bucket fill up so the actor can retire.
@@ -295,7 +365,7 @@ internal sealed class GroupActor
             return null;
         }
 
-        var untilToken = _bucket.TimeUntilToken(now);
+        var untilToken = _bucket.TimeUntilToken(now) - _leaseLead;
         if (!_mayHaveVisible && _nextVisibleAt is { } next)
         {
             var untilVisible = next - now;

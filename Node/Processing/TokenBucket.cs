@@ -41,6 +41,16 @@ public sealed class TokenBucket
         return (int)Math.Floor(_tokens + Epsilon);
     }
 
+    /// <summary>
+    /// How many whole tokens the bucket will hold at <paramref name="at"/> if none is taken before then. It changes
+    /// nothing: an actor asks it to lease messages ahead of the tokens they will take.
+    /// </summary>
+    public int WholeTokensAt(DateTimeOffset at)
+    {
+        var tokens = at <= _updatedAt ? _tokens : Math.Min(Burst, _tokens + (at - _updatedAt).TotalSeconds * RatePerSecond);
+        return (int)Math.Floor(tokens + Epsilon);
+    }
+
     public bool TryTake(DateTimeOffset now)
     {
         Refill(now);

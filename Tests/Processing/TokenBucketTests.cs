@@ -31,6 +31,21 @@ public sealed class TokenBucketTests
     }
 
     [Fact]
+    public void WholeTokensAt_ALaterTime_CountsTheRefillWithoutTakingOrMovingTheClock()
+    {
+        var bucket = new TokenBucket(ratePerSecond: 10, burst: 3, Start, tokens: 0.5);
+
+        Assert.Equal(0, bucket.WholeTokensAt(Start + TimeSpan.FromMilliseconds(49)));
+        Assert.Equal(1, bucket.WholeTokensAt(Start + TimeSpan.FromMilliseconds(50)));
+        Assert.Equal(3, bucket.WholeTokensAt(Start + TimeSpan.FromSeconds(10)));
+
+        // Asking about the future changed nothing: the token is still 50 ms away.
+        Assert.False(bucket.TryTake(Start));
+        Assert.Equal(TimeSpan.FromMilliseconds(50), bucket.TimeUntilToken(Start));
+        Assert.Equal(0, bucket.WholeTokensAt(Start - TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
     public void New_WithTokensAboveBurst_IsClampedToBurst()
     {
         var bucket = new TokenBucket(ratePerSecond: 1, burst: 5, Start, tokens: 7.5);
