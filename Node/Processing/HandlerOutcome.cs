@@ -10,11 +10,14 @@ public abstract record HandlerOutcome
     /// <summary>Done: the message is deleted.</summary>
     public sealed record Delivered : HandlerOutcome;
 
-    /// <summary>The attempt failed; it is retried after the group's backoff until maxAttempts, then dead-lettered.</summary>
-    public sealed record Failed(string Error) : HandlerOutcome;
+    /// <summary>
+    /// The attempt failed; it is retried after the group's backoff until maxAttempts, then dead-lettered.
+    /// <paramref name="Status"/> is the downstream's HTTP status when it answered (null for a connection error or timeout).
+    /// </summary>
+    public sealed record Failed(string Error, int? Status = null) : HandlerOutcome;
 
     /// <summary>The downstream asked for a pause (429/503 with Retry-After): the whole group waits, and the attempt does not count.</summary>
-    public sealed record Throttled(TimeSpan RetryAfter, string Error) : HandlerOutcome;
+    public sealed record Throttled(TimeSpan RetryAfter, string Error, int Status) : HandlerOutcome;
 
     /// <summary>The handler says retrying cannot help: straight to the dead-letter queue.</summary>
     public sealed record Dead(string Reason) : HandlerOutcome;

@@ -58,10 +58,10 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
             if (response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable
                 && RetryAfter(response.Headers.RetryAfter) is { } retryAfter)
             {
-                return new HandlerOutcome.Throttled(retryAfter, error);
+                return new HandlerOutcome.Throttled(retryAfter, error, status);
             }
 
-            return new HandlerOutcome.Failed(error);
+            return new HandlerOutcome.Failed(error, status);
         }
     }
 
