@@ -12,7 +12,10 @@ namespace ClusterQueue.Node.Groups;
 public sealed class GroupRegistry
 {
     private readonly ConcurrentDictionary<string, GroupSettings> _groups = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    // Writes to one group take turns (a PATCH reads the current definition, and the cache must follow the store in
+    // commit order); writes to different groups need not, and one lock for all made a thousand PATCHes wait for a
+    // thousand commits in a row. A group hashes to one of these.
+    private readonly SemaphoreSlim[] _writeLocks = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
     private readonly GroupStore _store;
     private readonly IMessageQueue _queue;
     private readonly TimeProvider _time;
@@ -54,20 +57,22 @@ public sealed class GroupRegistry
 
     public async Task<GroupWriteResult> PutAsync(string id, GroupDefinition definition, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        var writeLock = WriteLockFor(id);
+        await writeLock.WaitAsync(cancellationToken);
         try
         {
             return await WriteAsync(id, definition, Current(id), cancellationToken);
         }
         finally
         {
-            _writeLock.Release();
+            writeLock.Release();
         }
     }
 
     public async Task<GroupWriteResult> PatchAsync(string id, GroupDefinition patch, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        var writeLock = WriteLockFor(id);
+        await writeLock.WaitAsync(cancellationToken);
         try
         {
             if (Current(id) is not { } current)
@@ -79,13 +84,14 @@ public sealed class GroupRegistry
         }
         finally
         {
-            _writeLock.Release();
+            writeLock.Release();
         }
     }
 
     public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        var writeLock = WriteLockFor(id);
+        await writeLock.WaitAsync(cancellationToken);
         try
         {
             // The queue goes first: if that fails the group stays whole, and deleting it again finishes the job.
@@ -105,9 +111,11 @@ public sealed class GroupRegistry
         }
         finally
         {
-            _writeLock.Release();
+            writeLock.Release();
         }
     }
+
+    private SemaphoreSlim WriteLockFor(string id) => _writeLocks[(uint)StringComparer.Ordinal.GetHashCode(id) % (uint)_writeLocks.Length];
 
     /// <summary>The group as this node knows it, or as the store has it when another node may have defined it just now.</summary>
     private GroupSettings? Current(string id) =>
@@ -135,7 +143,8 @@ public sealed class GroupRegistry
     /// </summary>
     public async Task RefreshAsync(string id, CancellationToken cancellationToken)
     {
-        await _writeLock.WaitAsync(cancellationToken);
+        var writeLock = WriteLockFor(id);
+        await writeLock.WaitAsync(cancellationToken);
         try
         {
             var stored = _store.Load(id);
@@ -155,7 +164,7 @@ public sealed class GroupRegistry
         }
         finally
         {
-            _writeLock.Release();
+            writeLock.Release();
         }
     }
 

@@ -209,6 +209,37 @@ public sealed class GroupEndpointsTests
     }
 
     [Fact]
+    public async Task ConcurrentPatches_OfOneGroupTakeTurns_AndOfManyGroupsAllLand()
+    {
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", Minimal());
+        string[] others = [.. Enumerable.Range(0, 40).Select(i => $"g{i}")];
+        foreach (var id in others)
+        {
+            await node.DefineGroupAsync(id, Minimal());
+        }
+
+        // Each PATCH of "orders" changes a different field: one that read the definition before another's commit would
+        // put the old value of that field back.
+        string[] fields = ["""{"ratePerSecond":7}""", """{"burst":3}""", """{"maxConcurrency":9}""", """{"maxAttempts":4}""", """{"handlerTimeoutSeconds":12}""", """{"maxPayloadBytes":4096}"""];
+        var patches = fields.Select(f => node.Client.PatchAsync("/v1/groups/orders", Json(f)))
+            .Concat(others.Select(id => node.Client.PatchAsync($"/v1/groups/{id}", Json("""{"ratePerSecond":11}"""))))
+            .ToList();
+        foreach (var response in await Task.WhenAll(patches))
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            response.Dispose();
+        }
+
+        var orders = (await node.Client.GetFromJsonAsync<GroupResponse>("/v1/groups/orders"))!;
+        Assert.Equal((7.0, 3, 9, 4, 12.0, 4096L), (orders.RatePerSecond, orders.Burst, orders.MaxConcurrency, orders.MaxAttempts, orders.HandlerTimeoutSeconds, (long)orders.MaxPayloadBytes));
+        foreach (var id in others)
+        {
+            Assert.Equal(11, (await node.Client.GetFromJsonAsync<GroupResponse>($"/v1/groups/{id}"))!.RatePerSecond);
+        }
+    }
+
+    [Fact]
     public async Task Patch_UnknownGroup_Returns404ProblemAndCreatesNothing()
     {
         await using var node = NodeHost.Start();
