@@ -98,6 +98,7 @@ public sealed class SqliteDatabase : SqlDatabase
         Execute(connection, "PRAGMA journal_mode = WAL;");
         Execute(connection, $"PRAGMA synchronous = {(_syncsApart ? "NORMAL" : _options.Synchronous.ToUpperInvariant())};");
         Execute(connection, "PRAGMA busy_timeout = 30000;");
+        Execute(connection, "PRAGMA cache_size = -65536;");
         return connection;
     }
 
