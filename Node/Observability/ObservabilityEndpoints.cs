@@ -98,6 +98,8 @@ public static class ObservabilityEndpoints
         text.Sample("clusterqueue_groups", registry.Count);
         text.Metric("clusterqueue_active_actors", "gauge", "Groups with a running actor on this node.");
         text.Sample("clusterqueue_active_actors", dispatcher.ActiveActors);
+        text.Metric("clusterqueue_handler_calls_in_flight", "gauge", "Handler calls in flight on this node, against Processing:MaxCallsInFlight.");
+        text.Sample("clusterqueue_handler_calls_in_flight", dispatcher.CallSlots.InUse);
         if (ownership.IsClustered)
         {
             // Summed over the nodes this is the shard count; a sum below it for longer than a lease TTL means shards nobody runs.

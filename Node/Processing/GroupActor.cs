@@ -18,8 +18,11 @@ namespace ClusterQueue.Node.Processing;
 /// It leases only what it can start at once, so no lease is burnt waiting for a token. It retires only with a
 /// full bucket, because a fresh actor starts full: retiring earlier would hand out a second burst.
 /// </summary>
-internal sealed class GroupActor
+internal sealed class GroupActor : ISlotWaiter
 {
+    // An actor in line for the node's call slots is woken when calls finish; this is only the safety net.
+    private static readonly TimeSpan SlotWaitFallback = TimeSpan.FromSeconds(1);
+
     // A timer shorter than this is not worth arming; the loop re-checks the bucket anyway.
     private static readonly TimeSpan MinimumWait = TimeSpan.FromMilliseconds(1);
 
@@ -53,6 +56,12 @@ internal sealed class GroupActor
 
     // Messages leased ahead of their tokens; each starts when its token is whole, so starts still obey the bucket.
     private readonly Queue<LeasedMessage> _early = new();
+
+    // The last lease got fewer node-wide call slots than it wanted: the actor is in line for more.
+    private bool _awaitingSlots;
+
+    // 1 when the node's call slots woke this actor for its turn; a turn not taken is passed on.
+    private int _slotsOffered;
 
     // 1 while a wake-up sits unread in the mailbox: a busy group gets one per ingest, and one unread is as good as many.
     private int _wakePending;
@@ -108,6 +117,12 @@ internal sealed class GroupActor
         }
     }
 
+    void ISlotWaiter.SlotsFreed()
+    {
+        Volatile.Write(ref _slotsOffered, 1);
+        Wake();
+    }
+
     public void Reconfigure(GroupSettings settings) => _mailbox.Writer.TryWrite(new Signal.Reconfigure(settings));
 
     public void Stop() => _mailbox.Writer.TryWrite(Signal.StopNow);
@@ -133,6 +148,7 @@ internal sealed class GroupActor
                 if (_stopping)
                 {
                     await ReleaseEarlyAsync();
+                    PassOnUntakenSlots();
                     if (_inFlight == 0)
                     {
                         return;
@@ -143,11 +159,14 @@ internal sealed class GroupActor
                 }
 
                 var retryIn = await StartWhatWeCanAsync();
+                PassOnUntakenSlots();
                 var now = _time.GetUtcNow();
                 if (retryIn is null && IsIdle(now))
                 {
                     if (_dispatcher.TryRetire(this))
                     {
+                        // It may still be in line for slots from an earlier lease; its turn must not be lost with it.
+                        _dispatcher.CallSlots.PassOn();
                         Log.ActorRetired(_logger, GroupId);
                         return;
                     }
@@ -161,7 +180,19 @@ internal sealed class GroupActor
         catch (Exception ex)
         {
             Log.ActorFailed(_logger, GroupId, ex);
+
+            // The early messages' leases run out by themselves; their slots must come back now.
+            _dispatcher.CallSlots.Return(_early.Count);
+            _early.Clear();
             _dispatcher.Forget(this);
+        }
+    }
+
+    private void PassOnUntakenSlots()
+    {
+        if (Interlocked.Exchange(ref _slotsOffered, 0) == 1)
+        {
+            _dispatcher.CallSlots.PassOn();
         }
     }
 
@@ -216,6 +247,7 @@ internal sealed class GroupActor
     private async Task<TimeSpan?> StartWhatWeCanAsync()
     {
         var now = _time.GetUtcNow();
+        _awaitingSlots = false;
         if (_early.Count > 0)
         {
             if (now < _pausedUntil || _bucket.TimeUntilToken(now) > MaxLeaseLead || !_ownership.Owns(GroupId))
@@ -261,14 +293,25 @@ internal sealed class GroupActor
             return null;
         }
 
+        // Slots before the lease, so nothing is leased that could not start. Taking them is this actor's turn.
+        Volatile.Write(ref _slotsOffered, 0);
+        var slots = _dispatcher.CallSlots.Take(wanted, this);
+        _awaitingSlots = slots < wanted;
+        if (slots == 0)
+        {
+            return null;
+        }
+
         LeaseBatch batch;
         try
         {
-            batch = await _queue.LeaseAsync(GroupId, wanted, _options.LeaseDuration, CancellationToken.None);
+            batch = await _queue.LeaseAsync(GroupId, slots, _options.LeaseDuration, CancellationToken.None);
             _leaseFailures = 0;
+            _dispatcher.CallSlots.Return(slots - batch.Messages.Count);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
+            _dispatcher.CallSlots.Return(slots);
             // The store is failing: back off (with jitter, capped) and try again; the outage shows in the log.
             var delay = TimeSpan.FromMilliseconds(Math.Min(30_000, 200 * Math.Pow(2, Math.Min(_leaseFailures++, 8))) * (0.5 + Random.Shared.NextDouble() / 2));
             Log.LeaseFailed(_logger, GroupId, delay, ex);
@@ -292,7 +335,7 @@ internal sealed class GroupActor
 
         StartEarly(startedAt);
 
-        if (batch.Messages.Count < wanted)
+        if (batch.Messages.Count < slots)
         {
             _mayHaveVisible = false;
             _nextVisibleAt = batch.NextVisibleAt;
@@ -324,6 +367,10 @@ internal sealed class GroupActor
                 // The lease runs out by itself and the message comes back then.
                 Log.OutcomeFailed(_logger, message.Id, GroupId, ex);
             }
+            finally
+            {
+                _dispatcher.CallSlots.Return(1);
+            }
         }
     }
 
@@ -352,6 +399,11 @@ internal sealed class GroupActor
         if (_early.Count > 0)
         {
             return _inFlight >= _settings.MaxConcurrency ? null : _bucket.TimeUntilToken(now);
+        }
+
+        if (_awaitingSlots)
+        {
+            return SlotWaitFallback;
         }
 
         if (!_mayHaveVisible && _nextVisibleAt is null)
@@ -413,6 +465,7 @@ internal sealed class GroupActor
         }
         finally
         {
+            _dispatcher.CallSlots.Return(1);
             _mailbox.Writer.TryWrite(new Signal.Finished(retryAt, pauseUntil));
         }
     }

@@ -57,8 +57,12 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         _readiness = readiness;
         _ownership = ownership;
         _logger = logger;
+        CallSlots = new CallSlots(_options.MaxCallsInFlight);
         _registry.Changed += OnGroupChanged;
     }
+
+    /// <summary>The node-wide cap on handler calls in flight, shared by every actor.</summary>
+    internal CallSlots CallSlots { get; }
 
     public int ActiveActors
     {

@@ -26,6 +26,13 @@ public sealed class ProcessingOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "ClusterQueue:Processing:RecoverySweepInterval must be between 1 second and 1 hour.")]
     public TimeSpan RecoverySweepInterval { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Handler calls in flight on this node at most, over all groups (each group also has its maxConcurrency). Each
+    /// call holds a connection to its downstream: a node restarting into many busy groups must not open them all at once.
+    /// </summary>
+    [Range(1, 100_000, ErrorMessage = "ClusterQueue:Processing:MaxCallsInFlight must be between 1 and 100000.")]
+    public int MaxCallsInFlight { get; set; } = 1000;
+
     /// <summary>Caps one lease call so a group with a huge burst and concurrency still commits in short transactions.</summary>
     [Range(1, 1000, ErrorMessage = "ClusterQueue:Processing:MaxLeaseBatch must be between 1 and 1000.")]
     public int MaxLeaseBatch { get; set; } = 100;

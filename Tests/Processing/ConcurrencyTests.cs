@@ -21,6 +21,32 @@ public sealed class ConcurrencyTests
     }
 
     [Fact]
+    public async Task ManyBusyGroups_StayWithinTheNodesCallSlots_AndAllAreDelivered()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(200, Delay: TimeSpan.FromMilliseconds(50));
+        await using var node = NodeHost.Start(new Dictionary<string, string?> { ["ClusterQueue:Processing:MaxCallsInFlight"] = "5" });
+        string[] groups = [.. Enumerable.Range(0, 8).Select(i => $"busy{i}")];
+        foreach (var id in groups)
+        {
+            await node.DefineGroupAsync(id, GroupDefinitions.Forwarding(downstream, $"/{id}", rate: 1000, burst: 1000, concurrency: 4));
+        }
+
+        // 8 groups that could each run 4 calls: 32 at once without the node's cap of 5.
+        await Task.WhenAll(groups.Select(id => node.IngestManyAsync(id, 15)));
+
+        await downstream.WaitUntilAsync(d => groups.All(id => d.CallsTo($"/{id}").Count >= 15), TimeSpan.FromSeconds(30), "15 calls to every group");
+        foreach (var id in groups)
+        {
+            await WaitForDeliveredAsync(node, id, 15);
+        }
+
+        Assert.InRange(downstream.MaxInFlightOverall, 2, 5);
+        var metrics = await node.Client.GetStringAsync("/metrics");
+        Assert.Contains("clusterqueue_handler_calls_in_flight 0", metrics, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task MaxConcurrency1_CallsAreStrictlySequential()
     {
         var handling = TimeSpan.FromMilliseconds(100);

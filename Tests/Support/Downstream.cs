@@ -33,6 +33,8 @@ public sealed class Downstream : IAsyncDisposable
     private readonly ConcurrentQueue<(DownstreamCall, DateTimeOffset)> _aborted = new();
     private readonly ConcurrentDictionary<string, int> _inFlight = new();
     private readonly ConcurrentDictionary<string, int> _maxInFlight = new();
+    private int _inFlightOverall;
+    private int _maxInFlightOverall;
 
     /// <summary>Decides the reply to each call; the default answers 200 at once.</summary>
     public Func<DownstreamCall, DownstreamReply> Reply { get; set; } = _ => DownstreamReply.Ok;
@@ -50,6 +52,9 @@ public sealed class Downstream : IAsyncDisposable
     public List<DateTimeOffset> Arrivals(string path) => [.. CallsTo(path).Select(c => c.ReceivedAt).Order()];
 
     public int MaxInFlight(string path) => _maxInFlight.GetValueOrDefault(path);
+
+    /// <summary>The most calls in flight at once over all paths.</summary>
+    public int MaxInFlightOverall => Volatile.Read(ref _maxInFlightOverall);
 
     public string Url(string path) => new Uri(BaseAddress, path).ToString();
 
@@ -80,6 +85,11 @@ public sealed class Downstream : IAsyncDisposable
         var path = context.Request.Path.Value ?? "/";
         var now = _inFlight.AddOrUpdate(path, 1, (_, n) => n + 1);
         _maxInFlight.AddOrUpdate(path, now, (_, max) => Math.Max(max, now));
+        var overall = Interlocked.Increment(ref _inFlightOverall);
+        for (var max = Volatile.Read(ref _maxInFlightOverall); overall > max; max = Volatile.Read(ref _maxInFlightOverall))
+        {
+            Interlocked.CompareExchange(ref _maxInFlightOverall, overall, max);
+        }
         try
         {
             using var body = new MemoryStream();
@@ -123,6 +133,7 @@ public sealed class Downstream : IAsyncDisposable
         finally
         {
             _inFlight.AddOrUpdate(path, 0, (_, n) => n - 1);
+            Interlocked.Decrement(ref _inFlightOverall);
         }
     }
 

@@ -1,0 +1,108 @@
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>Something that waits for <see cref="CallSlots"/> and is told when some were returned.</summary>
+internal interface ISlotWaiter
+{
+    /// <summary>Called outside the slots' lock; must be quick (post a signal, not take the slots there and then).</summary>
+    void SlotsFreed();
+}
+
+/// <summary>
+/// The node-wide cap on handler calls in flight (<c>Processing:MaxCallsInFlight</c>), on top of each group's
+/// maxConcurrency. Without it a node restarting into a thousand busy groups of concurrency 64 started 64,000 calls at
+/// once and ran out of file descriptors. An actor takes slots before it leases, so no message is leased that could not
+/// start; one that got fewer than it wanted waits in line and is woken, in turn, when calls finish. A woken actor that
+/// no longer needs slots passes the turn on (<see cref="PassOn"/>), so slots are never left free while others wait.
+/// </summary>
+internal sealed class CallSlots
+{
+    private readonly Lock _gate = new();
+    private readonly Queue<ISlotWaiter> _waiting = new();
+    private readonly HashSet<ISlotWaiter> _queued = [];
+    private int _free;
+
+    public CallSlots(int limit)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        Limit = limit;
+        _free = limit;
+    }
+
+    public int Limit { get; }
+
+    public int InUse
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Limit - _free;
+            }
+        }
+    }
+
+    /// <summary>Takes up to <paramref name="wanted"/> slots; when fewer are free, <paramref name="waiter"/> gets in line.</summary>
+    public int Take(int wanted, ISlotWaiter waiter)
+    {
+        int granted;
+        ISlotWaiter? next = null;
+        lock (_gate)
+        {
+            granted = Math.Min(Math.Max(wanted, 0), _free);
+            _free -= granted;
+            if (granted < wanted && _queued.Add(waiter))
+            {
+                _waiting.Enqueue(waiter);
+            }
+
+            if (_free > 0)
+            {
+                // This taker needed fewer than were free: the rest are the next one's turn.
+                next = NextWaiter();
+            }
+        }
+
+        next?.SlotsFreed();
+        return granted;
+    }
+
+    public void Return(int count)
+    {
+        if (count <= 0)
+        {
+            return;
+        }
+
+        ISlotWaiter? next;
+        lock (_gate)
+        {
+            _free = Math.Min(Limit, _free + count);
+            next = NextWaiter();
+        }
+
+        next?.SlotsFreed();
+    }
+
+    /// <summary>A waiter that was woken but took nothing hands its turn to the next in line.</summary>
+    public void PassOn()
+    {
+        ISlotWaiter? next;
+        lock (_gate)
+        {
+            next = _free > 0 ? NextWaiter() : null;
+        }
+
+        next?.SlotsFreed();
+    }
+
+    private ISlotWaiter? NextWaiter()
+    {
+        if (!_waiting.TryDequeue(out var next))
+        {
+            return null;
+        }
+
+        _queued.Remove(next);
+        return next;
+    }
+}
