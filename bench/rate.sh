@@ -26,8 +26,11 @@ build Node bench/Probe
 ready_tries=400
 probe=(dotnet bench/Probe/bin/Release/net10.0/Probe.dll rate --listen 18119 --seconds "$seconds" --groups "$groups" ${STRICT:+--strict} ${DUMP:+--dump "$DUMP"})
 
+# The probe parks every group's first call until all have arrived, one call per group at once: the node's cap on calls
+# in flight (default 1000) must leave room for that and for the bursts that follow.
+calls=ClusterQueue__Processing__MaxCallsInFlight=20000
 if [[ "$nodes" == "1" ]]; then
-  start_node http://127.0.0.1:18110 "$work/node-a.log" ClusterQueue__Sqlite__Path="$work/rate.db"
+  start_node http://127.0.0.1:18110 "$work/node-a.log" ClusterQueue__Sqlite__Path="$work/rate.db" "$calls"
   wait_ready http://127.0.0.1:18110/readyz
   probe+=(--nodes http://127.0.0.1:18110)
 else
@@ -39,7 +42,7 @@ else
   start_cluster_node() {
     start_node "http://127.0.0.1:$2" "$work/$1.log" ClusterQueue__Store=postgres \
       ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" ClusterQueue__AdminToken=bench \
-      ClusterQueue__NodeId="$1" ClusterQueue__Cluster__ChangePollInterval=00:00:01
+      ClusterQueue__NodeId="$1" ClusterQueue__Cluster__ChangePollInterval=00:00:01 "$calls"
   }
   start_cluster_node node-a 18110
   start_cluster_node node-b 18111
