@@ -27,7 +27,7 @@ public static class IngressEndpoints
         endpoints.MapPost("/hooks/{id}", IngestAsync)
             .WithTags("Ingress")
             .WithSummary("Ingest one message for the group; 202 once it is durable.")
-            .WithDescription("The body is stored as sent, with its content type. A delivery id header (webhook-id, svix-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, Idempotency-Key) de-duplicates retries.")
+            .WithDescription("The body is stored as sent, with its content type. A delivery id header (webhook-id, svix-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, Idempotency-Key) de-duplicates retries. A delayed message: ?delay=<seconds> or ?notBefore=<RFC 3339 time>, or the headers ClusterQueue-Delay / ClusterQueue-Not-Before (one of the four); it is durable at once and processed when due, under the group's rate (at most Ingress:MaxDelay ahead, 7 days by default).")
             .Accepts<byte[]>("application/octet-stream", "application/json", "*/*");
         return endpoints;
     }
@@ -50,6 +50,14 @@ public static class IngressEndpoints
             return GroupProblems.NotFound(id);
         }
 
+        var now = time.GetUtcNow();
+        var schedule = MessageSchedule.Read(request, now, options.Value.MaxDelay);
+        if (schedule.Field is { } field)
+        {
+            metrics.Rejected("schedule");
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [schedule.Error!] });
+        }
+
         var body = await RequestBody.ReadAsync(request, group.MaxPayloadBytes, cancellationToken);
         if (body is null)
         {
@@ -60,7 +68,6 @@ public static class IngressEndpoints
                 detail: $"Group '{id}' accepts bodies of at most {group.MaxPayloadBytes} bytes.");
         }
 
-        var now = time.GetUtcNow();
         if (group.Scheme is { } scheme)
         {
             var check = verifier.Verify(scheme, group.Secret ?? string.Empty, request.Headers, body, now, options.Value.SignatureTolerance);
@@ -92,7 +99,8 @@ public static class IngressEndpoints
             request.ContentType,
             body,
             deliveryId,
-            now + options.Value.DeduplicationWindow);
+            now + options.Value.DeduplicationWindow,
+            schedule.NotBefore);
 
         // Once queued, the write may commit whatever the caller does; the wake-up below must follow it regardless.
         var result = await queue.EnqueueAsync(message, CancellationToken.None);

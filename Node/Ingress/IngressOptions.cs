@@ -14,4 +14,9 @@ public sealed class IngressOptions
     /// <summary>Five minutes, as Standard Webhooks and Stripe recommend: room for clock skew, little for a replay.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "ClusterQueue:Ingress:SignatureTolerance must be between 1 second and 1 day.")]
     public TimeSpan SignatureTolerance { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The furthest ahead a delayed message may be scheduled. A week covers "try again next Monday" while
+    /// keeping a typo (seconds meant as milliseconds) from parking a message for years.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00", ErrorMessage = "ClusterQueue:Ingress:MaxDelay must be between 0 and 365 days.")]
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromDays(7);
 }

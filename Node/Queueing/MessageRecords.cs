@@ -50,8 +50,8 @@ public sealed class MessageRecords
     private readonly record struct Insertion(NewMessage Message, int State, DateTimeOffset AcceptingBefore);
 
     /// <summary>
-    /// Every insertion waiting in one writer batch. A message with a delivery id needs its own look-up first; the
-    /// others (most of a busy queue's traffic) go in multi-row inserts, which on PostgreSQL saves a round trip per
+    /// Every insertion waiting in one writer batch. A message with a delivery id needs its own look-up first, and a
+    /// delayed one its own visibility; the others (most of a busy queue's traffic) go in multi-row inserts, which on PostgreSQL saves a round trip per
     /// message and on SQLite a statement per message.
     /// </summary>
     private IReadOnlyList<EnqueueResult> InsertAll(SqlWriteContext context, IReadOnlyList<Insertion> insertions)
@@ -62,7 +62,7 @@ public sealed class MessageRecords
         for (var i = 0; i < insertions.Count; i++)
         {
             var (message, state, acceptingBefore) = insertions[i];
-            if (message.DeduplicationKey is null)
+            if (message.DeduplicationKey is null && message.NotBefore is null)
             {
                 plain.Add(i);
             }
@@ -163,13 +163,14 @@ public sealed class MessageRecords
 
         var insert = context.Command("""
             INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
-            SELECT @id, @group, @state, @now, @contentType, @body, @size, @now
+            SELECT @id, @group, @state, @visible, @contentType, @body, @size, @now
             WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group);
             """);
         insert.Add("@id", message.Id);
         insert.Add("@group", message.GroupId);
         insert.Add("@state", state);
         insert.Add("@now", now);
+        insert.Add("@visible", Math.Max(now, message.NotBefore?.ToUnixTimeMilliseconds() ?? now));
         insert.AddText("@contentType", message.ContentType);
         insert.AddBytes("@body", state == StateQueued ? message.Body : null);
         insert.Add("@size", message.Body.LongLength);

@@ -1,10 +1,14 @@
 namespace ClusterQueue.Node.Queueing;
 
-/// <summary>A message ingress wants made durable. A non-null key de-duplicates it against earlier messages of the group until the key expires.</summary>
+/// <summary>
+/// A message ingress wants made durable. A non-null key de-duplicates it against earlier messages of the group until
+/// the key expires. A <see cref="NotBefore"/> in the future holds the message back until then (a delayed message).
+/// </summary>
 public sealed record NewMessage(
     string Id,
     string GroupId,
     string? ContentType,
     byte[] Body,
     string? DeduplicationKey,
-    DateTimeOffset DeduplicationExpiresAt);
+    DateTimeOffset DeduplicationExpiresAt,
+    DateTimeOffset? NotBefore = null);

@@ -17,6 +17,9 @@ public static class SqsEnvelope
     /// <summary>Attempts spent before this copy was sent (a throttled or released message is sent again, uncounted).</summary>
     public const string SpentAttribute = "cq-spent";
 
+    /// <summary>When a delayed message is due (unix ms), if that is beyond the delay of the copy that carries it.</summary>
+    public const string NotBeforeAttribute = "cq-not-before";
+
     /// <summary>How the body is carried: absent for text as it is, else one of the values below.</summary>
     public const string BodyAttribute = "cq-body";
 
@@ -29,7 +32,7 @@ public static class SqsEnvelope
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default)
+    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null)
     {
         var attributes = new Dictionary<string, SqsMessageAttribute>(5)
         {
@@ -41,6 +44,11 @@ public static class SqsEnvelope
         if (!string.IsNullOrEmpty(contentType))
         {
             attributes[ContentTypeAttribute] = SqsMessageAttribute.String(contentType);
+        }
+
+        if (notBefore is { } due)
+        {
+            attributes[NotBeforeAttribute] = SqsMessageAttribute.Number(due.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
         }
 
         if (spentAttempts > 0)
@@ -131,7 +139,11 @@ public static class SqsEnvelope
             DateTimeOffset.FromUnixTimeMilliseconds(createdMs),
             message.MessageAttributes.TryGetValue(ContentTypeAttribute, out var contentType) ? contentType.StringValue : null,
             spent,
-            body);
+            body,
+            message.MessageAttributes.TryGetValue(NotBeforeAttribute, out var due)
+                && long.TryParse(due.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var dueMs)
+                ? DateTimeOffset.FromUnixTimeMilliseconds(dueMs)
+                : null);
         return true;
     }
 
@@ -163,5 +175,5 @@ public static class SqsEnvelope
     }
 
     /// <summary>A received ClusterQueue message; Body is null when the payload store holds it.</summary>
-    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body);
+    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null);
 }

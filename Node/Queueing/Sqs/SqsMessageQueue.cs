@@ -24,7 +24,6 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     private static readonly TimeSpan MaxVisibility = TimeSpan.FromHours(12);
 
     /// <summary>SQS's longest delay on a sent message.</summary>
-    private static readonly TimeSpan MaxDelay = TimeSpan.FromMinutes(15);
 
     private static readonly string[] ReceiveAttributes = ["ApproximateReceiveCount"];
     private static readonly string[] AllMessageAttributes = ["All"];
@@ -204,15 +203,18 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             return reserved;
         }
 
+        // A delayed message carries its due time; a delay beyond one send's MaxDelay is covered in hops (ReadAsync).
+        var notBefore = message.NotBefore > createdAt ? message.NotBefore : null;
+        var delay = notBefore is { } due ? Clamp(due - createdAt, TimeSpan.Zero, _options.MaxDelay) : TimeSpan.Zero;
         var offloaded = false;
         try
         {
-            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false);
+            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false, delay, notBefore);
             if (SqsEnvelope.Size(outgoing) > _options.MaxMessageBytes)
             {
                 await _payloads.PutAsync(message.GroupId, message.Id, message.Body, cancellationToken);
                 offloaded = true;
-                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true);
+                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true, delay, notBefore);
             }
 
             await SendAsync(message.GroupId, outgoing);
@@ -295,7 +297,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         return new LeaseBatch([], due > poll ? due : poll);
     }
 
-    /// <summary>The received message as the actor sees it; null when it cannot be processed and went to the dead letters instead.</summary>
+    /// <summary>The received message as the actor sees it; null when it went to the dead letters (it cannot be processed) or on to its next hop (a delayed message not due yet).</summary>
     private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, CancellationToken cancellationToken)
     {
         var attempt = message.ReceiveCount ?? 1;
@@ -303,6 +305,17 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             var foreign = new LeasedMessage(message.MessageId, groupId, message.ReceiptHandle, attempt, null, System.Text.Encoding.UTF8.GetBytes(message.Body), _time.GetUtcNow());
             await DeadLetterAsync(foreign, "not a ClusterQueue message (no cq-id/cq-created attributes)", cancellationToken);
+            return null;
+        }
+
+        var now = _time.GetUtcNow();
+        if (decoded.NotBefore is { } due && due > now)
+        {
+            // A delayed message one send could not hold back long enough: the next hop, with the time left. This
+            // receive is not an attempt, and the payload (if offloaded) stays where it is.
+            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due);
+            await Unavailable("delay message " + decoded.Id, () => SendAsync(groupId, hop));
+            await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
             return null;
         }
 
@@ -435,7 +448,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>Returns a message to its queue without counting the attempt: a new copy carries the attempts spent, then the received copy goes.</summary>
     private async Task<bool> SendAgainAsync(LeasedMessage message, TimeSpan delay, CancellationToken cancellationToken)
     {
-        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, MaxDelay));
+        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay));
         await Unavailable("return message " + message.Id, () => SendAsync(message.GroupId, copy));
         return await DeleteAsync(message, cancellationToken);
     }

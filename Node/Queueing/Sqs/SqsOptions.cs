@@ -63,6 +63,14 @@ public sealed class SqsOptions : IValidatableObject
     public TimeSpan ReceiveWait { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// The longest delay one send carries. SQS delays a message by 15 minutes at most, so a longer delay (a delayed
+    /// message, a long Retry-After) travels in hops: the message is received early, sent again with the time left and
+    /// the received copy deleted, without counting an attempt.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:15:00", ErrorMessage = "ClusterQueue:Sqs:MaxDelay must be between 1 second and 15 minutes.")]
+    public TimeSpan MaxDelay { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>
     /// store keeps offloaded bodies in this node's own database, which needs nothing more set up; s3 keeps them in
     /// <see cref="PayloadBucket"/> for deployments whose database should not grow with large bodies.
     /// </summary>
