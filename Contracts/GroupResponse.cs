@@ -13,4 +13,6 @@ public sealed record GroupResponse(
     VerificationResponse? Verification,
     long MaxPayloadBytes,
     DateTimeOffset CreatedAt,
-    DateTimeOffset UpdatedAt);
+    DateTimeOffset UpdatedAt,
+    bool Paused = false,
+    DateTimeOffset? PausedAt = null);

@@ -1,6 +1,9 @@
 namespace ClusterQueue.Contracts;
 
-/// <summary>GET /v1/groups/{id}/stats. Counters are totals since the group was defined.</summary>
+/// <summary>
+/// GET /v1/groups/{id}/stats. Counters are totals since the group was defined. PausedUntil is a pause the downstream
+/// asked for (Retry-After); Paused and PausedAt are an operator's pause (POST /v1/groups/{id}/pause).
+/// </summary>
 public sealed record GroupStats(
     string GroupId,
     long Queued,
@@ -12,4 +15,6 @@ public sealed record GroupStats(
     long Throttled,
     double Tokens,
     double RatePerSecond,
-    DateTimeOffset? PausedUntil);
+    DateTimeOffset? PausedUntil,
+    bool Paused = false,
+    DateTimeOffset? PausedAt = null);

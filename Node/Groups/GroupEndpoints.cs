@@ -33,6 +33,10 @@ public static class GroupEndpoints
         groups.MapPut("/{id}", PutAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Create or replace a group: 201 when created, 200 when replaced.");
         groups.MapPatch("/{id}", PatchAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Change some fields live; fields not sent keep their value.");
         groups.MapDelete("/{id}", DeleteAsync).WithSummary("Remove the group with its queue, dead letters and dedup keys.");
+        groups.MapPost("/{id}/pause", (string id, GroupRegistry registry, CancellationToken cancellationToken) => SetPausedAsync(id, true, registry, cancellationToken))
+            .WithSummary("Pause processing: ingest keeps accepting, nothing new is handed to the target, calls in flight finish. Idempotent; survives restarts.");
+        groups.MapPost("/{id}/resume", (string id, GroupRegistry registry, CancellationToken cancellationToken) => SetPausedAsync(id, false, registry, cancellationToken))
+            .WithSummary("Resume processing of a paused group. Idempotent.");
         return groups;
     }
 
@@ -96,6 +100,9 @@ public static class GroupEndpoints
             _ => TypedResults.Ok(result.Settings!.ToResponse()),
         };
     }
+
+    private static async Task<Results<Ok<GroupResponse>, ProblemHttpResult>> SetPausedAsync(string id, bool paused, GroupRegistry registry, CancellationToken cancellationToken) =>
+        await registry.SetPausedAsync(id, paused, cancellationToken) is { } settings ? TypedResults.Ok(settings.ToResponse()) : GroupProblems.NotFound(id);
 
     private static async Task<Results<NoContent, ProblemHttpResult>> DeleteAsync(string id, GroupRegistry registry, CancellationToken cancellationToken) =>
         await registry.DeleteAsync(id, cancellationToken) ? TypedResults.NoContent() : GroupProblems.NotFound(id);

@@ -88,6 +88,43 @@ public sealed class GroupRegistry
         }
     }
 
+    /// <summary>Pauses or resumes the group; null when it does not exist. Pausing a paused group keeps its first pause time.</summary>
+    public async Task<GroupSettings?> SetPausedAsync(string id, bool paused, CancellationToken cancellationToken)
+    {
+        var writeLock = WriteLockFor(id);
+        await writeLock.WaitAsync(cancellationToken);
+        try
+        {
+            // From the store in a cluster: another node may have paused or resumed it a moment ago.
+            var current = _store.HasPeers ? _store.Load(id) : Current(id);
+            if (current is null)
+            {
+                return null;
+            }
+
+            if ((current.PausedAt is not null) == paused)
+            {
+                return current;
+            }
+
+            var now = _time.GetUtcNow();
+            var pausedAt = paused ? now : (DateTimeOffset?)null;
+            if (!await _store.SetPausedAsync(id, pausedAt, now, CancellationToken.None))
+            {
+                return null;
+            }
+
+            var settings = current with { PausedAt = pausedAt, UpdatedAt = DateTimeOffset.FromUnixTimeMilliseconds(now.ToUnixTimeMilliseconds()) };
+            _groups[id] = settings;
+            Changed?.Invoke(new GroupChange(id, settings));
+            return settings;
+        }
+        finally
+        {
+            writeLock.Release();
+        }
+    }
+
     public async Task<bool> DeleteAsync(string id, CancellationToken cancellationToken)
     {
         var writeLock = WriteLockFor(id);
@@ -178,7 +215,8 @@ public sealed class GroupRegistry
         }
 
         var now = _time.GetUtcNow();
-        var settings = GroupSettings.FromValidDefinition(id, definition, current?.CreatedAt ?? now, now);
+        // A new definition keeps the group's pause: only resume ends it.
+        var settings = GroupSettings.FromValidDefinition(id, definition, current?.CreatedAt ?? now, now) with { PausedAt = current?.PausedAt };
 
         // The queue is ready before the definition is stored, so ingress never accepts for a group without a queue.
         await _queue.PrepareGroupAsync(id, settings.HandlerTimeout, CancellationToken.None);

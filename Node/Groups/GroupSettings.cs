@@ -20,6 +20,9 @@ public sealed record GroupSettings(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt)
 {
+    /// <summary>Since when an operator has paused the group (nothing is processed); null while it runs.</summary>
+    public DateTimeOffset? PausedAt { get; init; }
+
     /// <summary>Long enough for a typical HTTP handler; long jobs use continuations instead of longer calls.</summary>
     public const double DefaultHandlerTimeoutSeconds = 30;
 
@@ -61,7 +64,9 @@ public sealed record GroupSettings(
         Scheme is { } scheme ? new VerificationResponse(VerificationSchemes.ToWire(scheme), !string.IsNullOrEmpty(Secret)) : null,
         MaxPayloadBytes,
         CreatedAt,
-        UpdatedAt);
+        UpdatedAt,
+        PausedAt is not null,
+        PausedAt);
 
     /// <summary>Builds settings from a definition that <see cref="GroupValidator"/> accepted.</summary>
     public static GroupSettings FromValidDefinition(string id, GroupDefinition definition, DateTimeOffset createdAt, DateTimeOffset updatedAt)

@@ -39,6 +39,35 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             return created;
         }, cancellationToken);
 
+    /// <summary>
+    /// Pauses the group (<paramref name="pausedAt"/> set) or resumes it (null) as a change other nodes follow; its
+    /// updated_at moves too, which is how a node tells a change it has not applied. False when the group does not exist.
+    /// </summary>
+    public Task<bool> SetPausedAsync(string id, DateTimeOffset? pausedAt, DateTimeOffset now, CancellationToken cancellationToken) =>
+        database.WriteAsync(context =>
+        {
+            OrderChanges(context);
+            var pause = context.Command("UPDATE groups SET paused_at = @paused, updated_at = @now WHERE id = @id;");
+            pause.Add("@id", id);
+            pause.Add("@now", now.ToUnixTimeMilliseconds());
+            if (pausedAt is { } at)
+            {
+                pause.Add("@paused", at.ToUnixTimeMilliseconds());
+            }
+            else
+            {
+                pause.Add("@paused", DBNull.Value);
+            }
+
+            if (pause.ExecuteNonQuery() == 0)
+            {
+                return false;
+            }
+
+            RecordChange(context, id, now);
+            return true;
+        }, cancellationToken);
+
     /// <summary>Removes the group with its messages, dead letters, dedup keys and counters; false when it did not exist.</summary>
     public Task<bool> DeleteAsync(string id, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
@@ -66,7 +95,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
     {
         using var connection = database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, definition, created_at, updated_at FROM groups ORDER BY id;";
+        command.CommandText = "SELECT id, definition, created_at, updated_at, paused_at FROM groups ORDER BY id;";
         return ReadAll(command);
     }
 
@@ -74,7 +103,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
     {
         using var connection = database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT id, definition, created_at, updated_at FROM groups WHERE id = @id;";
+        command.CommandText = "SELECT id, definition, created_at, updated_at, paused_at FROM groups WHERE id = @id;";
         command.Add("@id", id);
         return ReadAll(command).SingleOrDefault();
     }
@@ -153,7 +182,10 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
                 reader.GetString(0),
                 definition,
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
-                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))) with
+            {
+                PausedAt = reader.IsDBNull(4) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)),
+            });
         }
 
         return groups;

@@ -67,7 +67,9 @@ public static class ObservabilityEndpoints
             counts.Throttled,
             snapshot?.Tokens ?? settings.Burst,
             settings.RatePerSecond,
-            snapshot?.PausedUntil));
+            snapshot?.PausedUntil,
+            settings.PausedAt is not null,
+            settings.PausedAt));
     }
 
     private static async Task<IResult> MetricsAsync(
@@ -96,6 +98,13 @@ public static class ObservabilityEndpoints
 
         text.Metric("clusterqueue_groups", "gauge", "Defined groups.");
         text.Sample("clusterqueue_groups", registry.Count);
+
+        // Only the paused ones: with thousands of groups a series each would be mostly zeros.
+        text.Metric("clusterqueue_group_paused", "gauge", "1 for each group an operator paused.");
+        foreach (var paused in registry.All.Where(g => g.PausedAt is not null).OrderBy(g => g.Id, StringComparer.Ordinal))
+        {
+            text.Sample("clusterqueue_group_paused", 1, "group", paused.Id);
+        }
         text.Metric("clusterqueue_active_actors", "gauge", "Groups with a running actor on this node.");
         text.Sample("clusterqueue_active_actors", dispatcher.ActiveActors);
         text.Metric("clusterqueue_handler_calls_in_flight", "gauge", "Handler calls in flight on this node, against Processing:MaxCallsInFlight.");

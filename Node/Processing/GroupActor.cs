@@ -250,7 +250,7 @@ internal sealed class GroupActor : ISlotWaiter
         _awaitingSlots = false;
         if (_early.Count > 0)
         {
-            if (now < _pausedUntil || _bucket.TimeUntilToken(now) > MaxLeaseLead || !_ownership.Owns(GroupId))
+            if (now < _pausedUntil || _settings.PausedAt is not null || _bucket.TimeUntilToken(now) > MaxLeaseLead || !_ownership.Owns(GroupId))
             {
                 // Paused, slowed down by a change, or moving away: the messages would wait longer than they were leased early.
                 await ReleaseEarlyAsync();
@@ -262,7 +262,7 @@ internal sealed class GroupActor : ISlotWaiter
             }
         }
 
-        if (now < _pausedUntil)
+        if (now < _pausedUntil || _settings.PausedAt is not null)
         {
             return null;
         }
@@ -394,6 +394,12 @@ internal sealed class GroupActor : ISlotWaiter
         if (now < _pausedUntil)
         {
             return _pausedUntil - now;
+        }
+
+        if (_settings.PausedAt is not null)
+        {
+            // Until the resume, which arrives as a reconfiguration; calls in flight still report back meanwhile.
+            return null;
         }
 
         if (_early.Count > 0)

@@ -54,6 +54,12 @@ public interface IMessageQueue
 
     Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Deletes the group's queued messages (an operator's purge) and returns how many went. The store queue keeps the
+    /// ones in a handler call right now, which finish as usual; SQS's purge takes those too.
+    /// </summary>
+    Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken);
+
     /// <summary>Pending messages per group, for metrics.</summary>
     Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken);
 

@@ -510,6 +510,47 @@ public sealed class MessageRecords
     /// never confirmed since <paramref name="acceptingBefore"/> (the SQS queue's ingress died between its two writes;
     /// the sender was never acknowledged and will retry), a chunk of each at a time.
     /// </summary>
+    /// <summary>
+    /// Deletes one chunk of the group's queued messages: those not leased right now, or with <paramref name="leasedToo"/>
+    /// every queued record (the SQS queue, whose records cannot tell). Returns the ids of the deleted ones whose body
+    /// is in the payload store, and how many went; an empty chunk means done.
+    /// </summary>
+    public Task<(int Deleted, List<string> Offloaded)> PurgeQueuedChunkAsync(string groupId, bool leasedToo, CancellationToken cancellationToken) =>
+        _database.WriteAsync(context =>
+        {
+            var select = context.Command($"""
+                SELECT id, payload_offloaded FROM messages
+                WHERE group_id = @group AND state = {StateQueued} {(leasedToo ? "" : "AND (lease_token IS NULL OR visible_at <= @now)")}
+                LIMIT @chunk;
+                """);
+            select.Add("@group", groupId);
+            select.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            select.Add("@chunk", PurgeChunk);
+            var ids = new List<string>();
+            var offloaded = new List<string>();
+            using (var reader = select.ExecuteReader())
+            {
+                while (reader.Read())
+                {
+                    ids.Add(reader.GetString(0));
+                    if (reader.GetInt32(1) != 0)
+                    {
+                        offloaded.Add(reader.GetString(0));
+                    }
+                }
+            }
+
+            if (ids.Count == 0)
+            {
+                return (0, offloaded);
+            }
+
+            // Still queued and not leased since the select: both ran in this transaction, so nothing came between.
+            var delete = context.Command($"DELETE FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")}) AND state = {StateQueued};");
+            delete.Add("@ids", System.Text.Json.JsonSerializer.Serialize(ids));
+            return (delete.ExecuteNonQuery(), offloaded);
+        }, cancellationToken);
+
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, DateTimeOffset acceptingBefore, CancellationToken cancellationToken) =>
         _database.WriteAsync(context =>
         {

@@ -37,6 +37,8 @@ public static class QueueEndpoints
         admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.");
         admin.MapPost("/groups/{id}/dead-letters/redrive", RedriveAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
             .WithSummary("Send dead letters back to the queue: all of them, or those named in messageIds.");
+        admin.MapPost("/groups/{id}/purge", PurgeAsync).WithTags("Groups")
+            .WithSummary("Delete the group's queued messages; ?confirm= must repeat the group id. Messages in a handler call finish as usual (on the SQS queue, SQS's purge takes them too).");
         admin.MapGet("/messages/{messageId}", StatusAsync).WithTags("Messages").WithSummary("Status of one message: queued, processing, delivered or dead.");
         return admin;
     }
@@ -91,6 +93,23 @@ public static class QueueEndpoints
         }
 
         return TypedResults.Ok(new RedriveResult(count));
+    }
+
+    private static async Task<Results<Ok<PurgeResult>, ValidationProblem, ProblemHttpResult>> PurgeAsync(
+        string id, string? confirm, GroupRegistry registry, IMessageQueue queue, CancellationToken cancellationToken)
+    {
+        if (await registry.FindAsync(id, cancellationToken) is null)
+        {
+            return GroupProblems.NotFound(id);
+        }
+
+        // A purge cannot be undone: the caller names the group twice, so a mistyped or copied URL deletes nothing.
+        if (!string.Equals(confirm, id, StringComparison.Ordinal))
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["confirm"] = [$"Purging deletes the queued messages for good: repeat the group id, ?confirm={id}."] });
+        }
+
+        return TypedResults.Ok(new PurgeResult(await queue.PurgeQueueAsync(id, cancellationToken)));
     }
 
     private static async Task<Results<Ok<MessageStatus>, ProblemHttpResult>> StatusAsync(string messageId, IMessageQueue queue, CancellationToken cancellationToken) =>

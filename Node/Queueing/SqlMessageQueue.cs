@@ -38,6 +38,17 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
     public Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken) =>
         Records.InsertAsync(message, MessageRecords.StateQueued, DateTimeOffset.MinValue, cancellationToken);
 
+    public async Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while ((await Records.PurgeQueuedChunkAsync(groupId, leasedToo: false, cancellationToken)).Deleted is var deleted and > 0)
+        {
+            total += deleted;
+        }
+
+        return total;
+    }
+
     public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         var fence = _ownership.FenceFor(groupId);

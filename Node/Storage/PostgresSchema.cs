@@ -131,6 +131,11 @@ internal static class PostgresSchema
         ALTER TABLE group_counters DROP CONSTRAINT group_counters_pkey;
         ALTER TABLE group_counters ADD PRIMARY KEY (group_id, slot);
         """,
+        """
+        -- An operator's pause (POST /v1/groups/{id}/pause): while set, the group's messages are taken in but not
+        -- processed. Apart from the definition, so a PUT or PATCH of the definition never resumes a group by accident.
+        ALTER TABLE groups ADD COLUMN paused_at bigint;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

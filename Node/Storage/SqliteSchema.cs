@@ -108,6 +108,11 @@ internal static class SqliteSchema
         DROP TABLE group_counters;
         ALTER TABLE group_counters_slotted RENAME TO group_counters;
         """,
+        """
+        -- An operator's pause (POST /v1/groups/{id}/pause): while set, the group's messages are taken in but not
+        -- processed. Apart from the definition, so a PUT or PATCH of the definition never resumes a group by accident.
+        ALTER TABLE groups ADD COLUMN paused_at INTEGER;
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

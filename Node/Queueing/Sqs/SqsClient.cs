@@ -119,6 +119,10 @@ public sealed class SqsClient : IDisposable
     public Task DeleteQueueAsync(string queueUrl, CancellationToken cancellationToken = default) =>
         CallAsync("DeleteQueue", new QueueUrlRequest(queueUrl), SqsJsonContext.Default.QueueUrlRequest, cancellationToken);
 
+    /// <summary>Deletes every message in the queue, in flight or not. SQS allows one purge per queue every 60 seconds.</summary>
+    public Task PurgeQueueAsync(string queueUrl, CancellationToken cancellationToken = default) =>
+        CallAsync("PurgeQueue", new QueueUrlRequest(queueUrl), SqsJsonContext.Default.QueueUrlRequest, cancellationToken);
+
     public async Task<SqsSentMessage> SendMessageAsync(string queueUrl, SqsOutgoingMessage message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);

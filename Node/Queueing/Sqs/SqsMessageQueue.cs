@@ -240,6 +240,39 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         return reserved;
     }
 
+    public async Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken)
+    {
+        if (Known(groupId) is { } queue)
+        {
+            try
+            {
+                await _client.PurgeQueueAsync(queue.Url, cancellationToken);
+            }
+            catch (SqsException e) when (e.ErrorCode.Contains("PurgeQueueInProgress", StringComparison.Ordinal))
+            {
+                throw new QueueUnavailableException($"SQS allows one purge of group {groupId}'s queue every 60 seconds; the last one is still under way.", e);
+            }
+            catch (SqsException e) when (e.Kind != SqsErrorKind.QueueDoesNotExist)
+            {
+                throw new QueueUnavailableException($"SQS did not purge the queue of group {groupId}: {e.Message}", e);
+            }
+        }
+
+        // SQS took its copies, in flight or not; the records follow. A call still running finds no record when it ends
+        // and writes its outcome anew (RecordOutcomeAsync), so its delivery or dead letter still shows.
+        var total = 0;
+        while (await Records.PurgeQueuedChunkAsync(groupId, leasedToo: true, cancellationToken) is { Deleted: > 0 } chunk)
+        {
+            total += chunk.Deleted;
+            foreach (var id in chunk.Offloaded)
+            {
+                await _payloads.DeleteAsync(groupId, id, CancellationToken.None);
+            }
+        }
+
+        return total;
+    }
+
     public async Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         if (Known(groupId) is not { } queue)
