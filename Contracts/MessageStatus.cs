@@ -9,4 +9,5 @@ public sealed record MessageStatus(
     string? LastError,
     DateTimeOffset CreatedAt,
     DateTimeOffset? VisibleAt,
-    DateTimeOffset? CompletedAt);
+    DateTimeOffset? CompletedAt,
+    MessageResult? Result = null);

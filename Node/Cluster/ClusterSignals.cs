@@ -12,7 +12,8 @@ namespace ClusterQueue.Node.Cluster;
 /// <list type="bullet">
 /// <item>group definitions changed: read <c>group_changes</c> after the last change seen and refresh those groups;</item>
 /// <item>a group has new messages (ingress on a node that does not own it): wake its actor here if this node owns it;</item>
-/// <item>membership or leases changed: run the coordinator's round now instead of at its next tick.</item>
+/// <item>membership or leases changed: run the coordinator's round now instead of at its next tick;</item>
+/// <item>a message a sender waits for has its outcome: wake that sender's request if it waits here.</item>
 /// </list>
 /// A notification can be missed (a reconnect), so the change log is also polled every <c>ChangePollInterval</c>, and the
 /// dispatcher's sweep wakes groups with pending messages as before.
@@ -29,6 +30,7 @@ public sealed class ClusterSignals : BackgroundService
     private readonly ClusterOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterSignals> _logger;
+    private readonly Ingress.OutcomeWaiters _outcomes;
     private long _seenChange;
     private volatile bool _changesPending = true;
 
@@ -41,8 +43,10 @@ public sealed class ClusterSignals : BackgroundService
         ClusterCoordinator coordinator,
         IOptions<ClusterOptions> options,
         TimeProvider time,
+        Ingress.OutcomeWaiters outcomes,
         ILogger<ClusterSignals> logger)
     {
+        _outcomes = outcomes;
         _database = database;
         _leases = leases;
         _registry = registry;
@@ -71,7 +75,7 @@ public sealed class ClusterSignals : BackgroundService
                 await using var connection = await _database.ControlSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += OnNotification;
                 await using (var listen = new NpgsqlCommand(
-                    $"LISTEN {ShardLeaseStore.GroupsChannel}; LISTEN {ShardLeaseStore.WakeChannel}; LISTEN {ShardLeaseStore.ClusterChannel};", connection))
+                    $"LISTEN {ShardLeaseStore.GroupsChannel}; LISTEN {ShardLeaseStore.WakeChannel}; LISTEN {ShardLeaseStore.ClusterChannel}; LISTEN {PostgresDatabase.OutcomesChannel};", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
@@ -119,6 +123,9 @@ public sealed class ClusterSignals : BackgroundService
                 break;
             case ShardLeaseStore.ClusterChannel:
                 _coordinator.Poke();
+                break;
+            case PostgresDatabase.OutcomesChannel:
+                _outcomes.Announce(notification.Payload);
                 break;
         }
     }

@@ -19,6 +19,7 @@ public static class IngressEndpoints
     {
         services.AddOptions<IngressOptions>().Bind(configuration.GetSection(IngressOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<SignatureVerifier>();
+        services.AddSingleton<OutcomeWaiters>();
         return services;
     }
 
@@ -27,12 +28,20 @@ public static class IngressEndpoints
         endpoints.MapPost("/hooks/{id}", IngestAsync)
             .WithTags("Ingress")
             .WithSummary("Ingest one message for the group; 202 once it is durable.")
-            .WithDescription("The body is stored as sent, with its content type. A delivery id header (webhook-id, svix-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, Idempotency-Key) de-duplicates retries. A delayed message: ?delay=<seconds> or ?notBefore=<RFC 3339 time>, or the headers ClusterQueue-Delay / ClusterQueue-Not-Before (one of the four); it is durable at once and processed when due, under the group's rate (at most Ingress:MaxDelay ahead, 7 days by default).")
-            .Accepts<byte[]>("application/octet-stream", "application/json", "*/*");
+            .WithDescription("The body is stored as sent, with its content type. A delivery id header (webhook-id, svix-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, Idempotency-Key) de-duplicates retries. A delayed message: ?delay=<seconds> or ?notBefore=<RFC 3339 time>, or the headers ClusterQueue-Delay / ClusterQueue-Not-Before (one of the four); it is durable at once and processed when due, under the group's rate (at most Ingress:MaxDelay ahead, 7 days by default). Synchronous mode: ?wait=<seconds> (cut to Ingress:MaxWait, 30 s by default) answers with the downstream's status, content type and body once the message is delivered, 502 with problem details if it is dead-lettered, or 202 with Location: /v1/messages/{id} if the wait runs out first; the message is durable before the wait starts.")
+            .Accepts<byte[]>("application/octet-stream", "application/json", "*/*")
+            .Produces<IngestAccepted>(StatusCodes.Status202Accepted)
+            .Produces(StatusCodes.Status200OK)
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status502BadGateway)
+            .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
         return endpoints;
     }
 
-    private static async Task<Results<Accepted<IngestAccepted>, ValidationProblem, ProblemHttpResult>> IngestAsync(
+    private static async Task<IResult> IngestAsync(
         string id,
         HttpRequest request,
         GroupRegistry registry,
@@ -40,6 +49,7 @@ public static class IngressEndpoints
         GroupDispatcher dispatcher,
         SignatureVerifier verifier,
         NodeMetrics metrics,
+        OutcomeWaiters outcomes,
         IOptions<IngressOptions> options,
         TimeProvider time,
         CancellationToken cancellationToken)
@@ -56,6 +66,19 @@ public static class IngressEndpoints
         {
             metrics.Rejected("schedule");
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [schedule.Error!] });
+        }
+
+        TimeSpan? wait = null;
+        if (request.Query.TryGetValue("wait", out var waitValue))
+        {
+            if (!double.TryParse(waitValue.ToString(), System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
+                || !double.IsFinite(seconds) || seconds <= 0)
+            {
+                metrics.Rejected("wait");
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["wait"] = ["wait must be a number of seconds above 0, such as 10 or 2.5."] });
+            }
+
+            wait = TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWait.TotalSeconds));
         }
 
         var body = await RequestBody.ReadAsync(request, group.MaxPayloadBytes, cancellationToken);
@@ -100,7 +123,8 @@ public static class IngressEndpoints
             body,
             deliveryId,
             now + options.Value.DeduplicationWindow,
-            schedule.NotBefore);
+            schedule.NotBefore,
+            WantsResult: wait is not null);
 
         // Once queued, the write may commit whatever the caller does; the wake-up below must follow it regardless.
         var result = await queue.EnqueueAsync(message, CancellationToken.None);
@@ -127,6 +151,15 @@ public static class IngressEndpoints
                 break;
         }
 
-        return TypedResults.Accepted($"/v1/messages/{result.MessageId}", new IngestAccepted(result.MessageId, result.Outcome == EnqueueOutcome.Duplicate));
+        var accepted = TypedResults.Accepted($"/v1/messages/{result.MessageId}", new IngestAccepted(result.MessageId, result.Outcome == EnqueueOutcome.Duplicate));
+        if (wait is not { } waitFor)
+        {
+            return accepted;
+        }
+
+        // Durable already: a sender that drops the connection now loses nothing, it only stops waiting.
+        return await SyncResult.WaitAsync(result.MessageId, waitFor, queue, outcomes, time, cancellationToken) is { } outcome
+            ? SyncResult.Answer(outcome, request.HttpContext.Response)
+            : accepted;
     }
 }

@@ -19,4 +19,9 @@ public sealed class IngressOptions
     /// keeping a typo (seconds meant as milliseconds) from parking a message for years.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "365.00:00:00", ErrorMessage = "ClusterQueue:Ingress:MaxDelay must be between 0 and 365 days.")]
     public TimeSpan MaxDelay { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>The longest a sender may wait for a message's result (?wait=); a longer wait is cut to this. Thirty
+    /// seconds stays inside common load balancer and client timeouts.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "ClusterQueue:Ingress:MaxWait must be between 1 second and 10 minutes.")]
+    public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
 }

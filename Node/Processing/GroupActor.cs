@@ -548,10 +548,11 @@ internal sealed class GroupActor : ISlotWaiter
         var now = _time.GetUtcNow();
         switch (outcome)
         {
-            case HandlerOutcome.Delivered:
-                if (await _queue.CompleteAsync(message, CancellationToken.None))
+            case HandlerOutcome.Delivered delivered:
+                if (await _queue.CompleteAsync(message, delivered.Result, CancellationToken.None))
                 {
                     _metrics.Delivered(GroupId);
+                    _dispatcher.Outcomes.Announce(message.Id);
                 }
 
                 return (null, null);
@@ -594,6 +595,7 @@ internal sealed class GroupActor : ISlotWaiter
     {
         if (await _queue.DeadLetterAsync(message, error, CancellationToken.None))
         {
+            _dispatcher.Outcomes.Announce(message.Id);
             _metrics.Failed(GroupId);
             _metrics.DeadLettered(GroupId);
             Log.DeadLettered(_logger, message.Id, GroupId, message.Attempt, error);

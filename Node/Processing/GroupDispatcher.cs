@@ -46,8 +46,10 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         NodeMetrics metrics,
         NodeReadiness readiness,
         ShardOwnership ownership,
+        Ingress.OutcomeWaiters outcomes,
         ILogger<GroupDispatcher> logger)
     {
+        Outcomes = outcomes;
         _registry = registry;
         _queue = queue;
         _handler = handler;
@@ -60,6 +62,9 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         CallSlots = new CallSlots(_options.MaxCallsInFlight);
         _registry.Changed += OnGroupChanged;
     }
+
+    /// <summary>Requests on this node waiting for a message's outcome; actors announce each final outcome.</summary>
+    internal Ingress.OutcomeWaiters Outcomes { get; }
 
     /// <summary>The node-wide cap on handler calls in flight, shared by every actor.</summary>
     internal CallSlots CallSlots { get; }

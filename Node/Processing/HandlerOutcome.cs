@@ -7,8 +7,8 @@ public abstract record HandlerOutcome
     {
     }
 
-    /// <summary>Done: the message is deleted.</summary>
-    public sealed record Delivered : HandlerOutcome;
+    /// <summary>Done: the message is deleted. <paramref name="Result"/> is the downstream's answer when a sender waits for it.</summary>
+    public sealed record Delivered(Queueing.DeliveryResult? Result = null) : HandlerOutcome;
 
     /// <summary>
     /// The attempt failed; it is retried after the group's backoff until maxAttempts, then dead-lettered.

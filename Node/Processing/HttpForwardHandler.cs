@@ -50,7 +50,9 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         {
             if (response.IsSuccessStatusCode)
             {
-                return HandlerOutcome.Success;
+                return delivery.Message.WantsResult
+                    ? new HandlerOutcome.Delivered(await ReadResultAsync(response, cancellationToken))
+                    : HandlerOutcome.Success;
             }
 
             var status = (int)response.StatusCode;
@@ -79,6 +81,27 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         }
 
         return null;
+    }
+
+    /// <summary>The answer a waiting sender gets; a body over <see cref="DeliveryResult.MaxBodyBytes"/> is left out.</summary>
+    private static async Task<Queueing.DeliveryResult> ReadResultAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        var contentType = response.Content.Headers.TryGetValues("Content-Type", out var values) ? string.Join(", ", values) : null;
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var body = new MemoryStream();
+        var buffer = new byte[81920];
+        int n;
+        while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (body.Length + n > Queueing.DeliveryResult.MaxBodyBytes)
+            {
+                return new Queueing.DeliveryResult((int)response.StatusCode, contentType, null);
+            }
+
+            body.Write(buffer, 0, n);
+        }
+
+        return new Queueing.DeliveryResult((int)response.StatusCode, contentType, body.ToArray());
     }
 
     private static async Task<string> ReadErrorAsync(HttpResponseMessage response, CancellationToken cancellationToken)

@@ -39,6 +39,9 @@ public interface IMessageQueue
 
     Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken);
 
+    /// <summary>Completes the message, keeping what the downstream answered when a sender waits for it.</summary>
+    Task<bool> CompleteAsync(LeasedMessage message, DeliveryResult? result, CancellationToken cancellationToken);
+
     Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken);
 
     Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken);

@@ -15,4 +15,7 @@ public sealed record LeasedMessage(
 {
     /// <summary>The body came from the payload store (too large for SQS) and is deleted from there when the message is done.</summary>
     public bool Offloaded { get; init; }
+
+    /// <summary>A sender waits for this message's result: the handler keeps the downstream's answer and the outcome is announced.</summary>
+    public bool WantsResult { get; init; }
 }

@@ -62,7 +62,7 @@ public sealed class MessageRecords
         for (var i = 0; i < insertions.Count; i++)
         {
             var (message, state, acceptingBefore) = insertions[i];
-            if (message.DeduplicationKey is null && message.NotBefore is null)
+            if (message.DeduplicationKey is null && message.NotBefore is null && !message.WantsResult)
             {
                 plain.Add(i);
             }
@@ -162,8 +162,8 @@ public sealed class MessageRecords
         }
 
         var insert = context.Command("""
-            INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
-            SELECT @id, @group, @state, @visible, @contentType, @body, @size, @now
+            INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at, wants_result)
+            SELECT @id, @group, @state, @visible, @contentType, @body, @size, @now, @wantsResult
             WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group);
             """);
         insert.Add("@id", message.Id);
@@ -171,6 +171,7 @@ public sealed class MessageRecords
         insert.Add("@state", state);
         insert.Add("@now", now);
         insert.Add("@visible", Math.Max(now, message.NotBefore?.ToUnixTimeMilliseconds() ?? now));
+        insert.Add("@wantsResult", message.WantsResult ? 1 : 0);
         insert.AddText("@contentType", message.ContentType);
         insert.AddBytes("@body", state == StateQueued ? message.Body : null);
         insert.Add("@size", message.Body.LongLength);
@@ -194,6 +195,17 @@ public sealed class MessageRecords
 
         context.Count(message.GroupId, CounterChange.Ingest);
         return new EnqueueResult(EnqueueOutcome.Accepted, message.Id);
+    }
+
+    /// <summary>Tells other nodes at commit that a waited-for message has its outcome (PostgreSQL; a no-op alone).</summary>
+    internal static void AnnounceOutcome(SqlWriteContext context, SqlDatabase database, string messageId)
+    {
+        if (database.OutcomeNotification is { } notify)
+        {
+            var command = context.Command(notify);
+            command.Add("@outcome_id", messageId);
+            command.ExecuteNonQuery();
+        }
     }
 
     /// <summary>SQS accepted the message: its record becomes queued and its delivery id a duplicate for later requests.</summary>
@@ -231,17 +243,25 @@ public sealed class MessageRecords
     /// is written even if it is missing (a reservation purged while SQS still had the message), and only once: a
     /// second outcome for the same message (a stale receipt, a re-delivery) changes nothing and returns false.
     /// </summary>
-    public Task<bool> RecordOutcomeAsync(LeasedMessage message, int state, string? error, byte[]? deadBody, bool offloaded, CancellationToken cancellationToken) =>
+    public Task<bool> RecordOutcomeAsync(LeasedMessage message, int state, string? error, byte[]? deadBody, bool offloaded, CancellationToken cancellationToken, DeliveryResult? result = null) =>
         _database.WriteAsync(context =>
         {
             var record = context.Command($"""
-                INSERT INTO messages (id, group_id, state, visible_at, attempts, last_error, content_type, body, size_bytes, created_at, completed_at, payload_offloaded)
-                VALUES (@id, @group, @state, @now, @attempts, @error, @contentType, @body, @size, @created, @now, @offloaded)
+                INSERT INTO messages (id, group_id, state, visible_at, attempts, last_error, content_type, body, size_bytes, created_at, completed_at, payload_offloaded,
+                                      wants_result, result_status, result_content_type, result_body)
+                VALUES (@id, @group, @state, @now, @attempts, @error, @contentType, @body, @size, @created, @now, @offloaded,
+                        @wantsResult, @resultStatus, @resultContentType, @resultBody)
                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,
                     last_error = coalesce(excluded.last_error, messages.last_error), body = excluded.body,
-                    completed_at = excluded.completed_at, payload_offloaded = excluded.payload_offloaded
+                    completed_at = excluded.completed_at, payload_offloaded = excluded.payload_offloaded,
+                    result_status = excluded.result_status, result_content_type = excluded.result_content_type, result_body = excluded.result_body
                 WHERE messages.state IN ({StateQueued}, {StateAccepting}, {StateRedriving});
                 """);
+            record.Add("@wantsResult", message.WantsResult ? 1 : 0);
+            record.Add("@resultStatus", result?.Status, System.Data.DbType.Int32);
+
+            record.AddText("@resultContentType", result?.ContentType);
+            record.AddBytes("@resultBody", result?.Body);
             record.Add("@id", message.Id);
             record.Add("@group", message.GroupId);
             record.Add("@state", state);
@@ -259,6 +279,11 @@ public sealed class MessageRecords
             }
 
             context.Count(message.GroupId, state == StateDelivered ? CounterChange.Delivery : CounterChange.Death);
+            if (message.WantsResult)
+            {
+                AnnounceOutcome(context, _database, message.Id);
+            }
+
             return true;
         }, cancellationToken);
 
@@ -415,7 +440,8 @@ public sealed class MessageRecords
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
         command.CommandText = """
-            SELECT id, group_id, state, attempts, last_error, created_at, visible_at, completed_at, lease_token
+            SELECT id, group_id, state, attempts, last_error, created_at, visible_at, completed_at, lease_token,
+                   result_status, result_content_type, result_body
             FROM messages WHERE id = @id;
             """;
         command.Add("@id", messageId);
@@ -443,8 +469,28 @@ public sealed class MessageRecords
             reader.IsDBNull(4) ? null : reader.GetString(4),
             DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)),
             state == StateQueued ? visibleAt : null,
-            reader.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7))));
+            reader.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
+            reader.IsDBNull(9) ? null : ReadResult(reader.GetInt32(9), reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetFieldValue<byte[]>(11))));
     }
+
+    private static MessageResult ReadResult(int status, string? contentType, byte[]? body)
+    {
+        if (body is null)
+        {
+            return new MessageResult(status, contentType, null, null);
+        }
+
+        try
+        {
+            return new MessageResult(status, contentType, StrictUtf8.GetString(body), null);
+        }
+        catch (System.Text.DecoderFallbackException)
+        {
+            return new MessageResult(status, contentType, null, Convert.ToBase64String(body));
+        }
+    }
+
+    private static readonly System.Text.UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken)
     {

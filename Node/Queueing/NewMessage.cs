@@ -11,4 +11,5 @@ public sealed record NewMessage(
     byte[] Body,
     string? DeduplicationKey,
     DateTimeOffset DeduplicationExpiresAt,
-    DateTimeOffset? NotBefore = null);
+    DateTimeOffset? NotBefore = null,
+    bool WantsResult = false);

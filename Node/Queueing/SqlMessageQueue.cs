@@ -67,7 +67,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                     SELECT seq FROM messages
                     WHERE group_id = @group AND state = 0 AND visible_at <= @now {(fence is null ? "" : ShardFenceSql)}
                     ORDER BY visible_at, seq LIMIT @max {database.SkipLocked})
-                RETURNING seq, id, attempts, content_type, body, created_at;
+                RETURNING seq, id, attempts, content_type, body, created_at, wants_result;
                 """);
             lease.Add("@until", (now + leaseDuration).ToUnixTimeMilliseconds());
             lease.Add("@token", token);
@@ -94,7 +94,10 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                         reader.GetInt32(2),
                         reader.IsDBNull(3) ? null : reader.GetString(3),
                         reader.IsDBNull(4) ? [] : reader.GetFieldValue<byte[]>(4),
-                        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)))));
+                        DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)))
+                    {
+                        WantsResult = reader.GetInt32(6) != 0,
+                    }));
                 }
             }
 
@@ -114,14 +117,21 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
     // everything ingress promises wait for the disk.
 
     public Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken) =>
+        CompleteAsync(message, null, cancellationToken);
+
+    public Task<bool> CompleteAsync(LeasedMessage message, DeliveryResult? result, CancellationToken cancellationToken) =>
         ChangeLeased(
             message,
-            $"state = {StateDelivered}, body = NULL, lease_token = NULL, completed_at = @at",
+            result is null
+                ? $"state = {StateDelivered}, body = NULL, lease_token = NULL, completed_at = @at"
+                : $"state = {StateDelivered}, body = NULL, lease_token = NULL, completed_at = @at, result_status = @resultStatus, result_content_type = @resultContentType, result_body = @resultBody",
             time.GetUtcNow(),
             null,
             CounterChange.Delivery,
             cancellationToken,
-            WriteAcknowledgement.WhenCommitted);
+            // A waiting sender is told at once, so its result must be on disk first.
+            message.WantsResult ? WriteAcknowledgement.WhenDurable : WriteAcknowledgement.WhenCommitted,
+            result);
 
     public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
         ChangeLeased(
@@ -154,7 +164,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
         string? error,
         CounterChange? counter,
         CancellationToken cancellationToken,
-        WriteAcknowledgement acknowledgement = WriteAcknowledgement.WhenDurable)
+        WriteAcknowledgement acknowledgement = WriteAcknowledgement.WhenDurable,
+        DeliveryResult? result = null)
     {
         var token = long.Parse(message.Receipt, System.Globalization.CultureInfo.InvariantCulture);
         return database.WriteAsync(context =>
@@ -168,10 +179,22 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                 update.AddText("@error", error);
             }
 
+            if (result is not null)
+            {
+                update.Add("@resultStatus", result.Status);
+                update.AddText("@resultContentType", result.ContentType);
+                update.AddBytes("@resultBody", result.Body);
+            }
+
             var changed = update.ExecuteNonQuery() == 1;
             if (changed && counter is { } change)
             {
                 context.Count(message.GroupId, change);
+            }
+
+            if (changed && message.WantsResult && counter is { Delivered: > 0 } or { Dead: > 0 })
+            {
+                MessageRecords.AnnounceOutcome(context, database, message.Id);
             }
 
             return changed;

@@ -51,6 +51,11 @@ public sealed class PostgresDatabase : SqlDatabase
 
     public override string GroupsChangedNotification => $"SELECT pg_notify('{GroupsChannel}', '');";
 
+    /// <summary>The channel on which a node announces a waited-for message's outcome; the payload is the message id.</summary>
+    public const string OutcomesChannel = "clusterqueue_outcomes";
+
+    public override string OutcomeNotification => $"SELECT pg_notify('{OutcomesChannel}', @outcome_id);";
+
     /// <summary>Any fixed number, apart from the migration lock's: the transaction-scoped lock that orders group change records.</summary>
     private const long ChangeOrderLockKey = 0x436c51_4368_6e67;
 

@@ -136,6 +136,14 @@ internal static class PostgresSchema
         -- processed. Apart from the definition, so a PUT or PATCH of the definition never resumes a group by accident.
         ALTER TABLE groups ADD COLUMN paused_at bigint;
         """,
+        """
+        -- Synchronous mode (POST /hooks/{id}?wait=): a message whose sender waits wants its result kept, and the call
+        -- that delivered it leaves the downstream's status, content type and body here.
+        ALTER TABLE messages ADD COLUMN wants_result integer NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN result_status integer;
+        ALTER TABLE messages ADD COLUMN result_content_type text;
+        ALTER TABLE messages ADD COLUMN result_body bytea;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

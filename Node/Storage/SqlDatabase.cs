@@ -38,6 +38,12 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>A statement that tells other nodes, at commit, that group definitions changed; null where there are no other nodes.</summary>
     public virtual string? GroupsChangedNotification => null;
 
+    /// <summary>
+    /// A statement (with one parameter, <c>@outcome_id</c>) that tells other nodes, at commit, that a message someone
+    /// waits for has its outcome; null where there are no other nodes (the node's own waiters hear it directly).
+    /// </summary>
+    public virtual string? OutcomeNotification => null;
+
     /// <summary>A statement that holds writers recording group changes to one at a time until commit; null with a single writer.</summary>
     public virtual string? ChangeOrderLock => null;
 

@@ -113,6 +113,14 @@ internal static class SqliteSchema
         -- processed. Apart from the definition, so a PUT or PATCH of the definition never resumes a group by accident.
         ALTER TABLE groups ADD COLUMN paused_at INTEGER;
         """,
+        """
+        -- Synchronous mode (POST /hooks/{id}?wait=): a message whose sender waits wants its result kept, and the call
+        -- that delivered it leaves the downstream's status, content type and body here.
+        ALTER TABLE messages ADD COLUMN wants_result INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE messages ADD COLUMN result_status INTEGER;
+        ALTER TABLE messages ADD COLUMN result_content_type TEXT;
+        ALTER TABLE messages ADD COLUMN result_body BLOB;
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

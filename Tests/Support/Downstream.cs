@@ -17,7 +17,7 @@ public sealed record DownstreamCall(
     string? Node = null);
 
 /// <summary>What the downstream answers: a status, an optional Retry-After, and how long it takes.</summary>
-public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null)
+public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null, string? ContentType = null)
 {
     public static DownstreamReply Ok { get; } = new(200);
 }
@@ -123,6 +123,11 @@ public sealed class Downstream : IAsyncDisposable
             if (reply.RetryAfter is not null)
             {
                 context.Response.Headers.RetryAfter = reply.RetryAfter;
+            }
+
+            if (reply.ContentType is not null)
+            {
+                context.Response.ContentType = reply.ContentType;
             }
 
             if (reply.Body is not null)

@@ -20,6 +20,9 @@ public static class SqsEnvelope
     /// <summary>When a delayed message is due (unix ms), if that is beyond the delay of the copy that carries it.</summary>
     public const string NotBeforeAttribute = "cq-not-before";
 
+    /// <summary>Present ("1") when a sender waits for the message's result.</summary>
+    public const string WantsResultAttribute = "cq-wants-result";
+
     /// <summary>How the body is carried: absent for text as it is, else one of the values below.</summary>
     public const string BodyAttribute = "cq-body";
 
@@ -32,7 +35,7 @@ public static class SqsEnvelope
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null)
+    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null, bool wantsResult = false)
     {
         var attributes = new Dictionary<string, SqsMessageAttribute>(5)
         {
@@ -44,6 +47,11 @@ public static class SqsEnvelope
         if (!string.IsNullOrEmpty(contentType))
         {
             attributes[ContentTypeAttribute] = SqsMessageAttribute.String(contentType);
+        }
+
+        if (wantsResult)
+        {
+            attributes[WantsResultAttribute] = SqsMessageAttribute.String("1");
         }
 
         if (notBefore is { } due)
@@ -143,7 +151,8 @@ public static class SqsEnvelope
             message.MessageAttributes.TryGetValue(NotBeforeAttribute, out var due)
                 && long.TryParse(due.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var dueMs)
                 ? DateTimeOffset.FromUnixTimeMilliseconds(dueMs)
-                : null);
+                : null,
+            message.MessageAttributes.ContainsKey(WantsResultAttribute));
         return true;
     }
 
@@ -175,5 +184,5 @@ public static class SqsEnvelope
     }
 
     /// <summary>A received ClusterQueue message; Body is null when the payload store holds it.</summary>
-    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null);
+    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null, bool WantsResult = false);
 }

@@ -209,12 +209,12 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         var offloaded = false;
         try
         {
-            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false, delay, notBefore);
+            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false, delay, notBefore, message.WantsResult);
             if (SqsEnvelope.Size(outgoing) > _options.MaxMessageBytes)
             {
                 await _payloads.PutAsync(message.GroupId, message.Id, message.Body, cancellationToken);
                 offloaded = true;
-                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true, delay, notBefore);
+                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true, delay, notBefore, message.WantsResult);
             }
 
             await SendAsync(message.GroupId, outgoing);
@@ -346,7 +346,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             // A delayed message one send could not hold back long enough: the next hop, with the time left. This
             // receive is not an attempt, and the payload (if offloaded) stays where it is.
-            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due);
+            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due, decoded.WantsResult);
             await Unavailable("delay message " + decoded.Id, () => SendAsync(groupId, hop));
             await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
             return null;
@@ -356,6 +356,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         var leased = new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, decoded.SpentAttempts + attempt, decoded.ContentType, body ?? [], decoded.CreatedAt)
         {
             Offloaded = decoded.Body is null,
+            WantsResult = decoded.WantsResult,
         };
 
         if (body is null)
@@ -370,11 +371,14 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     public Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
         ChangeVisibilityAsync(message, leaseDuration, cancellationToken);
 
-    public async Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken)
+    public Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken) =>
+        CompleteAsync(message, null, cancellationToken);
+
+    public async Task<bool> CompleteAsync(LeasedMessage message, DeliveryResult? result, CancellationToken cancellationToken)
     {
         // The record first, as for a dead letter: a crash before the SQS delete only means the message is received and
         // delivered again, while the other order would leave a record saying "queued" for a message SQS no longer has.
-        var recorded = await Records.RecordOutcomeAsync(message, MessageRecords.StateDelivered, null, null, offloaded: false, CancellationToken.None);
+        var recorded = await Records.RecordOutcomeAsync(message, MessageRecords.StateDelivered, null, null, offloaded: false, CancellationToken.None, result);
         var deleted = await DeleteAsync(message, cancellationToken);
         if (recorded && deleted && message.Offloaded)
         {
@@ -481,7 +485,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>Returns a message to its queue without counting the attempt: a new copy carries the attempts spent, then the received copy goes.</summary>
     private async Task<bool> SendAgainAsync(LeasedMessage message, TimeSpan delay, CancellationToken cancellationToken)
     {
-        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay));
+        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay), wantsResult: message.WantsResult);
         await Unavailable("return message " + message.Id, () => SendAsync(message.GroupId, copy));
         return await DeleteAsync(message, cancellationToken);
     }

@@ -1,0 +1,101 @@
+using ClusterQueue.Contracts;
+using ClusterQueue.Node.Queueing;
+
+namespace ClusterQueue.Node.Ingress;
+
+/// <summary>Synchronous mode (<c>POST /hooks/{id}?wait=</c>): waiting for a message's final outcome, and the answer made of it.</summary>
+public static class SyncResult
+{
+    /// <summary>The header naming the message on a synchronous answer, which carries the downstream's own body.</summary>
+    public const string MessageIdHeader = "ClusterQueue-Message-Id";
+
+    // Only against an announcement lost on its way (a listener reconnecting): a re-read this often costs nothing.
+    private static readonly TimeSpan SafetyRead = TimeSpan.FromSeconds(2);
+
+    /// <summary>The message's status once it is delivered or dead, or null when <paramref name="wait"/> ran out first.</summary>
+    public static async Task<MessageStatus?> WaitAsync(string messageId, TimeSpan wait, IMessageQueue queue, OutcomeWaiters outcomes, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var deadline = time.GetUtcNow() + wait;
+        try
+        {
+            while (true)
+            {
+                // Registered before the read: an outcome recorded between the two still wakes this loop.
+                var next = outcomes.Next(messageId);
+                var status = await queue.GetStatusAsync(messageId, cancellationToken);
+                if (status is { State: "delivered" or "dead" })
+                {
+                    outcomes.Leave(messageId, next);
+                    return status;
+                }
+
+                var left = deadline - time.GetUtcNow();
+                if (left <= TimeSpan.Zero)
+                {
+                    outcomes.Leave(messageId, next);
+                    return null;
+                }
+
+                await Task.WhenAny(next, Task.Delay(left < SafetyRead ? left : SafetyRead, time, cancellationToken));
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The sender left; the message is durable and carries on without it.
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Delivered: the downstream's status, content type and body (a result over 1 MiB was not kept: its status with an
+    /// empty body; a message whose result nobody asked for when it was ingested: its status JSON). Dead: 502.
+    /// </summary>
+    public static IResult Answer(MessageStatus status, HttpResponse response)
+    {
+        response.Headers[MessageIdHeader] = status.MessageId;
+        if (status.State == "dead")
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status502BadGateway,
+                title: "The message was dead-lettered",
+                detail: status.LastError,
+                extensions: new Dictionary<string, object?>
+                {
+                    ["messageId"] = status.MessageId,
+                    ["attempts"] = status.Attempts,
+                    ["lastError"] = status.LastError,
+                });
+        }
+
+        if (status.Result is not { } result)
+        {
+            return TypedResults.Ok(status);
+        }
+
+        var body = result.Body is { } text ? System.Text.Encoding.UTF8.GetBytes(text)
+            : result.BodyBase64 is { } encoded ? Convert.FromBase64String(encoded)
+            : [];
+        return new DownstreamAnswer(result.Status, result.ContentType, body);
+    }
+
+    /// <summary>The downstream's answer as it was: its status code, content type and body.</summary>
+    private sealed class DownstreamAnswer(int status, string? contentType, byte[] body) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            if (contentType is not null)
+            {
+                httpContext.Response.ContentType = contentType;
+            }
+
+            // 204 and 304 carry no body by definition.
+            if (body.Length > 0 && status is not (StatusCodes.Status204NoContent or StatusCodes.Status304NotModified))
+            {
+                httpContext.Response.ContentLength = body.Length;
+                await httpContext.Response.Body.WriteAsync(body);
+            }
+        }
+    }
+}
