@@ -15,4 +15,7 @@ public sealed record GroupDefinition
     public RetryBackoffDefinition? RetryBackoff { get; init; }
     public VerificationDefinition? Verification { get; init; }
     public long? MaxPayloadBytes { get; init; }
+
+    /// <summary>Continuation steps one message may take (the downstream answering ClusterQueue-Continue); default 100.</summary>
+    public int? MaxSteps { get; init; }
 }

@@ -12,6 +12,7 @@ public sealed record GroupResponse(
     RetryBackoffResponse RetryBackoff,
     VerificationResponse? Verification,
     long MaxPayloadBytes,
+    int MaxSteps,
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     bool Paused = false,

@@ -10,4 +10,7 @@ public sealed record MessageStatus(
     DateTimeOffset CreatedAt,
     DateTimeOffset? VisibleAt,
     DateTimeOffset? CompletedAt,
-    MessageResult? Result = null);
+    MessageResult? Result = null,
+    int Step = 1,
+    string? Cursor = null,
+    IReadOnlyList<MessageStep>? Steps = null);

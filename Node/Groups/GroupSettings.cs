@@ -20,6 +20,12 @@ public sealed record GroupSettings(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt)
 {
+    /// <summary>A hundred steps of a long job (each under the handler timeout) cover hours of work.</summary>
+    public const int DefaultMaxSteps = 100;
+
+    /// <summary>Continuation steps one message may take; the step after the last is a dead letter.</summary>
+    public int MaxSteps { get; init; } = DefaultMaxSteps;
+
     /// <summary>Since when an operator has paused the group (nothing is processed); null while it runs.</summary>
     public DateTimeOffset? PausedAt { get; init; }
 
@@ -49,6 +55,7 @@ public sealed record GroupSettings(
         RetryBackoff = new RetryBackoffDefinition { InitialSeconds = BackoffInitial.TotalSeconds, MaxSeconds = BackoffMax.TotalSeconds },
         Verification = Scheme is { } scheme ? new VerificationDefinition { Scheme = VerificationSchemes.ToWire(scheme), Secret = Secret } : null,
         MaxPayloadBytes = MaxPayloadBytes,
+        MaxSteps = MaxSteps,
     };
 
     /// <summary>What the API returns: never the secret.</summary>
@@ -63,6 +70,7 @@ public sealed record GroupSettings(
         new RetryBackoffResponse(BackoffInitial.TotalSeconds, BackoffMax.TotalSeconds),
         Scheme is { } scheme ? new VerificationResponse(VerificationSchemes.ToWire(scheme), !string.IsNullOrEmpty(Secret)) : null,
         MaxPayloadBytes,
+        MaxSteps,
         CreatedAt,
         UpdatedAt,
         PausedAt is not null,
@@ -91,6 +99,9 @@ public sealed record GroupSettings(
             scheme is null ? null : definition.Verification!.Secret,
             definition.MaxPayloadBytes ?? DefaultMaxPayloadBytes,
             createdAt,
-            updatedAt);
+            updatedAt)
+        {
+            MaxSteps = definition.MaxSteps ?? DefaultMaxSteps,
+        };
     }
 }

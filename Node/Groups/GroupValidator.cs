@@ -25,6 +25,9 @@ public static partial class GroupValidator
     /// <summary>Bodies are held in memory while they are ingested and handled, so one message stays well under that budget.</summary>
     public const long MaxPayloadBytesLimit = 32L * 1024 * 1024;
 
+    /// <summary>A message's step chain is kept whole in its status, so it stays bounded.</summary>
+    public const int MaxStepsLimit = 1000;
+
     // \z, not $: $ also matches before a final newline, which would let "orders\n" through.
     [GeneratedRegex(@"^[A-Za-z0-9._-]{1,128}\z")]
     private static partial Regex GroupIdPattern();
@@ -113,6 +116,11 @@ public static partial class GroupValidator
             Fail("maxPayloadBytes", $"maxPayloadBytes must be an integer from 1 to {MaxPayloadBytesLimit}.");
         }
 
+        if (definition.MaxSteps is { } maxSteps && (maxSteps < 1 || maxSteps > MaxStepsLimit))
+        {
+            Fail("maxSteps", $"maxSteps must be an integer from 1 to {MaxStepsLimit}.");
+        }
+
         return errors;
     }
 
@@ -134,5 +142,6 @@ public static partial class GroupValidator
             : current.RetryBackoff,
         Verification = patch.Verification ?? current.Verification,
         MaxPayloadBytes = patch.MaxPayloadBytes ?? current.MaxPayloadBytes,
+        MaxSteps = patch.MaxSteps ?? current.MaxSteps,
     };
 }

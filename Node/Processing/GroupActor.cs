@@ -557,6 +557,15 @@ internal sealed class GroupActor : ISlotWaiter
 
                 return (null, null);
 
+            case HandlerOutcome.Continue next when message.Step >= settings.MaxSteps:
+                await DeadLetterAsync(message, $"step {message.Step} asked for another ({HttpForwardHandler.ContinueHeader}), and the group allows {settings.MaxSteps} steps (maxSteps)");
+                return (null, null);
+
+            case HandlerOutcome.Continue next:
+                // The next step is visible at once and waits for a token like any message.
+                await _queue.ContinueAsync(message, next.Cursor, next.Status, CancellationToken.None);
+                return (now, null);
+
             case HandlerOutcome.Throttled throttled:
                 var pause = throttled.RetryAfter < _options.MaxThrottlePause ? throttled.RetryAfter : _options.MaxThrottlePause;
                 var until = now + pause;

@@ -11,6 +11,12 @@ public abstract record HandlerOutcome
     public sealed record Delivered(Queueing.DeliveryResult? Result = null) : HandlerOutcome;
 
     /// <summary>
+    /// The step is done and the job goes on: the message is queued again (same id, same group, same bucket) with the
+    /// cursor, and its next call carries it. <paramref name="Status"/> is the downstream's HTTP status.
+    /// </summary>
+    public sealed record Continue(string Cursor, int Status) : HandlerOutcome;
+
+    /// <summary>
     /// The attempt failed; it is retried after the group's backoff until maxAttempts, then dead-lettered.
     /// <paramref name="Status"/> is the downstream's HTTP status when it answered (null for a connection error or timeout).
     /// </summary>

@@ -15,6 +15,17 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
     public const string GroupHeader = "ClusterQueue-Group";
     public const string AttemptHeader = "ClusterQueue-Attempt";
 
+    /// <summary>A downstream's answer header asking for another step of a long job; its value is the cursor.</summary>
+    public const string ContinueHeader = "ClusterQueue-Continue";
+
+    /// <summary>On a continued message's calls: the step (1-based) and the cursor the previous step returned.</summary>
+    public const string StepHeader = "ClusterQueue-Step";
+
+    public const string CursorHeader = "ClusterQueue-Cursor";
+
+    /// <summary>A cursor is a position, not a payload: it travels in a header on every call and is kept with every step.</summary>
+    public const int MaxCursorLength = 1024;
+
     /// <summary>Which node made the call: in a cluster, where to look for its logs.</summary>
     public const string NodeHeader = "ClusterQueue-Node";
 
@@ -35,6 +46,11 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         request.Headers.TryAddWithoutValidation(GroupHeader, delivery.Group.Id);
         request.Headers.TryAddWithoutValidation(AttemptHeader, delivery.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Headers.TryAddWithoutValidation(NodeHeader, nodeId);
+        if (delivery.Message.Cursor is { } cursor)
+        {
+            request.Headers.TryAddWithoutValidation(StepHeader, delivery.Message.Step.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            request.Headers.TryAddWithoutValidation(CursorHeader, cursor);
+        }
 
         HttpResponseMessage response;
         try
@@ -48,6 +64,14 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
 
         using (response)
         {
+            if (response.IsSuccessStatusCode && response.Headers.TryGetValues(ContinueHeader, out var continues))
+            {
+                var next = string.Join(",", continues);
+                return IsValidCursor(next)
+                    ? new HandlerOutcome.Continue(next, (int)response.StatusCode)
+                    : new HandlerOutcome.Failed($"invalid {ContinueHeader} header: a cursor is 1 to {MaxCursorLength} visible ASCII characters", (int)response.StatusCode);
+            }
+
             if (response.IsSuccessStatusCode)
             {
                 return delivery.Message.WantsResult
@@ -66,6 +90,9 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
             return new HandlerOutcome.Failed(error, status);
         }
     }
+
+    private static bool IsValidCursor(string cursor) =>
+        cursor.Length is > 0 and <= MaxCursorLength && cursor.All(c => c is >= '!' and <= '~');
 
     private TimeSpan? RetryAfter(RetryConditionHeaderValue? header)
     {

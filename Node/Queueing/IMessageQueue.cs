@@ -42,6 +42,12 @@ public interface IMessageQueue
     /// <summary>Completes the message, keeping what the downstream answered when a sender waits for it.</summary>
     Task<bool> CompleteAsync(LeasedMessage message, DeliveryResult? result, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Finishes the message's current step and queues its next, visible at once, with <paramref name="cursor"/> and
+    /// attempts starting again; in one transaction on the SQL queue. False when the lease was lost.
+    /// </summary>
+    Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken);
+
     Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken);
 
     Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken);

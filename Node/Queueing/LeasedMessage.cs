@@ -18,4 +18,9 @@ public sealed record LeasedMessage(
 
     /// <summary>A sender waits for this message's result: the handler keeps the downstream's answer and the outcome is announced.</summary>
     public bool WantsResult { get; init; }
+
+    /// <summary>The continuation step this call is (1-based), and the cursor the previous step returned.</summary>
+    public int Step { get; init; } = 1;
+
+    public string? Cursor { get; init; }
 }

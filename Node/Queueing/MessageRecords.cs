@@ -208,6 +208,48 @@ public sealed class MessageRecords
         }
     }
 
+    /// <summary>
+    /// Moves a message SQS holds from step <see cref="LeasedMessage.Step"/> to the next, with its cursor, only if the
+    /// record is still on that step: of two copies continuing the same step, one advances the chain.
+    /// </summary>
+    public Task<bool> AdvanceStepAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken) =>
+        _database.WriteAsync(context =>
+        {
+            var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND step = @step AND state = {StateQueued};");
+            read.Add("@id", message.Id);
+            read.Add("@step", message.Step);
+            string? finished;
+            using (var reader = read.ExecuteReader())
+            {
+                if (!reader.Read())
+                {
+                    return false;
+                }
+
+                finished = reader.IsDBNull(0) ? null : reader.GetString(0);
+            }
+
+            var now = _time.GetUtcNow();
+            var next = context.Command($"UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL, visible_at = @now WHERE id = @id AND step = @step AND state = {StateQueued};");
+            next.Add("@id", message.Id);
+            next.Add("@step", message.Step);
+            next.AddText("@cursor", cursor);
+            next.AddText("@steps", MessageSteps.Append(finished, new MessageStep(message.Step, cursor, status, now)));
+            next.Add("@now", now.ToUnixTimeMilliseconds());
+            return next.ExecuteNonQuery() == 1;
+        }, cancellationToken);
+
+    /// <summary>The step a message's record is on, its cursor, and whether it is still queued; null without a record.</summary>
+    public (int Step, string? Cursor, bool Queued)? ReadStep(string messageId)
+    {
+        using var connection = _database.OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT step, cursor, state FROM messages WHERE id = @id;";
+        command.Add("@id", messageId);
+        using var reader = command.ExecuteReader();
+        return reader.Read() ? (reader.GetInt32(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2) == StateQueued) : null;
+    }
+
     /// <summary>SQS accepted the message: its record becomes queued and its delivery id a duplicate for later requests.</summary>
     public Task ConfirmAsync(string messageId, CancellationToken cancellationToken) =>
         _database.WriteAsync(context =>
@@ -441,7 +483,7 @@ public sealed class MessageRecords
         using var command = connection.CreateCommand();
         command.CommandText = """
             SELECT id, group_id, state, attempts, last_error, created_at, visible_at, completed_at, lease_token,
-                   result_status, result_content_type, result_body
+                   result_status, result_content_type, result_body, step, cursor, steps
             FROM messages WHERE id = @id;
             """;
         command.Add("@id", messageId);
@@ -470,7 +512,10 @@ public sealed class MessageRecords
             DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)),
             state == StateQueued ? visibleAt : null,
             reader.IsDBNull(7) ? null : DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(7)),
-            reader.IsDBNull(9) ? null : ReadResult(reader.GetInt32(9), reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetFieldValue<byte[]>(11))));
+            reader.IsDBNull(9) ? null : ReadResult(reader.GetInt32(9), reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetFieldValue<byte[]>(11)),
+            reader.GetInt32(12),
+            reader.IsDBNull(13) ? null : reader.GetString(13),
+            reader.IsDBNull(14) ? null : MessageSteps.Read(reader.GetString(14))));
     }
 
     private static MessageResult ReadResult(int status, string? contentType, byte[]? body)

@@ -67,7 +67,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                     SELECT seq FROM messages
                     WHERE group_id = @group AND state = 0 AND visible_at <= @now {(fence is null ? "" : ShardFenceSql)}
                     ORDER BY visible_at, seq LIMIT @max {database.SkipLocked})
-                RETURNING seq, id, attempts, content_type, body, created_at, wants_result;
+                RETURNING seq, id, attempts, content_type, body, created_at, wants_result, step, cursor;
                 """);
             lease.Add("@until", (now + leaseDuration).ToUnixTimeMilliseconds());
             lease.Add("@token", token);
@@ -97,6 +97,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                         DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)))
                     {
                         WantsResult = reader.GetInt32(6) != 0,
+                        Step = reader.GetInt32(7),
+                        Cursor = reader.IsDBNull(8) ? null : reader.GetString(8),
                     }));
                 }
             }
@@ -132,6 +134,41 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             // A waiting sender is told at once, so its result must be on disk first.
             message.WantsResult ? WriteAcknowledgement.WhenDurable : WriteAcknowledgement.WhenCommitted,
             result);
+
+    public Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken)
+    {
+        var token = long.Parse(message.Receipt, System.Globalization.CultureInfo.InvariantCulture);
+        return database.WriteAsync(context =>
+        {
+            var now = time.GetUtcNow();
+            var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND lease_token = @token AND state = {StatePending};");
+            read.Add("@id", message.Id);
+            read.Add("@token", token);
+            string? finished;
+            using (var reader = read.ExecuteReader())
+            {
+                if (!reader.Read())
+                {
+                    return false;
+                }
+
+                finished = reader.IsDBNull(0) ? null : reader.GetString(0);
+            }
+
+            var steps = MessageSteps.Append(finished, new MessageStep(message.Step, cursor, status, now));
+            var next = context.Command($"""
+                UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL,
+                    visible_at = @now, lease_token = NULL
+                WHERE id = @id AND lease_token = @token AND state = {StatePending};
+                """);
+            next.Add("@id", message.Id);
+            next.Add("@token", token);
+            next.AddText("@cursor", cursor);
+            next.AddText("@steps", steps);
+            next.Add("@now", now.ToUnixTimeMilliseconds());
+            return next.ExecuteNonQuery() == 1;
+        }, WriteAcknowledgement.WhenCommitted, cancellationToken);
+    }
 
     public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
         ChangeLeased(

@@ -144,6 +144,13 @@ internal static class PostgresSchema
         ALTER TABLE messages ADD COLUMN result_content_type text;
         ALTER TABLE messages ADD COLUMN result_body bytea;
         """,
+        """
+        -- Continuations: the step a message is on (1-based), the cursor its last step returned, and the finished steps
+        -- as a JSON array ({step, cursor, status, finishedAt}), bounded by the group's maxSteps.
+        ALTER TABLE messages ADD COLUMN step integer NOT NULL DEFAULT 1;
+        ALTER TABLE messages ADD COLUMN cursor text;
+        ALTER TABLE messages ADD COLUMN steps text;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

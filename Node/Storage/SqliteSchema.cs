@@ -121,6 +121,13 @@ internal static class SqliteSchema
         ALTER TABLE messages ADD COLUMN result_content_type TEXT;
         ALTER TABLE messages ADD COLUMN result_body BLOB;
         """,
+        """
+        -- Continuations: the step a message is on (1-based), the cursor its last step returned, and the finished steps
+        -- as a JSON array ({step, cursor, status, finishedAt}), bounded by the group's maxSteps.
+        ALTER TABLE messages ADD COLUMN step INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE messages ADD COLUMN cursor TEXT;
+        ALTER TABLE messages ADD COLUMN steps TEXT;
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

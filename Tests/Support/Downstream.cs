@@ -14,10 +14,12 @@ public sealed record DownstreamCall(
     int Attempt,
     string? ContentType,
     byte[] Body,
-    string? Node = null);
+    string? Node = null,
+    string? Cursor = null,
+    int Step = 0);
 
 /// <summary>What the downstream answers: a status, an optional Retry-After, and how long it takes.</summary>
-public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null, string? ContentType = null)
+public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null, string? ContentType = null, string? Continue = null)
 {
     public static DownstreamReply Ok { get; } = new(200);
 }
@@ -102,7 +104,9 @@ public sealed class Downstream : IAsyncDisposable
                 int.TryParse(context.Request.Headers["ClusterQueue-Attempt"].ToString(), out var attempt) ? attempt : 0,
                 context.Request.ContentType,
                 body.ToArray(),
-                context.Request.Headers["ClusterQueue-Node"].ToString());
+                context.Request.Headers["ClusterQueue-Node"].ToString(),
+                context.Request.Headers.TryGetValue("ClusterQueue-Cursor", out var cursor) ? cursor.ToString() : null,
+                int.TryParse(context.Request.Headers["ClusterQueue-Step"].ToString(), out var step) ? step : 0);
             _calls.Enqueue(call);
             var reply = Reply(call);
             if (reply.Delay is { } delay)
@@ -123,6 +127,11 @@ public sealed class Downstream : IAsyncDisposable
             if (reply.RetryAfter is not null)
             {
                 context.Response.Headers.RetryAfter = reply.RetryAfter;
+            }
+
+            if (reply.Continue is not null)
+            {
+                context.Response.Headers["ClusterQueue-Continue"] = reply.Continue;
             }
 
             if (reply.ContentType is not null)

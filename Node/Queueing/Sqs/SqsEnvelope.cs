@@ -20,6 +20,11 @@ public static class SqsEnvelope
     /// <summary>When a delayed message is due (unix ms), if that is beyond the delay of the copy that carries it.</summary>
     public const string NotBeforeAttribute = "cq-not-before";
 
+    /// <summary>A continued message's step (absent: 1) and the cursor the previous step returned.</summary>
+    public const string StepAttribute = "cq-step";
+
+    public const string CursorAttribute = "cq-cursor";
+
     /// <summary>Present ("1") when a sender waits for the message's result.</summary>
     public const string WantsResultAttribute = "cq-wants-result";
 
@@ -35,7 +40,7 @@ public static class SqsEnvelope
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null, bool wantsResult = false)
+    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null, bool wantsResult = false, int step = 1, string? cursor = null)
     {
         var attributes = new Dictionary<string, SqsMessageAttribute>(5)
         {
@@ -47,6 +52,12 @@ public static class SqsEnvelope
         if (!string.IsNullOrEmpty(contentType))
         {
             attributes[ContentTypeAttribute] = SqsMessageAttribute.String(contentType);
+        }
+
+        if (cursor is not null)
+        {
+            attributes[StepAttribute] = SqsMessageAttribute.Number(step.ToString(CultureInfo.InvariantCulture));
+            attributes[CursorAttribute] = SqsMessageAttribute.String(cursor);
         }
 
         if (wantsResult)
@@ -152,7 +163,10 @@ public static class SqsEnvelope
                 && long.TryParse(due.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var dueMs)
                 ? DateTimeOffset.FromUnixTimeMilliseconds(dueMs)
                 : null,
-            message.MessageAttributes.ContainsKey(WantsResultAttribute));
+            message.MessageAttributes.ContainsKey(WantsResultAttribute),
+            message.MessageAttributes.TryGetValue(StepAttribute, out var step)
+                && int.TryParse(step.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var stepNumber) ? stepNumber : 1,
+            message.MessageAttributes.TryGetValue(CursorAttribute, out var cursor) ? cursor.StringValue : null);
         return true;
     }
 
@@ -184,5 +198,5 @@ public static class SqsEnvelope
     }
 
     /// <summary>A received ClusterQueue message; Body is null when the payload store holds it.</summary>
-    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null, bool WantsResult = false);
+    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null, bool WantsResult = false, int Step = 1, string? Cursor = null);
 }

@@ -346,8 +346,23 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             // A delayed message one send could not hold back long enough: the next hop, with the time left. This
             // receive is not an attempt, and the payload (if offloaded) stays where it is.
-            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due, decoded.WantsResult);
+            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due, decoded.WantsResult, decoded.Step, decoded.Cursor);
             await Unavailable("delay message " + decoded.Id, () => SendAsync(groupId, hop));
+            await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
+            return null;
+        }
+
+        // A copy behind its record's step is left over from a continuation that advanced the record and then stopped
+        // (a crash before the next step's send or before this copy's delete). It is never called again; if the chain is
+        // still queued, the current step is sent (again, perhaps: two copies of one step converge at their next advance).
+        if (Records.ReadStep(decoded.Id) is { } record && record.Step > decoded.Step)
+        {
+            if (record.Queued)
+            {
+                var current = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], 0, decoded.Body is null, wantsResult: decoded.WantsResult, step: record.Step, cursor: record.Cursor);
+                await Unavailable("continue message " + decoded.Id, () => SendAsync(groupId, current));
+            }
+
             await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
             return null;
         }
@@ -357,6 +372,8 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             Offloaded = decoded.Body is null,
             WantsResult = decoded.WantsResult,
+            Step = decoded.Step,
+            Cursor = decoded.Cursor,
         };
 
         if (body is null)
@@ -386,6 +403,20 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         }
 
         return recorded && deleted;
+    }
+
+    public async Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken)
+    {
+        // The record first: it decides which copy carries the chain on. A crash after it and before the send leaves the
+        // received copy behind its record, and its next receive sends the step (ReadAsync).
+        var advanced = await Records.AdvanceStepAsync(message, cursor, status, CancellationToken.None);
+        if (advanced)
+        {
+            var next = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, 0, message.Offloaded, wantsResult: message.WantsResult, step: message.Step + 1, cursor: cursor);
+            await Unavailable("continue message " + message.Id, () => SendAsync(message.GroupId, next));
+        }
+
+        return await DeleteAsync(message, cancellationToken) && advanced;
     }
 
     public async Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken)
@@ -485,7 +516,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>Returns a message to its queue without counting the attempt: a new copy carries the attempts spent, then the received copy goes.</summary>
     private async Task<bool> SendAgainAsync(LeasedMessage message, TimeSpan delay, CancellationToken cancellationToken)
     {
-        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay), wantsResult: message.WantsResult);
+        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay), wantsResult: message.WantsResult, step: message.Step, cursor: message.Cursor);
         await Unavailable("return message " + message.Id, () => SendAsync(message.GroupId, copy));
         return await DeleteAsync(message, cancellationToken);
     }
