@@ -18,4 +18,7 @@ public sealed record GroupDefinition
 
     /// <summary>Continuation steps one message may take (the downstream answering ClusterQueue-Continue); default 100.</summary>
     public int? MaxSteps { get; init; }
+
+    /// <summary>Adaptive back-pressure against a target that answers 429/503; off when absent.</summary>
+    public AdaptiveRateDefinition? AdaptiveRate { get; init; }
 }

@@ -16,4 +16,5 @@ public sealed record GroupResponse(
     DateTimeOffset CreatedAt,
     DateTimeOffset UpdatedAt,
     bool Paused = false,
-    DateTimeOffset? PausedAt = null);
+    DateTimeOffset? PausedAt = null,
+    AdaptiveRateDefinition? AdaptiveRate = null);

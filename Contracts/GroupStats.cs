@@ -17,4 +17,5 @@ public sealed record GroupStats(
     double RatePerSecond,
     DateTimeOffset? PausedUntil,
     bool Paused = false,
-    DateTimeOffset? PausedAt = null);
+    DateTimeOffset? PausedAt = null,
+    double? EffectiveRatePerSecond = null);

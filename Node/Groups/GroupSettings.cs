@@ -26,6 +26,11 @@ public sealed record GroupSettings(
     /// <summary>Continuation steps one message may take; the step after the last is a dead letter.</summary>
     public int MaxSteps { get; init; } = DefaultMaxSteps;
 
+    /// <summary>As defined (stored and returned as given); <see cref="Adaptive"/> is its resolved form, null when off.</summary>
+    public AdaptiveRateDefinition? AdaptiveRateDefinition { get; init; }
+
+    public Processing.AdaptiveRateSettings? Adaptive => Processing.AdaptiveRateSettings.From(AdaptiveRateDefinition, RatePerSecond);
+
     /// <summary>Since when an operator has paused the group (nothing is processed); null while it runs.</summary>
     public DateTimeOffset? PausedAt { get; init; }
 
@@ -56,6 +61,7 @@ public sealed record GroupSettings(
         Verification = Scheme is { } scheme ? new VerificationDefinition { Scheme = VerificationSchemes.ToWire(scheme), Secret = Secret } : null,
         MaxPayloadBytes = MaxPayloadBytes,
         MaxSteps = MaxSteps,
+        AdaptiveRate = AdaptiveRateDefinition,
     };
 
     /// <summary>What the API returns: never the secret.</summary>
@@ -74,7 +80,10 @@ public sealed record GroupSettings(
         CreatedAt,
         UpdatedAt,
         PausedAt is not null,
-        PausedAt);
+        PausedAt,
+        Adaptive is { } adaptive
+            ? new AdaptiveRateDefinition { Enabled = true, DecreaseFactor = adaptive.DecreaseFactor, IncreasePerSecond = adaptive.IncreasePerSecond, MinRatePerSecond = adaptive.MinRatePerSecond }
+            : AdaptiveRateDefinition);
 
     /// <summary>Builds settings from a definition that <see cref="GroupValidator"/> accepted.</summary>
     public static GroupSettings FromValidDefinition(string id, GroupDefinition definition, DateTimeOffset createdAt, DateTimeOffset updatedAt)
@@ -102,6 +111,7 @@ public sealed record GroupSettings(
             updatedAt)
         {
             MaxSteps = definition.MaxSteps ?? DefaultMaxSteps,
+            AdaptiveRateDefinition = definition.AdaptiveRate,
         };
     }
 }

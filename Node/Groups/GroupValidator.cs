@@ -116,6 +116,25 @@ public static partial class GroupValidator
             Fail("maxPayloadBytes", $"maxPayloadBytes must be an integer from 1 to {MaxPayloadBytesLimit}.");
         }
 
+        if (definition.AdaptiveRate is { } adaptive)
+        {
+            var configuredRate = definition.RatePerSecond ?? 0;
+            if (adaptive.DecreaseFactor is { } factor && (!double.IsFinite(factor) || factor < 0.01 || factor > 0.99))
+            {
+                Fail("adaptiveRate.decreaseFactor", "adaptiveRate.decreaseFactor must be from 0.01 to 0.99.");
+            }
+
+            if (adaptive.IncreasePerSecond is { } increase && (!double.IsFinite(increase) || increase <= 0 || increase > MaxRatePerSecond))
+            {
+                Fail("adaptiveRate.increasePerSecond", $"adaptiveRate.increasePerSecond must be above 0 and at most {MaxRatePerSecond}.");
+            }
+
+            if (adaptive.MinRatePerSecond is { } floor && (!double.IsFinite(floor) || floor <= 0 || floor > configuredRate))
+            {
+                Fail("adaptiveRate.minRatePerSecond", "adaptiveRate.minRatePerSecond must be above 0 and at most ratePerSecond.");
+            }
+        }
+
         if (definition.MaxSteps is { } maxSteps && (maxSteps < 1 || maxSteps > MaxStepsLimit))
         {
             Fail("maxSteps", $"maxSteps must be an integer from 1 to {MaxStepsLimit}.");
@@ -143,5 +162,14 @@ public static partial class GroupValidator
         Verification = patch.Verification ?? current.Verification,
         MaxPayloadBytes = patch.MaxPayloadBytes ?? current.MaxPayloadBytes,
         MaxSteps = patch.MaxSteps ?? current.MaxSteps,
+        AdaptiveRate = patch.AdaptiveRate is { } adaptive
+            ? new AdaptiveRateDefinition
+            {
+                Enabled = adaptive.Enabled ?? current.AdaptiveRate?.Enabled,
+                DecreaseFactor = adaptive.DecreaseFactor ?? current.AdaptiveRate?.DecreaseFactor,
+                IncreasePerSecond = adaptive.IncreasePerSecond ?? current.AdaptiveRate?.IncreasePerSecond,
+                MinRatePerSecond = adaptive.MinRatePerSecond ?? current.AdaptiveRate?.MinRatePerSecond,
+            }
+            : current.AdaptiveRate,
     };
 }

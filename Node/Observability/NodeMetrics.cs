@@ -10,6 +10,7 @@ namespace ClusterQueue.Node.Observability;
 public sealed class NodeMetrics
 {
     private readonly ConcurrentDictionary<string, GroupCounters> _groups = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, double> _lowered = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _rejected = new(StringComparer.Ordinal);
 
     /// <summary>A deleted group's counters go with it: otherwise every group ever used stays in each scrape for the process's life.</summary>
@@ -36,7 +37,26 @@ public sealed class NodeMetrics
     /// <summary>Rejections are counted by reason only: unknown group ids must not create label values.</summary>
     public void Rejected(string reason) => _rejected.AddOrUpdate(reason, 1, (_, n) => n + 1);
 
-    public void Forget(string groupId) => _groups.TryRemove(groupId, out _);
+    /// <summary>A group's effective rate under adaptive back-pressure; only lowered ones are kept (and shown).</summary>
+    public void EffectiveRate(string groupId, double effective, double configured)
+    {
+        if (effective < configured)
+        {
+            _lowered[groupId] = effective;
+        }
+        else
+        {
+            _lowered.TryRemove(groupId, out _);
+        }
+    }
+
+    internal IEnumerable<KeyValuePair<string, double>> LoweredRates => _lowered;
+
+    public void Forget(string groupId)
+    {
+        _groups.TryRemove(groupId, out _);
+        _lowered.TryRemove(groupId, out _);
+    }
 
     internal IEnumerable<KeyValuePair<string, GroupCounters>> Groups => _groups;
 

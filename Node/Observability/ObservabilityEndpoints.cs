@@ -69,7 +69,8 @@ public static class ObservabilityEndpoints
             settings.RatePerSecond,
             snapshot?.PausedUntil,
             settings.PausedAt is not null,
-            settings.PausedAt));
+            settings.PausedAt,
+            snapshot?.RatePerSecond ?? settings.RatePerSecond));
     }
 
     private static async Task<IResult> MetricsAsync(
@@ -98,6 +99,13 @@ public static class ObservabilityEndpoints
 
         text.Metric("clusterqueue_groups", "gauge", "Defined groups.");
         text.Sample("clusterqueue_groups", registry.Count);
+
+        // Only the lowered ones: an absent series means the group runs at its configured rate.
+        text.Metric("clusterqueue_effective_rate", "gauge", "A group's rate lowered by adaptive back-pressure (429/503 from its target), messages per second.");
+        foreach (var (group, rate) in metrics.LoweredRates.OrderBy(r => r.Key, StringComparer.Ordinal))
+        {
+            text.Sample("clusterqueue_effective_rate", rate, "group", group);
+        }
 
         // Only the paused ones: with thousands of groups a series each would be mostly zeros.
         text.Metric("clusterqueue_group_paused", "gauge", "1 for each group an operator paused.");

@@ -42,6 +42,9 @@ internal sealed class GroupActor : ISlotWaiter
 
     private GroupSettings _settings;
     private readonly TokenBucket _bucket;
+
+    // The group's AIMD state when its definition enables it; it lives with this actor (a new actor starts at the configured rate).
+    private AdaptiveRate? _adaptive;
     private int _inFlight;
     private DateTimeOffset _pausedUntil;
     private bool _mayHaveVisible = true;
@@ -90,6 +93,7 @@ internal sealed class GroupActor : ISlotWaiter
         _abort = abort;
         _ownership = ownership;
         _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, time.GetUtcNow(), startTokens);
+        _adaptive = settings.Adaptive is { } adaptive ? new AdaptiveRate(settings.RatePerSecond, adaptive, time.GetUtcNow()) : null;
         Completion = Task.CompletedTask;
     }
 
@@ -167,6 +171,7 @@ internal sealed class GroupActor : ISlotWaiter
                     {
                         // It may still be in line for slots from an earlier lease; its turn must not be lost with it.
                         _dispatcher.CallSlots.PassOn();
+                        _metrics.EffectiveRate(GroupId, _settings.RatePerSecond, _settings.RatePerSecond);
                         Log.ActorRetired(_logger, GroupId);
                         return;
                     }
@@ -207,10 +212,32 @@ internal sealed class GroupActor : ISlotWaiter
                 break;
             case Signal.Reconfigure reconfigure:
                 _settings = reconfigure.Settings;
-                _bucket.Reconfigure(reconfigure.Settings.RatePerSecond, reconfigure.Settings.Burst, _time.GetUtcNow());
+                var changedAt = _time.GetUtcNow();
+                if (reconfigure.Settings.Adaptive is { } adaptive)
+                {
+                    _adaptive ??= new AdaptiveRate(reconfigure.Settings.RatePerSecond, adaptive, changedAt);
+                    _adaptive.Reconfigure(reconfigure.Settings.RatePerSecond, adaptive);
+                }
+                else
+                {
+                    _adaptive = null;
+                }
+
+                _bucket.Reconfigure(_adaptive?.Effective ?? reconfigure.Settings.RatePerSecond, reconfigure.Settings.Burst, changedAt);
+                _metrics.EffectiveRate(GroupId, _bucket.RatePerSecond, reconfigure.Settings.RatePerSecond);
                 break;
             case Signal.Finished finished:
                 _inFlight--;
+                if (_adaptive is { } aimd && finished.Refused is { } refused)
+                {
+                    var at = _time.GetUtcNow();
+                    if (refused ? aimd.Refused(at) : aimd.Succeeded(at))
+                    {
+                        _bucket.Reconfigure(aimd.Effective, _settings.Burst, at);
+                        _metrics.EffectiveRate(GroupId, aimd.Effective, aimd.Configured);
+                    }
+                }
+
                 if (finished.PauseUntil is { } pause && pause > _pausedUntil)
                 {
                     _pausedUntil = pause;
@@ -457,9 +484,10 @@ internal sealed class GroupActor : ISlotWaiter
     {
         DateTimeOffset? retryAt = null;
         DateTimeOffset? pauseUntil = null;
+        HandlerOutcome? outcome = null;
         try
         {
-            var outcome = await CallHandlerAsync(message, settings);
+            outcome = await CallHandlerAsync(message, settings);
             if (outcome is not null)
             {
                 (retryAt, pauseUntil) = await RecordAsync(message, settings, outcome);
@@ -472,7 +500,15 @@ internal sealed class GroupActor : ISlotWaiter
         finally
         {
             _dispatcher.CallSlots.Return(1);
-            _mailbox.Writer.TryWrite(new Signal.Finished(retryAt, pauseUntil));
+            // What adaptive back-pressure counts: a 429/503 (with Retry-After or not) as a refusal, a 2xx as a success.
+            bool? refused = outcome switch
+            {
+                HandlerOutcome.Delivered or HandlerOutcome.Continue => false,
+                HandlerOutcome.Throttled => true,
+                HandlerOutcome.Failed { Status: 429 or 503 } => true,
+                _ => null,
+            };
+            _mailbox.Writer.TryWrite(new Signal.Finished(retryAt, pauseUntil, refused));
         }
     }
 
@@ -620,7 +656,7 @@ internal sealed class GroupActor : ISlotWaiter
 
         public sealed record Reconfigure(GroupSettings Settings) : Signal;
 
-        public sealed record Finished(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil) : Signal;
+        public sealed record Finished(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil, bool? Refused) : Signal;
 
         public sealed record Stop : Signal;
 
