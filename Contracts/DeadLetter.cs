@@ -9,4 +9,5 @@ public sealed record DeadLetter(
     DateTimeOffset CreatedAt,
     DateTimeOffset DeadAt,
     string? ContentType,
-    long SizeBytes);
+    long SizeBytes,
+    IReadOnlyList<AttemptRecord>? AttemptHistory = null);

@@ -13,4 +13,5 @@ public sealed record MessageStatus(
     MessageResult? Result = null,
     int Step = 1,
     string? Cursor = null,
-    IReadOnlyList<MessageStep>? Steps = null);
+    IReadOnlyList<MessageStep>? Steps = null,
+    IReadOnlyList<AttemptRecord>? AttemptHistory = null);

@@ -487,10 +487,18 @@ internal sealed class GroupActor : ISlotWaiter
         HandlerOutcome? outcome = null;
         try
         {
+            var startedAt = _time.GetUtcNow();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
             outcome = await CallHandlerAsync(message, settings);
             if (outcome is not null)
             {
-                (retryAt, pauseUntil) = await RecordAsync(message, settings, outcome);
+                var report = new AttemptReport(startedAt, clock.Elapsed, outcome switch
+                {
+                    HandlerOutcome.Failed failed => failed.Status,
+                    HandlerOutcome.Throttled throttled => throttled.Status,
+                    _ => null,
+                });
+                (retryAt, pauseUntil) = await RecordAsync(message, settings, outcome, report);
             }
         }
         catch (Exception ex)
@@ -579,7 +587,7 @@ internal sealed class GroupActor : ISlotWaiter
     }
 
     /// <summary>Makes the outcome durable; returns when the message is next visible and until when the group pauses.</summary>
-    private async Task<(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil)> RecordAsync(LeasedMessage message, GroupSettings settings, HandlerOutcome outcome)
+    private async Task<(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil)> RecordAsync(LeasedMessage message, GroupSettings settings, HandlerOutcome outcome, AttemptReport report)
     {
         var now = _time.GetUtcNow();
         switch (outcome)
@@ -605,7 +613,7 @@ internal sealed class GroupActor : ISlotWaiter
             case HandlerOutcome.Throttled throttled:
                 var pause = throttled.RetryAfter < _options.MaxThrottlePause ? throttled.RetryAfter : _options.MaxThrottlePause;
                 var until = now + pause;
-                if (await _queue.RetryAsync(message, until, throttled.Error, RetryKind.Throttled, CancellationToken.None))
+                if (await _queue.RetryAsync(message, until, throttled.Error, RetryKind.Throttled, CancellationToken.None, report))
                 {
                     _metrics.Throttled(GroupId);
                     Log.GroupThrottled(_logger, GroupId, until, throttled.Error);
@@ -615,7 +623,7 @@ internal sealed class GroupActor : ISlotWaiter
 
             case HandlerOutcome.Failed failed when message.Attempt < settings.MaxAttempts:
                 var retryAt = now + RetryBackoff.Delay(message.Attempt, settings.BackoffInitial, settings.BackoffMax, Random.Shared);
-                if (await _queue.RetryAsync(message, retryAt, failed.Error, RetryKind.Failed, CancellationToken.None))
+                if (await _queue.RetryAsync(message, retryAt, failed.Error, RetryKind.Failed, CancellationToken.None, report))
                 {
                     _metrics.Failed(GroupId);
                     Log.AttemptFailed(_logger, message.Id, GroupId, message.Attempt, failed.Error, retryAt);
@@ -624,11 +632,11 @@ internal sealed class GroupActor : ISlotWaiter
                 return (retryAt, null);
 
             case HandlerOutcome.Failed failed:
-                await DeadLetterAsync(message, failed.Error);
+                await DeadLetterAsync(message, failed.Error, report);
                 return (null, null);
 
             case HandlerOutcome.Dead dead:
-                await DeadLetterAsync(message, dead.Reason);
+                await DeadLetterAsync(message, dead.Reason, report);
                 return (null, null);
 
             default:
@@ -636,9 +644,9 @@ internal sealed class GroupActor : ISlotWaiter
         }
     }
 
-    private async Task DeadLetterAsync(LeasedMessage message, string error)
+    private async Task DeadLetterAsync(LeasedMessage message, string error, AttemptReport? report = null)
     {
-        if (await _queue.DeadLetterAsync(message, error, CancellationToken.None))
+        if (await _queue.DeadLetterAsync(message, error, CancellationToken.None, report))
         {
             _dispatcher.Outcomes.Announce(message.Id);
             _metrics.Failed(GroupId);

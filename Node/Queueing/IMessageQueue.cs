@@ -48,11 +48,12 @@ public interface IMessageQueue
     /// </summary>
     Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken);
 
-    Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken);
+    /// <summary>Returns the message for another attempt at <paramref name="visibleAt"/>; <paramref name="report"/> adds the attempt to its history.</summary>
+    Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null);
 
     Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken);
 
-    Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken);
+    Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken, AttemptReport? report = null);
 
     /// <summary>Sends the group's dead letters (all, or those named) back to the queue with their attempts reset.</summary>
     Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken);

@@ -197,6 +197,71 @@ public sealed class MessageRecords
         return new EnqueueResult(EnqueueOutcome.Accepted, message.Id);
     }
 
+    /// <summary>The newest attempt records kept per message: enough to see a pattern, bounded for a message throttled for days.</summary>
+    private const int KeptAttempts = 100;
+
+    /// <summary>Adds one undelivered attempt to the message's history, in the caller's transaction.</summary>
+    internal static void RecordAttemptRow(SqlWriteContext context, string messageId, int attempt, AttemptReport report, string error, string outcome)
+    {
+        var insert = context.Command("""
+            INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status, error, outcome)
+            VALUES (@id, @attempt, @started, @duration, @status, @error, @outcome);
+            """);
+        insert.Add("@id", messageId);
+        insert.Add("@attempt", attempt);
+        insert.Add("@started", report.StartedAt.ToUnixTimeMilliseconds());
+        insert.Add("@duration", (long)report.Duration.TotalMilliseconds);
+        insert.Add("@status", report.Status, System.Data.DbType.Int32);
+        insert.AddText("@error", error);
+        insert.AddText("@outcome", outcome);
+        insert.ExecuteNonQuery();
+        if (attempt > KeptAttempts || outcome == "throttled")
+        {
+            var trim = context.Command($"""
+                DELETE FROM message_attempts WHERE message_id = @id AND seq <= (
+                    SELECT seq FROM message_attempts WHERE message_id = @id ORDER BY seq DESC LIMIT 1 OFFSET {KeptAttempts});
+                """);
+            trim.Add("@id", messageId);
+            trim.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>The attempt histories of the messages named, oldest attempt first.</summary>
+    internal Dictionary<string, List<AttemptRecord>> ReadAttempts(DbConnection connection, IReadOnlyCollection<string> messageIds)
+    {
+        var histories = new Dictionary<string, List<AttemptRecord>>(StringComparer.Ordinal);
+        if (messageIds.Count == 0)
+        {
+            return histories;
+        }
+
+        using var command = connection.CreateCommand();
+        command.CommandText = $"""
+            SELECT message_id, attempt, started_at, duration_ms, status, error, outcome FROM message_attempts
+            WHERE message_id IN (SELECT value FROM {_database.JsonStrings("@ids")}) ORDER BY message_id, seq;
+            """;
+        command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            var id = reader.GetString(0);
+            if (!histories.TryGetValue(id, out var history))
+            {
+                histories[id] = history = [];
+            }
+
+            history.Add(new AttemptRecord(
+                reader.GetInt32(1),
+                DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(2)),
+                reader.GetInt64(3),
+                reader.IsDBNull(4) ? null : reader.GetInt32(4),
+                reader.GetString(5),
+                reader.GetString(6)));
+        }
+
+        return histories;
+    }
+
     /// <summary>Tells other nodes at commit that a waited-for message has its outcome (PostgreSQL; a no-op alone).</summary>
     internal static void AnnounceOutcome(SqlWriteContext context, SqlDatabase database, string messageId)
     {
@@ -285,7 +350,7 @@ public sealed class MessageRecords
     /// is written even if it is missing (a reservation purged while SQS still had the message), and only once: a
     /// second outcome for the same message (a stale receipt, a re-delivery) changes nothing and returns false.
     /// </summary>
-    public Task<bool> RecordOutcomeAsync(LeasedMessage message, int state, string? error, byte[]? deadBody, bool offloaded, CancellationToken cancellationToken, DeliveryResult? result = null) =>
+    public Task<bool> RecordOutcomeAsync(LeasedMessage message, int state, string? error, byte[]? deadBody, bool offloaded, CancellationToken cancellationToken, DeliveryResult? result = null, AttemptReport? attempt = null) =>
         _database.WriteAsync(context =>
         {
             var record = context.Command($"""
@@ -321,6 +386,11 @@ public sealed class MessageRecords
             }
 
             context.Count(message.GroupId, state == StateDelivered ? CounterChange.Delivery : CounterChange.Death);
+            if (attempt is not null && state == StateDead)
+            {
+                RecordAttemptRow(context, message.Id, message.Attempt, attempt, error ?? "", "dead");
+            }
+
             if (message.WantsResult)
             {
                 AnnounceOutcome(context, _database, message.Id);
@@ -330,9 +400,14 @@ public sealed class MessageRecords
         }, cancellationToken);
 
     /// <summary>Records a failed or throttled attempt of a message SQS holds: its attempts so far, last error and next visibility.</summary>
-    public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
+    public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
         _database.WriteAsync(context =>
         {
+            if (report is not null)
+            {
+                RecordAttemptRow(context, message.Id, message.Attempt, report, error, kind == RetryKind.Throttled ? "throttled" : "failed");
+            }
+
             var record = context.Command($"UPDATE messages SET attempts = @attempts, last_error = @error, visible_at = @at WHERE id = @id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
             record.Add("@id", message.Id);
             record.Add("@attempts", attempts);
@@ -465,6 +540,8 @@ public sealed class MessageRecords
             letters.RemoveAt(letters.Count - 1);
         }
 
+        var histories = ReadAttempts(connection, [.. letters.Select(l => l.MessageId)]);
+        letters = letters.ConvertAll(l => l with { AttemptHistory = histories.GetValueOrDefault(l.MessageId) ?? [] });
         return Task.FromResult(new DeadLetterList(letters, more ? letters[^1].MessageId : null));
     }
 
@@ -503,7 +580,7 @@ public sealed class MessageRecords
             _ when leased => "processing",
             _ => "queued",
         };
-        return Task.FromResult<MessageStatus?>(new MessageStatus(
+        var status = new MessageStatus(
             reader.GetString(0),
             reader.GetString(1),
             name,
@@ -515,7 +592,11 @@ public sealed class MessageRecords
             reader.IsDBNull(9) ? null : ReadResult(reader.GetInt32(9), reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetFieldValue<byte[]>(11)),
             reader.GetInt32(12),
             reader.IsDBNull(13) ? null : reader.GetString(13),
-            reader.IsDBNull(14) ? null : MessageSteps.Read(reader.GetString(14))));
+            reader.IsDBNull(14) ? null : MessageSteps.Read(reader.GetString(14)));
+
+        // PostgreSQL runs one command at a time per connection: the history is read once the row's reader is done.
+        reader.Dispose();
+        return Task.FromResult<MessageStatus?>(status with { AttemptHistory = ReadAttempts(connection, [messageId]).GetValueOrDefault(messageId) });
     }
 
     private static MessageResult ReadResult(int status, string? contentType, byte[]? body)
@@ -671,6 +752,11 @@ public sealed class MessageRecords
             {
                 removed += Unreserve(context, id, groupId) ? 1 : 0;
             }
+
+            // Attempt histories whose message is gone (delivered and expired, purged, its group deleted).
+            var orphans = context.Command("DELETE FROM message_attempts WHERE seq IN (SELECT a.seq FROM message_attempts a WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id) LIMIT @chunk);");
+            orphans.Add("@chunk", PurgeChunk);
+            removed += orphans.ExecuteNonQuery();
 
             // A redrive whose node died between marking and finishing: its messages are dead letters again (a copy
             // that did reach SQS is delivered once more, at least once, rather than a dead letter being lost).

@@ -170,7 +170,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
         }, WriteAcknowledgement.WhenCommitted, cancellationToken);
     }
 
-    public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken) =>
+    public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
         ChangeLeased(
             message,
             kind == RetryKind.Throttled
@@ -180,19 +180,21 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             error,
             kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure,
             cancellationToken,
-            WriteAcknowledgement.WhenCommitted);
+            WriteAcknowledgement.WhenCommitted,
+            attempt: report is null ? null : (report, kind == RetryKind.Throttled ? "throttled" : "failed"));
 
     public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) =>
         ChangeLeased(message, "visible_at = @at, lease_token = NULL, attempts = attempts - 1", time.GetUtcNow(), null, null, cancellationToken, WriteAcknowledgement.WhenCommitted);
 
-    public Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken) =>
+    public Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken, AttemptReport? report = null) =>
         ChangeLeased(
             message,
             $"state = {StateDead}, lease_token = NULL, last_error = @error, completed_at = @at",
             time.GetUtcNow(),
             error,
             CounterChange.Death,
-            cancellationToken);
+            cancellationToken,
+            attempt: report is null ? null : (report, "dead"));
 
     private Task<bool> ChangeLeased(
         LeasedMessage message,
@@ -202,7 +204,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
         CounterChange? counter,
         CancellationToken cancellationToken,
         WriteAcknowledgement acknowledgement = WriteAcknowledgement.WhenDurable,
-        DeliveryResult? result = null)
+        DeliveryResult? result = null,
+        (AttemptReport Report, string Outcome)? attempt = null)
     {
         var token = long.Parse(message.Receipt, System.Globalization.CultureInfo.InvariantCulture);
         return database.WriteAsync(context =>
@@ -227,6 +230,11 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             if (changed && counter is { } change)
             {
                 context.Count(message.GroupId, change);
+            }
+
+            if (changed && attempt is { } undelivered)
+            {
+                MessageRecords.RecordAttemptRow(context, message.Id, message.Attempt, undelivered.Report, error ?? "", undelivered.Outcome);
             }
 
             if (changed && message.WantsResult && counter is { Delivered: > 0 } or { Dead: > 0 })

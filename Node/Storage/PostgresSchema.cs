@@ -151,6 +151,21 @@ internal static class PostgresSchema
         ALTER TABLE messages ADD COLUMN cursor text;
         ALTER TABLE messages ADD COLUMN steps text;
         """,
+        """
+        -- Every attempt that did not deliver (failed, throttled, dead), kept with its message for the dead-letter list
+        -- and the status; the 100 newest per message. Rows whose message is gone are swept by the purge loop.
+        CREATE TABLE message_attempts (
+            seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            message_id   text NOT NULL,
+            attempt      integer NOT NULL,
+            started_at   bigint NOT NULL,
+            duration_ms  bigint NOT NULL,
+            status       integer,
+            error        text NOT NULL,
+            outcome      text NOT NULL
+        );
+        CREATE INDEX message_attempts_message ON message_attempts (message_id, seq);
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

@@ -128,6 +128,21 @@ internal static class SqliteSchema
         ALTER TABLE messages ADD COLUMN cursor TEXT;
         ALTER TABLE messages ADD COLUMN steps TEXT;
         """,
+        """
+        -- Every attempt that did not deliver (failed, throttled, dead), kept with its message for the dead-letter list
+        -- and the status; the 100 newest per message. Rows whose message is gone are swept by the purge loop.
+        CREATE TABLE message_attempts (
+            seq          INTEGER PRIMARY KEY,
+            message_id   TEXT NOT NULL,
+            attempt      INTEGER NOT NULL,
+            started_at   INTEGER NOT NULL,
+            duration_ms  INTEGER NOT NULL,
+            status       INTEGER,
+            error        TEXT NOT NULL,
+            outcome      TEXT NOT NULL
+        );
+        CREATE INDEX message_attempts_message ON message_attempts (message_id, seq);
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

@@ -419,7 +419,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         return await DeleteAsync(message, cancellationToken) && advanced;
     }
 
-    public async Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken)
+    public async Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null)
     {
         var delay = visibleAt - _time.GetUtcNow();
         var returned = kind == RetryKind.Throttled
@@ -430,17 +430,17 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             return false;
         }
 
-        await Records.RecordAttemptAsync(message, kind == RetryKind.Throttled ? message.Attempt - 1 : message.Attempt, visibleAt, error, kind, CancellationToken.None);
+        await Records.RecordAttemptAsync(message, kind == RetryKind.Throttled ? message.Attempt - 1 : message.Attempt, visibleAt, error, kind, CancellationToken.None, report);
         return true;
     }
 
     public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) =>
         SendAgainAsync(message, TimeSpan.Zero, cancellationToken);
 
-    public async Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken)
+    public async Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken, AttemptReport? report = null)
     {
         // The store first: once the dead letter is durable, losing the SQS delete only means it is received and dead-lettered again.
-        var recorded = await Records.RecordOutcomeAsync(message, MessageRecords.StateDead, error, message.Offloaded ? null : message.Body, message.Offloaded, CancellationToken.None);
+        var recorded = await Records.RecordOutcomeAsync(message, MessageRecords.StateDead, error, message.Offloaded ? null : message.Body, message.Offloaded, CancellationToken.None, attempt: report);
         await DeleteAsync(message, cancellationToken);
         return recorded;
     }

@@ -1,0 +1,8 @@
+namespace ClusterQueue.Contracts;
+
+/// <summary>
+/// One attempt that did not deliver the message. Outcome is failed (retried), throttled (429/503 with Retry-After, not
+/// counted) or dead (the last one). Status is the target's HTTP status, null when it did not answer (connection
+/// error, timeout).
+/// </summary>
+public sealed record AttemptRecord(int Attempt, DateTimeOffset StartedAt, long DurationMs, int? Status, string Error, string Outcome);
