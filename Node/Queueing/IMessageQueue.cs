@@ -55,8 +55,11 @@ public interface IMessageQueue
 
     Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken, AttemptReport? report = null);
 
-    /// <summary>Sends the group's dead letters (all, or those named) back to the queue with their attempts reset.</summary>
-    Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken);
+    /// <summary>Sends the group's selected dead letters back to the queue with their attempts reset; their history stays.</summary>
+    Task<int> RedriveAsync(string groupId, DeadLetterSelection selection, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the group's selected dead letters (all groups' with a null group), with their payloads; returns how many went.</summary>
+    Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken);
 
     Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken);
 

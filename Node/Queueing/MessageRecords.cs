@@ -429,18 +429,14 @@ public sealed class MessageRecords
     }
 
     /// <summary>Up to <paramref name="limit"/> dead letters of the group (those named, or all), with their bodies, for a redrive.</summary>
-    public IReadOnlyList<DeadBody> ReadDeadBodies(string groupId, IReadOnlyCollection<string>? messageIds, int limit)
+    public IReadOnlyList<DeadBody> ReadDeadBodies(string groupId, DeadLetterSelection selection, int limit)
     {
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        var named = messageIds is null ? "" : $"AND id IN (SELECT value FROM {_database.JsonStrings("@ids")})";
-        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded FROM messages WHERE group_id = @group AND state = {StateDead} {named} ORDER BY completed_at, id LIMIT @limit;";
+        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(_database)} ORDER BY completed_at, id LIMIT @limit;";
         command.Add("@group", groupId);
         command.Add("@limit", limit);
-        if (messageIds is not null)
-        {
-            command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
-        }
+        selection.Bind(command);
 
         var bodies = new List<DeadBody>();
         using var reader = command.ExecuteReader();
@@ -687,19 +683,41 @@ public sealed class MessageRecords
     /// every queued record (the SQS queue, whose records cannot tell). Returns the ids of the deleted ones whose body
     /// is in the payload store, and how many went; an empty chunk means done.
     /// </summary>
-    public Task<(int Deleted, List<string> Offloaded)> PurgeQueuedChunkAsync(string groupId, bool leasedToo, CancellationToken cancellationToken) =>
+    public Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> PurgeQueuedChunkAsync(string groupId, bool leasedToo, CancellationToken cancellationToken) =>
+        DeleteChunkAsync(
+            StateQueued,
+            $"group_id = @group {(leasedToo ? "" : "AND (lease_token IS NULL OR visible_at <= @now)")}",
+            command =>
+            {
+                command.Add("@group", groupId);
+                command.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            },
+            cancellationToken);
+
+    /// <summary>Deletes one chunk of selected dead letters (of one group, or of all with a null group); as <see cref="PurgeQueuedChunkAsync"/>.</summary>
+    public Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> PurgeDeadChunkAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) =>
+        DeleteChunkAsync(
+            StateDead,
+            (groupId is null ? "1 = 1" : "group_id = @group") + selection.Condition(_database),
+            command =>
+            {
+                if (groupId is not null)
+                {
+                    command.Add("@group", groupId);
+                }
+
+                selection.Bind(command);
+            },
+            cancellationToken);
+
+    private Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> DeleteChunkAsync(int state, string where, Action<DbCommand> bind, CancellationToken cancellationToken) =>
         _database.WriteAsync(context =>
         {
-            var select = context.Command($"""
-                SELECT id, payload_offloaded FROM messages
-                WHERE group_id = @group AND state = {StateQueued} {(leasedToo ? "" : "AND (lease_token IS NULL OR visible_at <= @now)")}
-                LIMIT @chunk;
-                """);
-            select.Add("@group", groupId);
-            select.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
+            var select = context.Command($"SELECT id, payload_offloaded, group_id FROM messages WHERE state = {state} AND {where} LIMIT @chunk;");
+            bind(select);
             select.Add("@chunk", PurgeChunk);
             var ids = new List<string>();
-            var offloaded = new List<string>();
+            var offloaded = new List<(string GroupId, string Id)>();
             using (var reader = select.ExecuteReader())
             {
                 while (reader.Read())
@@ -707,7 +725,7 @@ public sealed class MessageRecords
                     ids.Add(reader.GetString(0));
                     if (reader.GetInt32(1) != 0)
                     {
-                        offloaded.Add(reader.GetString(0));
+                        offloaded.Add((reader.GetString(2), reader.GetString(0)));
                     }
                 }
             }
@@ -718,7 +736,7 @@ public sealed class MessageRecords
             }
 
             // Still queued and not leased since the select: both ran in this transaction, so nothing came between.
-            var delete = context.Command($"DELETE FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")}) AND state = {StateQueued};");
+            var delete = context.Command($"DELETE FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")}) AND state = {state};");
             delete.Add("@ids", System.Text.Json.JsonSerializer.Serialize(ids));
             return (delete.ExecuteNonQuery(), offloaded);
         }, cancellationToken);

@@ -36,7 +36,9 @@ public static class QueueEndpoints
     {
         admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.");
         admin.MapPost("/groups/{id}/dead-letters/redrive", RedriveAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
-            .WithSummary("Send dead letters back to the queue: all of them, or those named in messageIds.");
+            .WithSummary("Send dead letters back to the queue: all of them, those named in messageIds, or those that died in [deadAfter, deadBefore). They are processed under the group's rate like any backlog.");
+        admin.MapPost("/groups/{id}/dead-letters/purge", PurgeDeadLettersAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
+            .WithSummary("Delete dead letters for good, with the same selections as redrive; ?confirm= must repeat the group id.");
         admin.MapPost("/groups/{id}/purge", PurgeAsync).WithTags("Groups")
             .WithSummary("Delete the group's queued messages; ?confirm= must repeat the group id. Messages in a handler call finish as usual (on the SQS queue, SQS's purge takes them too).");
         admin.MapGet("/messages/{messageId}", StatusAsync).WithTags("Messages").WithSummary("Status of one message: queued, processing, delivered or dead.");
@@ -68,24 +70,13 @@ public static class QueueEndpoints
             return GroupProblems.NotFound(id);
         }
 
-        var redrive = new RedriveRequest();
-        if (request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0)
+        var (selection, invalid) = await ReadSelectionAsync(request, cancellationToken);
+        if (selection is null)
         {
-            var (body, error) = await GroupEndpoints.ReadBodyAsync<RedriveRequest>(request, cancellationToken);
-            if (body is null)
-            {
-                return error!;
-            }
-
-            redrive = body;
+            return invalid!;
         }
 
-        if (redrive.MessageIds is { Count: > MaxRedriveIds })
-        {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["messageIds"] = [$"messageIds names at most {MaxRedriveIds} messages; omit it to redrive all."] });
-        }
-
-        var count = await queue.RedriveAsync(id, redrive.MessageIds, CancellationToken.None);
+        var count = await queue.RedriveAsync(id, selection, CancellationToken.None);
         if (count > 0)
         {
             Log.Redriven(logger, count, id);
@@ -93,6 +84,64 @@ public static class QueueEndpoints
         }
 
         return TypedResults.Ok(new RedriveResult(count));
+    }
+
+    private static async Task<Results<Ok<PurgeResult>, ValidationProblem, ProblemHttpResult>> PurgeDeadLettersAsync(
+        string id, string? confirm, HttpRequest request, GroupRegistry registry, IMessageQueue queue, CancellationToken cancellationToken)
+    {
+        if (await registry.FindAsync(id, cancellationToken) is null)
+        {
+            return GroupProblems.NotFound(id);
+        }
+
+        if (!string.Equals(confirm, id, StringComparison.Ordinal))
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["confirm"] = [$"Purging deletes dead letters for good: repeat the group id, ?confirm={id}."] });
+        }
+
+        var (selection, invalid) = await ReadSelectionAsync(request, cancellationToken);
+        if (selection is null)
+        {
+            return invalid!;
+        }
+
+        return TypedResults.Ok(new PurgeResult(await queue.PurgeDeadLettersAsync(id, selection, CancellationToken.None)));
+    }
+
+    /// <summary>The dead letters a request body selects (no body: all); 400 naming the field when it makes no sense.</summary>
+    private static async Task<(DeadLetterSelection? Selection, ValidationProblem? Error)> ReadSelectionAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        var wanted = new RedriveRequest();
+        if (request.ContentLength is > 0 || request.Headers.TransferEncoding.Count > 0)
+        {
+            var (body, error) = await GroupEndpoints.ReadBodyAsync<RedriveRequest>(request, cancellationToken);
+            if (body is null)
+            {
+                return (null, error);
+            }
+
+            wanted = body;
+        }
+
+        static (DeadLetterSelection?, ValidationProblem?) Invalid(string field, string why) =>
+            (null, TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [why] }));
+
+        if (wanted.MessageIds is { Count: > MaxRedriveIds })
+        {
+            return Invalid("messageIds", $"messageIds names at most {MaxRedriveIds} messages; select by time, or omit it for all.");
+        }
+
+        if (wanted.MessageIds is not null && (wanted.DeadAfter is not null || wanted.DeadBefore is not null))
+        {
+            return Invalid("messageIds", "Select by messageIds or by deadAfter/deadBefore, not both.");
+        }
+
+        if (wanted.DeadAfter is { } after && wanted.DeadBefore is { } before && before <= after)
+        {
+            return Invalid("deadBefore", "deadBefore must be later than deadAfter.");
+        }
+
+        return (new DeadLetterSelection(wanted.MessageIds, wanted.DeadAfter, wanted.DeadBefore), null);
     }
 
     private static async Task<Results<Ok<PurgeResult>, ValidationProblem, ProblemHttpResult>> PurgeAsync(

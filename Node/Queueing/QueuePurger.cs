@@ -27,6 +27,11 @@ public sealed class QueuePurger(IMessageQueue queue, GroupStore groups, TimeProv
                 }
                 while (removed > 0 && !stoppingToken.IsCancellationRequested);
 
+                if (options.Value.DeadLetterRetention > TimeSpan.Zero)
+                {
+                    await queue.PurgeDeadLettersAsync(null, new DeadLetterSelection(DeadBefore: time.GetUtcNow() - options.Value.DeadLetterRetention), stoppingToken);
+                }
+
                 await groups.PurgeChangesAsync(time.GetUtcNow() - ChangeRetention, stoppingToken);
                 failures = 0;
             }

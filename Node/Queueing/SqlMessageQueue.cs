@@ -246,31 +246,46 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
         }, acknowledgement, cancellationToken);
     }
 
-    public Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken) =>
-        database.WriteAsync(context =>
+    /// <summary>
+    /// In chunks of <see cref="RedriveChunk"/>, each its own transaction, so a redrive of a million does not hold the
+    /// writer. The redriven messages are an ordinary backlog: the group's actor takes them under its bucket.
+    /// </summary>
+    public async Task<int> RedriveAsync(string groupId, DeadLetterSelection selection, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (true)
         {
-            const string Redrive = "UPDATE messages SET state = 0, visible_at = @now, attempts = 0, completed_at = NULL, lease_token = NULL WHERE group_id = @group AND state = 3";
-            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            if (messageIds is null)
+            var redriven = await database.WriteAsync(context =>
             {
-                var all = context.Command(Redrive + ";");
-                all.Add("@now", now);
-                all.Add("@group", groupId);
-                return all.ExecuteNonQuery();
-            }
-
-            var redriven = 0;
-            foreach (var id in messageIds.Distinct(StringComparer.Ordinal))
+                var chunk = context.Command($"""
+                    UPDATE messages SET state = {StatePending}, visible_at = @now, attempts = 0, completed_at = NULL, lease_token = NULL
+                    WHERE seq IN (SELECT seq FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(database)} LIMIT {RedriveChunk});
+                    """);
+                chunk.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());
+                chunk.Add("@group", groupId);
+                selection.Bind(chunk);
+                return chunk.ExecuteNonQuery();
+            }, cancellationToken);
+            total += redriven;
+            if (redriven < RedriveChunk)
             {
-                var one = context.Command(Redrive + " AND id = @id;");
-                one.Add("@now", now);
-                one.Add("@group", groupId);
-                one.Add("@id", id);
-                redriven += one.ExecuteNonQuery();
+                return total;
             }
+        }
+    }
 
-            return redriven;
-        }, cancellationToken);
+    private const int RedriveChunk = 5000;
+
+    public async Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while ((await Records.PurgeDeadChunkAsync(groupId, selection, cancellationToken)).Deleted is var deleted and > 0)
+        {
+            total += deleted;
+        }
+
+        return total;
+    }
 
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken) =>
         Records.PurgeExpiredAsync(deliveredBefore, DateTimeOffset.MinValue, cancellationToken);

@@ -66,6 +66,111 @@ public sealed class DeadLetterCareTests(PostgresServer server, SqsEmulator emula
         await AssertHistoryAsync(node.Client, "sqsfails", id);
     }
 
+    [Fact]
+    public Task Embedded_RedriveAndPurge_BySelection() => RedriveAndPurgeAsync(NodeHost.Start());
+
+    [Fact]
+    public Task Sqs_RedriveAndPurge_BySelection() => RedriveAndPurgeAsync(NodeHost.Start(SqsNode.Settings(emulator.Endpoint)));
+
+    private static async Task RedriveAndPurgeAsync(NodeHost host)
+    {
+        await using var node = host;
+        await using var downstream = await Downstream.StartAsync();
+        var failing = true;
+        downstream.Reply = _ => Volatile.Read(ref failing) ? new DownstreamReply(500) : DownstreamReply.Ok;
+        await node.DefineGroupAsync("dl", GroupDefinitions.Forwarding(downstream, "/dl", rate: 10, burst: 2) with { MaxAttempts = 1 });
+
+        var early = await node.IngestManyAsync("dl", 3);
+        await Eventually.ReadAsync(() => node.StatsAsync("dl"), s => s.Dead == 3, "the first 3 dead letters");
+        await Task.Delay(50);
+        var between = DateTimeOffset.UtcNow;
+        await Task.Delay(50);
+        var late = await node.IngestManyAsync("dl", 3);
+        await Eventually.ReadAsync(() => node.StatsAsync("dl"), s => s.Dead == 6, "all 6 dead letters");
+
+        foreach (var (path, body, field) in new[]
+        {
+            ("/v1/groups/dl/dead-letters/redrive", $$"""{"messageIds":["{{early[0]}}"],"deadAfter":"{{between:O}}"}""", "messageIds"),
+            ("/v1/groups/dl/dead-letters/redrive", $$"""{"deadAfter":"{{between:O}}","deadBefore":"{{between.AddSeconds(-1):O}}"}""", "deadBefore"),
+            ("/v1/groups/dl/dead-letters/purge", "{}", "confirm"),
+            ("/v1/groups/dl/dead-letters/purge?confirm=other", "{}", "confirm"),
+        })
+        {
+            using var refused = await node.Client.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+            await Problems.AssertValidationErrorAsync(refused, field);
+        }
+
+        Assert.Equal(6, (await node.StatsAsync("dl")).Dead);
+
+        // Those that died before the boundary go back, and are delivered now that the target works.
+        Volatile.Write(ref failing, false);
+        using (var redrive = await node.Client.PostAsJsonAsync("/v1/groups/dl/dead-letters/redrive", new RedriveRequest { DeadBefore = between }))
+        {
+            Assert.Equal(3, (await redrive.Content.ReadFromJsonAsync<RedriveResult>())!.Redriven);
+        }
+
+        await downstream.WaitUntilAsync(d => early.All(id => d.CallsTo("/dl").Any(c => c.MessageId == id && c.Attempt == 1 && c.ReceivedAt > between)), TimeSpan.FromSeconds(15), "the redriven messages");
+
+        // The later ones are purged for good.
+        using (var purge = await node.Client.PostAsJsonAsync("/v1/groups/dl/dead-letters/purge?confirm=dl", new RedriveRequest { DeadAfter = between }))
+        {
+            Assert.Equal(HttpStatusCode.OK, purge.StatusCode);
+            Assert.Equal(3, (await purge.Content.ReadFromJsonAsync<PurgeResult>())!.Purged);
+        }
+
+        var stats = await Eventually.ReadAsync(() => node.StatsAsync("dl"), s => s.Dead == 0 && s.Delivered == 3, "no dead letters left, the redriven delivered");
+        Assert.Equal(3, stats.Delivered);
+        foreach (var id in late)
+        {
+            using var status = await node.Client.GetAsync($"/v1/messages/{id}");
+            Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+        }
+    }
+
+    [Fact]
+    public async Task RedriveOfMany_GoesOutWithinTheGroupsBucket()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        var failing = true;
+        downstream.Reply = _ => Volatile.Read(ref failing) ? new DownstreamReply(500) : DownstreamReply.Ok;
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("many", GroupDefinitions.Forwarding(downstream, "/many", rate: 20, burst: 3, concurrency: 8) with { MaxAttempts = 1 });
+        await node.IngestManyAsync("many", 40, senders: 8);
+        await Eventually.ReadAsync(() => node.StatsAsync("many"), s => s.Dead == 40, "40 dead letters", TimeSpan.FromSeconds(15));
+        Volatile.Write(ref failing, false);
+        var redrivenAt = DateTimeOffset.UtcNow;
+
+        using (var redrive = await node.Client.PostAsync("/v1/groups/many/dead-letters/redrive", null))
+        {
+            Assert.Equal(40, (await redrive.Content.ReadFromJsonAsync<RedriveResult>())!.Redriven);
+        }
+
+        await downstream.WaitUntilAsync(d => d.CallsTo("/many").Count(c => c.ReceivedAt > redrivenAt) == 40, TimeSpan.FromSeconds(15), "the 40 redriven calls");
+        var arrivals = downstream.Arrivals("/many").Where(a => a > redrivenAt).ToList();
+        BucketAssert.WithinBucket("many", 20, 3, arrivals);
+        Assert.True(arrivals[^1] - arrivals[0] >= TimeSpan.FromSeconds(1.5), "40 redriven messages went out faster than 20/s with a burst of 3");
+    }
+
+    [Fact]
+    public async Task Retention_DeletesOldDeadLettersWithTheirHistory()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(500);
+        await using var node = NodeHost.Start(new Dictionary<string, string?>
+        {
+            ["ClusterQueue:Queueing:DeadLetterRetention"] = "00:00:01",
+            ["ClusterQueue:Queueing:PurgeInterval"] = "00:00:01",
+        });
+        await node.DefineGroupAsync("old", GroupDefinitions.Forwarding(downstream, "/old") with { MaxAttempts = 1 });
+
+        var id = await node.IngestOkAsync("old", "{}");
+        await Eventually.ReadAsync(() => node.StatsAsync("old"), s => s.Dead == 1, "the dead letter");
+
+        await Eventually.ReadAsync(() => node.StatsAsync("old"), s => s.Dead == 0, "the dead letter gone after its retention");
+        using var status = await node.Client.GetAsync($"/v1/messages/{id}");
+        Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+    }
+
     private static async Task AssertHistoryAsync(HttpClient client, string group, string id)
     {
         var status = await Eventually.ReadAsync(

@@ -422,7 +422,7 @@ public abstract class MessageQueueContractTests
         await DeadLetterAllAsync(queue, "orders");
         await DeadLetterAllAsync(queue, "other");
 
-        var redriven = await queue.RedriveAsync("orders", null, None);
+        var redriven = await queue.RedriveAsync("orders", DeadLetterSelection.All, None);
         var batch = await queue.LeaseAsync("orders", 10, Lease, None);
 
         Assert.Equal(3, redriven);
@@ -442,7 +442,7 @@ public abstract class MessageQueueContractTests
         await DeadLetterAllAsync(queue, "orders", except: pendingId);
         await DeadLetterAllAsync(queue, "other");
 
-        var redriven = await queue.RedriveAsync("orders", [ids[0], ids[2], ids[2], pendingId, otherId, "no-such-message"], None);
+        var redriven = await queue.RedriveAsync("orders", DeadLetterSelection.Named([ids[0], ids[2], ids[2], pendingId, otherId, "no-such-message"]), None);
         var statuses = new Dictionary<string, string?>();
         foreach (var id in ids.Append(otherId))
         {
@@ -466,7 +466,7 @@ public abstract class MessageQueueContractTests
         var (queue, _) = await StartAsync("orders");
         await EnqueueAsync(queue, "orders");
 
-        Assert.Equal(0, await queue.RedriveAsync("orders", null, None));
+        Assert.Equal(0, await queue.RedriveAsync("orders", DeadLetterSelection.All, None));
         Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
     }
 
@@ -621,7 +621,7 @@ public abstract class MessageQueueContractTests
         Assert.True(await queue.DeadLetterAsync(second[throttledThenDead], "gone", None));
         Assert.True(await queue.ReleaseAsync(second["waiting"], None));
         var afterProcessing = await queue.GetCountsAsync("orders", None);
-        await queue.RedriveAsync("orders", [dead], None);
+        await queue.RedriveAsync("orders", DeadLetterSelection.Named([dead]), None);
         var afterRedrive = await queue.GetCountsAsync("orders", None);
 
         Assert.Equal(new QueueCounts(Queued: 5, Dead: 0, Ingested: 5, Delivered: 0, Failed: 0, DeadLettered: 0, Throttled: 0), initial);

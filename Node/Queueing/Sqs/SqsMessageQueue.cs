@@ -264,9 +264,24 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         while (await Records.PurgeQueuedChunkAsync(groupId, leasedToo: true, cancellationToken) is { Deleted: > 0 } chunk)
         {
             total += chunk.Deleted;
-            foreach (var id in chunk.Offloaded)
+            foreach (var (group, id) in chunk.Offloaded)
             {
-                await _payloads.DeleteAsync(groupId, id, CancellationToken.None);
+                await _payloads.DeleteAsync(group, id, CancellationToken.None);
+            }
+        }
+
+        return total;
+    }
+
+    public async Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (await Records.PurgeDeadChunkAsync(groupId, selection, cancellationToken) is { Deleted: > 0 } chunk)
+        {
+            total += chunk.Deleted;
+            foreach (var (group, id) in chunk.Offloaded)
+            {
+                await _payloads.DeleteAsync(group, id, CancellationToken.None);
             }
         }
 
@@ -445,13 +460,13 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         return recorded;
     }
 
-    public async Task<int> RedriveAsync(string groupId, IReadOnlyCollection<string>? messageIds, CancellationToken cancellationToken)
+    public async Task<int> RedriveAsync(string groupId, DeadLetterSelection selection, CancellationToken cancellationToken)
     {
         const int Chunk = 100;
         var total = 0;
         while (true)
         {
-            var dead = Records.ReadDeadBodies(groupId, messageIds, Chunk);
+            var dead = Records.ReadDeadBodies(groupId, selection, Chunk);
             if (dead.Count == 0)
             {
                 return total;

@@ -125,7 +125,7 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
         Assert.True(await queue.DeadLetterAsync(Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages), "bad", None));
         var letter = Assert.Single((await queue.ListDeadLettersAsync("orders", null, 10, None)).DeadLetters);
 
-        var redriven = await queue.RedriveAsync("orders", null, None);
+        var redriven = await queue.RedriveAsync("orders", DeadLetterSelection.All, None);
         var again = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
 
         Assert.Equal(1, redriven);
