@@ -553,7 +553,8 @@ public sealed class GroupEndpointsTests
         string[] contract =
         [
             "/v1/groups", "/v1/groups/{id}", "/hooks/{id}", "/v1/messages/{messageId}", "/v1/groups/{id}/stats",
-            "/v1/groups/{id}/dead-letters", "/v1/groups/{id}/dead-letters/redrive", "/healthz", "/readyz", "/metrics",
+            "/v1/groups/{id}/dead-letters", "/v1/groups/{id}/dead-letters/redrive", "/v1/groups/{id}/dead-letters/purge",
+            "/v1/groups/{id}/pause", "/v1/groups/{id}/resume", "/v1/groups/{id}/purge", "/healthz", "/readyz", "/metrics",
         ];
         Assert.All(contract, path => Assert.True(listed.Contains(path), $"{path} is missing from the OpenAPI paths: {string.Join(", ", listed)}"));
         Assert.True(paths.GetProperty("/v1/groups/{id}").TryGetProperty("put", out _));
