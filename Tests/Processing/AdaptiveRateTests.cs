@@ -7,7 +7,7 @@ using ClusterQueue.Tests.Support;
 namespace ClusterQueue.Tests.Processing;
 
 /// <summary>Adaptive back-pressure: the AIMD arithmetic, and a group against a target that refuses for a while.</summary>
-public sealed class AdaptiveRateTests(PostgresServer server) : IClassFixture<PostgresServer>
+public sealed class AdaptiveRateTests(PostgresServer server, SqsEmulator emulator) : IClassFixture<PostgresServer>, IClassFixture<SqsEmulator>
 {
     private static readonly DateTimeOffset Start = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
 
@@ -83,12 +83,19 @@ public sealed class AdaptiveRateTests(PostgresServer server) : IClassFixture<Pos
     }
 
     [Fact]
-    public async Task RefusingTarget_LowersTheEffectiveRate_ShownInStatsAndMetrics_ThenItRecoversToTheConfiguredRate()
+    public Task RefusingTarget_LowersTheEffectiveRate_ShownInStatsAndMetrics_ThenItRecoversToTheConfiguredRate() =>
+        LowersAndRecoversAsync(NodeHost.Start());
+
+    [Fact]
+    public Task Sqs_RefusingTarget_LowersAndRecovers() =>
+        LowersAndRecoversAsync(NodeHost.Start(SqsNode.Settings(emulator.Endpoint)));
+
+    private static async Task LowersAndRecoversAsync(NodeHost host)
     {
+        await using var node = host;
         await using var downstream = await Downstream.StartAsync();
         var refusing = true;
         downstream.Reply = _ => Volatile.Read(ref refusing) ? new DownstreamReply(429) : DownstreamReply.Ok;
-        await using var node = NodeHost.Start();
         var definition = GroupDefinitions.Forwarding(downstream, "/pressed", rate: 20, burst: 2, concurrency: 4) with
         {
             MaxAttempts = 1000,

@@ -72,6 +72,15 @@ public sealed class DeadLetterCareTests(PostgresServer server, SqsEmulator emula
     [Fact]
     public Task Sqs_RedriveAndPurge_BySelection() => RedriveAndPurgeAsync(NodeHost.Start(SqsNode.Settings(emulator.Endpoint)));
 
+    [Fact]
+    public async Task Cluster_RedriveAndPurge_BySelection()
+    {
+        // A node of a cluster store, in process: the same PostgreSQL queue, shard fencing and change feed as several.
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        var settings = cluster.Settings("node-a").ToDictionary(s => s.Key, s => (string?)s.Value);
+        await RedriveAndPurgeAsync(NodeHost.Start(settings));
+    }
+
     private static async Task RedriveAndPurgeAsync(NodeHost host)
     {
         await using var node = host;
