@@ -33,7 +33,8 @@ public sealed class ContinuationTests(PostgresServer server, SqsEmulator emulato
         // 8 calls, 1 at once then 5/s: about 1.4 s.
         await downstream.WaitUntilAsync(d => d.CallsTo("/long").Count == 2 * Steps, TimeSpan.FromSeconds(15), "every step of both chains");
         AssertChains(downstream.CallsTo("/long"), ids);
-        BucketAssert.WithinBucket("long", 5, 1, downstream.Arrivals("/long"));
+        // Arrival slack as for a fresh node elsewhere: its first calls compile and open connections, and arrive bunched.
+        BucketAssert.WithinBucket("long", 5, 1, downstream.Arrivals("/long"), TimeSpan.FromMilliseconds(150));
         foreach (var id in ids)
         {
             var status = await Eventually.ReadAsync(() => node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State == "delivered", "the chain's end");
