@@ -68,7 +68,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             return true;
         }, cancellationToken);
 
-    /// <summary>Removes the group with its messages, dead letters, dedup keys and counters; false when it did not exist.</summary>
+    /// <summary>Removes the group with its messages, dead letters, attempt histories, dedup keys and counters; false when it did not exist.</summary>
     public Task<bool> DeleteAsync(string id, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
@@ -76,6 +76,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             var removed = 0;
             foreach (var sql in new[]
                      {
+                         "DELETE FROM message_attempts WHERE message_id IN (SELECT id FROM messages WHERE group_id = @id);",
                          "DELETE FROM messages WHERE group_id = @id;",
                          "DELETE FROM dedup WHERE group_id = @id;",
                          "DELETE FROM group_counters WHERE group_id = @id;",

@@ -215,7 +215,8 @@ public sealed class MessageRecords
         insert.AddText("@error", error);
         insert.AddText("@outcome", outcome);
         insert.ExecuteNonQuery();
-        if (attempt > KeptAttempts || outcome == "throttled")
+        // Each life of a message ends dead or delivered, so trimming at death too bounds a message redriven many times.
+        if (attempt > KeptAttempts || outcome != "failed")
         {
             var trim = context.Command($"""
                 DELETE FROM message_attempts WHERE message_id = @id AND seq <= (
@@ -224,6 +225,22 @@ public sealed class MessageRecords
             trim.Add("@id", messageId);
             trim.ExecuteNonQuery();
         }
+    }
+
+    /// <summary>
+    /// Deletes the histories of messages deleted in the same transaction: every path that deletes messages calls this,
+    /// so no history outlives its message and nothing has to scan for orphans.
+    /// </summary>
+    internal static void ForgetAttempts(SqlWriteContext context, SqlDatabase database, IReadOnlyCollection<string> messageIds)
+    {
+        if (messageIds.Count == 0)
+        {
+            return;
+        }
+
+        var forget = context.Command($"DELETE FROM message_attempts WHERE message_id IN (SELECT value FROM {database.JsonStrings("@ids")});");
+        forget.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
+        forget.ExecuteNonQuery();
     }
 
     /// <summary>The attempt histories of the messages named, oldest attempt first.</summary>
@@ -341,6 +358,11 @@ public sealed class MessageRecords
         key.Add("@group", groupId);
         key.Add("@id", messageId);
         key.ExecuteNonQuery();
+
+        // A reservation can carry attempts: SQS may hand the message out before its record is confirmed.
+        var attempts = context.Command("DELETE FROM message_attempts WHERE message_id = @id;");
+        attempts.Add("@id", messageId);
+        attempts.ExecuteNonQuery();
         context.Count(groupId, CounterChange.Unreserve);
         return true;
     }
@@ -403,17 +425,17 @@ public sealed class MessageRecords
     public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
         _database.WriteAsync(context =>
         {
-            if (report is not null)
-            {
-                RecordAttemptRow(context, message.Id, message.Attempt, report, error, kind == RetryKind.Throttled ? "throttled" : "failed");
-            }
-
             var record = context.Command($"UPDATE messages SET attempts = @attempts, last_error = @error, visible_at = @at WHERE id = @id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
             record.Add("@id", message.Id);
             record.Add("@attempts", attempts);
             record.Add("@error", error);
             record.Add("@at", visibleAt.ToUnixTimeMilliseconds());
-            record.ExecuteNonQuery();
+
+            // A record purged meanwhile gets no history: it would have no message to be deleted with.
+            if (record.ExecuteNonQuery() > 0 && report is not null)
+            {
+                RecordAttemptRow(context, message.Id, message.Attempt, report, error, kind == RetryKind.Throttled ? "throttled" : "failed");
+            }
             context.Count(message.GroupId, kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure);
             return 0;
         }, cancellationToken);
@@ -736,10 +758,24 @@ public sealed class MessageRecords
             }
 
             // Still queued and not leased since the select: both ran in this transaction, so nothing came between.
-            var delete = context.Command($"DELETE FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")}) AND state = {state};");
+            var delete = context.Command($"DELETE FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")}) AND state = {state} RETURNING id;");
             delete.Add("@ids", System.Text.Json.JsonSerializer.Serialize(ids));
-            return (delete.ExecuteNonQuery(), offloaded);
+            var deleted = ReadIds(delete);
+            ForgetAttempts(context, _database, deleted);
+            return (deleted.Count, offloaded);
         }, cancellationToken);
+
+    private static List<string> ReadIds(DbCommand command)
+    {
+        var ids = new List<string>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            ids.Add(reader.GetString(0));
+        }
+
+        return ids;
+    }
 
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, DateTimeOffset acceptingBefore, CancellationToken cancellationToken) =>
         _database.WriteAsync(context =>
@@ -749,10 +785,12 @@ public sealed class MessageRecords
             dedup.Add("@chunk", PurgeChunk);
             var removed = dedup.ExecuteNonQuery();
 
-            var delivered = context.Command("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE state = 2 AND completed_at < @before LIMIT @chunk);");
+            var delivered = context.Command("DELETE FROM messages WHERE seq IN (SELECT seq FROM messages WHERE state = 2 AND completed_at < @before LIMIT @chunk) RETURNING id;");
             delivered.Add("@before", deliveredBefore.ToUnixTimeMilliseconds());
             delivered.Add("@chunk", PurgeChunk);
-            removed += delivered.ExecuteNonQuery();
+            var expired = ReadIds(delivered);
+            ForgetAttempts(context, _database, expired);
+            removed += expired.Count;
 
             var stale = context.Command("SELECT id, group_id FROM messages WHERE state = 1 AND created_at < @before LIMIT @chunk;");
             stale.Add("@before", acceptingBefore.ToUnixTimeMilliseconds());
@@ -770,11 +808,6 @@ public sealed class MessageRecords
             {
                 removed += Unreserve(context, id, groupId) ? 1 : 0;
             }
-
-            // Attempt histories whose message is gone (delivered and expired, purged, its group deleted).
-            var orphans = context.Command("DELETE FROM message_attempts WHERE seq IN (SELECT a.seq FROM message_attempts a WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = a.message_id) LIMIT @chunk);");
-            orphans.Add("@chunk", PurgeChunk);
-            removed += orphans.ExecuteNonQuery();
 
             // A redrive whose node died between marking and finishing: its messages are dead letters again (a copy
             // that did reach SQS is delivered once more, at least once, rather than a dead letter being lost).

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text;
+using ClusterQueue.Contracts;
 using ClusterQueue.Node.Queueing;
 using ClusterQueue.Tests.Support;
 
@@ -30,6 +31,17 @@ public abstract class MessageQueueContractTests
 
     /// <summary>Defines a group on the queue created by this test, so that the queue accepts the group's messages.</summary>
     protected abstract Task DefineGroupAsync(string groupId);
+
+    /// <summary>How many attempt-history rows the store under the queue holds, over all messages: none may outlive its message.</summary>
+    protected abstract long AttemptHistoryRows();
+
+    protected static long CountAttemptRows(ClusterQueue.Node.Storage.SqlDatabase? database)
+    {
+        using var connection = (database ?? throw new InvalidOperationException("Create the queue first.")).OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM message_attempts;";
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
 
     /// <summary>
     /// Lets <paramref name="span"/> pass for the queue's visibility timers: the fake clock for a queue that reads it, and
@@ -458,6 +470,92 @@ public abstract class MessageQueueContractTests
         var batch = await queue.LeaseAsync("orders", 10, Lease, None);
         Assert.Equal(new[] { ids[0], ids[2], pendingId }.Order(StringComparer.Ordinal), batch.Messages.Select(m => m.Id).Order(StringComparer.Ordinal));
         Assert.All(batch.Messages, m => Assert.Equal(1, m.Attempt));
+    }
+
+    [Fact]
+    public async Task AttemptHistory_KeepsEveryUndeliveredAttemptAcrossARedrive_UntilTheDeadLetterIsPurged()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
+
+        var first = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(first, time.GetUtcNow(), "HTTP 500", RetryKind.Failed, None, new AttemptReport(t0, TimeSpan.FromMilliseconds(12), 500)));
+        var second = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.DeadLetterAsync(second, "timed out", None, new AttemptReport(t0.AddSeconds(1), TimeSpan.FromSeconds(2), null)));
+        var firstLife = (await queue.GetStatusAsync(id, None))!.AttemptHistory;
+        var listed = Assert.Single((await queue.ListDeadLettersAsync("orders", null, 10, None)).DeadLetters).AttemptHistory;
+
+        Assert.Equal(1, await queue.RedriveAsync("orders", DeadLetterSelection.All, None));
+        var third = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(third, time.GetUtcNow(), "HTTP 503", RetryKind.Throttled, None, new AttemptReport(t0.AddSeconds(5), TimeSpan.FromMilliseconds(3), 503)));
+        var fourth = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.DeadLetterAsync(fourth, "HTTP 400", None, new AttemptReport(t0.AddSeconds(6), TimeSpan.FromMilliseconds(4), 400)));
+        var bothLives = (await queue.GetStatusAsync(id, None))!.AttemptHistory!;
+
+        Assert.Equal([new AttemptRecord(1, t0, 12, 500, "HTTP 500", "failed"), new AttemptRecord(2, t0.AddSeconds(1), 2000, null, "timed out", "dead")], firstLife);
+        Assert.Equal(firstLife, listed);
+
+        // Attempts restart at 1 after a redrive (a throttled one gives its attempt back); the history goes on.
+        Assert.Equal([1, 2, 1, 1], bothLives.Select(a => a.Attempt));
+        Assert.Equal(["failed", "dead", "throttled", "dead"], bothLives.Select(a => a.Outcome));
+        Assert.Equal([500, null, 503, 400], bothLives.Select(a => a.Status));
+        Assert.Equal(4, AttemptHistoryRows());
+
+        Assert.Equal(1, await queue.PurgeDeadLettersAsync("orders", DeadLetterSelection.All, None));
+        Assert.Null(await queue.GetStatusAsync(id, None));
+        Assert.Equal(0, AttemptHistoryRows());
+    }
+
+    [Fact]
+    public async Task AttemptHistory_OfADeliveredMessage_GoesWhenItsStatusExpires()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var first = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(first, time.GetUtcNow(), "HTTP 502", RetryKind.Failed, None, new AttemptReport(time.GetUtcNow(), TimeSpan.FromMilliseconds(7), 502)));
+        Assert.True(await queue.CompleteAsync(Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages), None));
+        var delivered = await queue.GetStatusAsync(id, None);
+
+        time.Advance(TimeSpan.FromMinutes(1));
+        await queue.PurgeExpiredAsync(time.GetUtcNow(), None);
+
+        Assert.Equal("delivered", delivered!.State);
+        Assert.Equal(502, Assert.Single(delivered.AttemptHistory!).Status);
+        Assert.Null(await queue.GetStatusAsync(id, None));
+        Assert.Equal(0, AttemptHistoryRows());
+    }
+
+    [Fact]
+    public async Task RedriveAndPurge_ByTimeOfDeath_TakeOnlyThoseThatDiedInTheRange()
+    {
+        var (queue, time) = await StartAsync("orders", "other");
+        var early = await EnqueueAsync(queue, "orders");
+        await DeadLetterAllAsync(queue, "orders");
+        time.Advance(TimeSpan.FromMinutes(1));
+        var from = time.GetUtcNow();
+        var middle = await EnqueueAsync(queue, "orders");
+        var otherMiddle = await EnqueueAsync(queue, "other");
+        await DeadLetterAllAsync(queue, "orders");
+        await DeadLetterAllAsync(queue, "other");
+        time.Advance(TimeSpan.FromMinutes(1));
+        var to = time.GetUtcNow();
+        var late = await EnqueueAsync(queue, "orders");
+        await DeadLetterAllAsync(queue, "orders");
+
+        var redriven = await queue.RedriveAsync("orders", new DeadLetterSelection(DeadAfter: from, DeadBefore: to), None);
+        var purged = await queue.PurgeDeadLettersAsync("orders", new DeadLetterSelection(DeadBefore: from), None);
+        var purgedLater = await queue.PurgeDeadLettersAsync("orders", new DeadLetterSelection(DeadAfter: to), None);
+
+        Assert.Equal(1, redriven);
+        Assert.Equal(1, purged);
+        Assert.Equal(1, purgedLater);
+        Assert.Null(await queue.GetStatusAsync(early, None));
+        Assert.Equal("queued", (await queue.GetStatusAsync(middle, None))?.State);
+        Assert.Null(await queue.GetStatusAsync(late, None));
+        Assert.Equal("dead", (await queue.GetStatusAsync(otherMiddle, None))?.State);
+        Assert.Equal(0, (await queue.GetCountsAsync("orders", None))!.Dead);
+        Assert.Equal(middle, Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages).Id);
     }
 
     [Fact]

@@ -33,6 +33,8 @@ public sealed class PostgresMessageQueueTests(PostgresServer server) : SqlMessag
 
     protected override Task DefineGroupAsync(string groupId) => DefineInStoreAsync(_database, _time, groupId);
 
+    protected override long AttemptHistoryRows() => CountAttemptRows(_database);
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()

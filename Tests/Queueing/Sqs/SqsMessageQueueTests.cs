@@ -23,6 +23,8 @@ public sealed class SqsMessageQueueTests(SqsEmulator emulator) : SqsContractTest
 
     protected override Task DefineGroupAsync(string groupId) => _rig.DefineGroupAsync(groupId);
 
+    protected override long AttemptHistoryRows() => CountAttemptRows(_rig.Database);
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public Task DisposeAsync() => _rig.DisposeAsync().AsTask();
@@ -49,6 +51,8 @@ public sealed class SqsOnPostgresMessageQueueTests(SqsEmulator emulator, Postgre
     protected override Task<IMessageQueue> CreateQueueAsync(FakeTimeProvider time) => Task.FromResult<IMessageQueue>(_rig!.Start(time));
 
     protected override Task DefineGroupAsync(string groupId) => _rig!.DefineGroupAsync(groupId);
+
+    protected override long AttemptHistoryRows() => CountAttemptRows(_rig!.Database);
 
     public async Task InitializeAsync()
     {
