@@ -137,12 +137,17 @@ public sealed class DeadLetterCareTests(PostgresServer server, SqsEmulator emula
     }
 
     [Fact]
-    public async Task RedriveOfMany_GoesOutWithinTheGroupsBucket()
+    public Task Embedded_RedriveOfMany_GoesOutWithinTheGroupsBucket() => RedriveOfManyAsync(NodeHost.Start());
+
+    [Fact]
+    public Task Sqs_RedriveOfMany_GoesOutWithinTheGroupsBucket() => RedriveOfManyAsync(NodeHost.Start(SqsNode.Settings(emulator.Endpoint)));
+
+    private static async Task RedriveOfManyAsync(NodeHost host)
     {
+        await using var node = host;
         await using var downstream = await Downstream.StartAsync();
         var failing = true;
         downstream.Reply = _ => Volatile.Read(ref failing) ? new DownstreamReply(500) : DownstreamReply.Ok;
-        await using var node = NodeHost.Start();
         await node.DefineGroupAsync("many", GroupDefinitions.Forwarding(downstream, "/many", rate: 20, burst: 3, concurrency: 8) with { MaxAttempts = 1 });
         await node.IngestManyAsync("many", 40, senders: 8);
         await Eventually.ReadAsync(() => node.StatsAsync("many"), s => s.Dead == 40, "40 dead letters", TimeSpan.FromSeconds(15));
@@ -158,6 +163,93 @@ public sealed class DeadLetterCareTests(PostgresServer server, SqsEmulator emula
         var arrivals = downstream.Arrivals("/many").Where(a => a > redrivenAt).ToList();
         BucketAssert.WithinBucket("many", 20, 3, arrivals);
         Assert.True(arrivals[^1] - arrivals[0] >= TimeSpan.FromSeconds(1.5), "40 redriven messages went out faster than 20/s with a burst of 3");
+    }
+
+    [Fact]
+    public async Task Cluster_RedriveAndPurgeOnAnotherNode_ReachTheOwnerAndKeepItsBucket()
+    {
+        string[] nodes = ["node-a", "node-b"];
+        await using var downstream = await Downstream.StartAsync();
+        var failing = true;
+        downstream.Reply = _ => Volatile.Read(ref failing) ? new DownstreamReply(503, Body: "down") : DownstreamReply.Ok;
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        await cluster.StartAllAsync(nodes);
+        var group = ClusterRig.GroupOwnedBy("node-b", nodes, "redrive");
+        await ClusterTests.DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 20, burst: 3, concurrency: 8) with { MaxAttempts = 1 });
+        var client = cluster["node-a"].Client;
+
+        var first = new List<string>();
+        for (var i = 0; i < 30; i++)
+        {
+            first.Add(await ClusterTests.IngestAsync(cluster["node-a"], group, "{}"));
+        }
+
+        await Eventually.ReadAsync(() => client.GetFromJsonAsync<GroupStats>($"/v1/groups/{group}/stats")!, s => s!.Dead == 30, "30 dead letters", TimeSpan.FromSeconds(20));
+        var between = DateTimeOffset.UtcNow;
+        await Task.Delay(50);
+        var later = await ClusterTests.IngestAsync(cluster["node-a"], group, "{}");
+        await Eventually.ReadAsync(() => client.GetFromJsonAsync<GroupStats>($"/v1/groups/{group}/stats")!, s => s!.Dead == 31, "the later dead letter", TimeSpan.FromSeconds(20));
+        var letters = (await client.GetFromJsonAsync<DeadLetterList>($"/v1/groups/{group}/dead-letters?limit=1000"))!.DeadLetters;
+        Assert.All(letters, l => Assert.Equal(503, Assert.Single(l.AttemptHistory!).Status));
+
+        // Node-a takes the requests; node-b owns the group and delivers what went back, at the group's rate.
+        Volatile.Write(ref failing, false);
+        var redrivenAt = DateTimeOffset.UtcNow;
+        using (var redrive = await client.PostAsJsonAsync($"/v1/groups/{group}/dead-letters/redrive", new RedriveRequest { DeadBefore = between }))
+        {
+            Assert.Equal(30, (await redrive.Content.ReadFromJsonAsync<RedriveResult>())!.Redriven);
+        }
+
+        using (var purge = await client.PostAsJsonAsync($"/v1/groups/{group}/dead-letters/purge?confirm={group}", new RedriveRequest { MessageIds = [later, first[0]] }))
+        {
+            Assert.Equal(1, (await purge.Content.ReadFromJsonAsync<PurgeResult>())!.Purged);
+        }
+
+        await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count(c => c.ReceivedAt > redrivenAt) == 30, TimeSpan.FromSeconds(20), "the 30 redriven calls");
+        var calls = downstream.CallsTo($"/{group}").Where(c => c.ReceivedAt > redrivenAt).ToList();
+        Assert.Equal(first.Order(StringComparer.Ordinal), calls.Select(c => c.MessageId).Order(StringComparer.Ordinal));
+        Assert.All(calls, c => Assert.Equal(1, c.Attempt));
+        BucketAssert.WithinBucket(group, 20, 3, [.. calls.Select(c => c.ReceivedAt).Order()]);
+        var stats = await Eventually.ReadAsync(() => client.GetFromJsonAsync<GroupStats>($"/v1/groups/{group}/stats")!, s => s!.Delivered == 30, "the redriven delivered", TimeSpan.FromSeconds(10));
+        Assert.Equal(0, stats!.Dead);
+        using var gone = await client.GetAsync($"/v1/messages/{later}");
+        Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
+    }
+
+    [Fact]
+    public async Task GroupDeletion_TakesTheAttemptHistoriesAlong()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(500);
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("doomed", GroupDefinitions.Forwarding(downstream, "/doomed") with
+        {
+            MaxAttempts = 2,
+            RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.05, MaxSeconds = 0.1 },
+        });
+        await node.DefineGroupAsync("kept", GroupDefinitions.Forwarding(downstream, "/kept") with { MaxAttempts = 1 });
+        await node.IngestManyAsync("doomed", 3);
+        var kept = await node.IngestOkAsync("kept", "{}");
+        await Eventually.ReadAsync(() => node.StatsAsync("doomed"), s => s.Dead == 3, "the doomed group's dead letters");
+        await Eventually.ReadAsync(() => node.StatsAsync("kept"), s => s.Dead == 1, "the kept group's dead letter");
+        var before = AttemptRows(node);
+
+        using var deleted = await node.Client.DeleteAsync("/v1/groups/doomed");
+
+        Assert.Equal(HttpStatusCode.NoContent, deleted.StatusCode);
+        Assert.Equal(7, before);
+        Assert.Equal(1, AttemptRows(node));
+        var status = await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{kept}");
+        Assert.Equal("dead", Assert.Single(status!.AttemptHistory!).Outcome);
+    }
+
+    /// <summary>Attempt-history rows in the node's store, over all messages.</summary>
+    private static long AttemptRows(NodeHost node)
+    {
+        using var connection = node.Get<ClusterQueue.Node.Storage.SqlDatabase>().OpenRead();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT count(*) FROM message_attempts;";
+        return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]
@@ -178,6 +270,7 @@ public sealed class DeadLetterCareTests(PostgresServer server, SqsEmulator emula
         await Eventually.ReadAsync(() => node.StatsAsync("old"), s => s.Dead == 0, "the dead letter gone after its retention");
         using var status = await node.Client.GetAsync($"/v1/messages/{id}");
         Assert.Equal(HttpStatusCode.NotFound, status.StatusCode);
+        Assert.Equal(0, AttemptRows(node));
     }
 
     private static async Task AssertHistoryAsync(HttpClient client, string group, string id)
