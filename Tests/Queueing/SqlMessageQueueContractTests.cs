@@ -29,6 +29,28 @@ public abstract class SqlMessageQueueContractTests : MessageQueueContractTests
     }
 
     [Fact]
+    public async Task AttemptHistory_OfAMessageFailingMoreThanAHundredTimes_KeepsTheNewestHundred()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+
+        for (var attempt = 1; attempt <= 150; attempt++)
+        {
+            var message = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+            var report = new AttemptReport(time.GetUtcNow(), TimeSpan.FromMilliseconds(attempt), 500);
+            Assert.True(attempt < 150
+                ? await queue.RetryAsync(message, time.GetUtcNow(), $"failure {attempt}", RetryKind.Failed, None, report)
+                : await queue.DeadLetterAsync(message, $"failure {attempt}", None, report));
+        }
+
+        var history = (await queue.GetStatusAsync(id, None))!.AttemptHistory!;
+
+        Assert.Equal(Enumerable.Range(51, 100), history.Select(a => a.Attempt));
+        Assert.Equal("dead", history[^1].Outcome);
+        Assert.Equal(100, AttemptHistoryRows());
+    }
+
+    [Fact]
     public async Task Lease_WhileLeased_HidesMessageUntilLeaseExpiresThenReturnsItWithAttemptTwo()
     {
         var (queue, time) = await StartAsync("orders");

@@ -135,6 +135,35 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
         Assert.NotNull(await _rig.Payloads.GetAsync("orders", "big", None));
     }
 
+    [Fact]
+    public async Task LargeBody_DeadLetterPurgedOrExpired_LeavesThePayloadStore()
+    {
+        var queue = _rig.Start(_time);
+        await _rig.DefineGroupAsync("orders");
+        await queue.EnqueueAsync(new NewMessage("purged", "orders", null, RandomBytes(300 * 1024), null, default), None);
+        await queue.EnqueueAsync(new NewMessage("expired", "orders", null, RandomBytes(300 * 1024), null, default), None);
+        foreach (var message in (await queue.LeaseAsync("orders", 10, Lease, None)).Messages)
+        {
+            Assert.True(await queue.DeadLetterAsync(message, "bad", None));
+        }
+
+        var purged = await queue.PurgeDeadLettersAsync("orders", DeadLetterSelection.Named(["purged"]), None);
+        var expiredKept = await _rig.Payloads.GetAsync("orders", "expired", None);
+
+        // The retention sweep passes no group: every group's dead letters older than the cut.
+        _time.Advance(TimeSpan.FromMinutes(1));
+        var expired = await queue.PurgeDeadLettersAsync(null, new DeadLetterSelection(DeadBefore: _time.GetUtcNow()), None);
+
+        Assert.Equal(1, purged);
+        Assert.NotNull(expiredKept);
+        Assert.Equal(1, expired);
+        Assert.Null(await _rig.Payloads.GetAsync("orders", "purged", None));
+        Assert.Null(await _rig.Payloads.GetAsync("orders", "expired", None));
+        Assert.Null(await queue.GetStatusAsync("purged", None));
+        Assert.Null(await queue.GetStatusAsync("expired", None));
+        Assert.Equal(0, (await queue.GetCountsAsync("orders", None))!.Dead);
+    }
+
     [Theory]
     [InlineData(new byte[] { 0xff, 0xfe, 0x00, 0x01, 0x80 })]
     [InlineData(new byte[] { 0x61, 0x00, 0x62 })]
