@@ -1,6 +1,6 @@
 namespace ClusterQueue.Contracts;
 
-/// <summary>A message that used up its attempts, with the last error seen.</summary>
+/// <summary>A message that used up its attempts, with the last error seen and every undelivered attempt (the 100 newest).</summary>
 public sealed record DeadLetter(
     string MessageId,
     string GroupId,

@@ -487,17 +487,20 @@ internal sealed class GroupActor : ISlotWaiter
         HandlerOutcome? outcome = null;
         try
         {
+            // Timestamps, not a Stopwatch object: a delivery, the common case, allocates nothing for its history.
             var startedAt = _time.GetUtcNow();
-            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var started = _time.GetTimestamp();
             outcome = await CallHandlerAsync(message, settings);
             if (outcome is not null)
             {
-                var report = new AttemptReport(startedAt, clock.Elapsed, outcome switch
+                var report = outcome switch
                 {
-                    HandlerOutcome.Failed failed => failed.Status,
-                    HandlerOutcome.Throttled throttled => throttled.Status,
+                    HandlerOutcome.Failed failed => new AttemptReport(startedAt, _time.GetElapsedTime(started), failed.Status),
+                    HandlerOutcome.Throttled throttled => new AttemptReport(startedAt, _time.GetElapsedTime(started), throttled.Status),
+                    HandlerOutcome.Dead => new AttemptReport(startedAt, _time.GetElapsedTime(started), null),
+                    HandlerOutcome.Continue next when message.Step >= settings.MaxSteps => new AttemptReport(startedAt, _time.GetElapsedTime(started), next.Status),
                     _ => null,
-                });
+                };
                 (retryAt, pauseUntil) = await RecordAsync(message, settings, outcome, report);
             }
         }
@@ -587,7 +590,7 @@ internal sealed class GroupActor : ISlotWaiter
     }
 
     /// <summary>Makes the outcome durable; returns when the message is next visible and until when the group pauses.</summary>
-    private async Task<(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil)> RecordAsync(LeasedMessage message, GroupSettings settings, HandlerOutcome outcome, AttemptReport report)
+    private async Task<(DateTimeOffset? RetryAt, DateTimeOffset? PauseUntil)> RecordAsync(LeasedMessage message, GroupSettings settings, HandlerOutcome outcome, AttemptReport? report)
     {
         var now = _time.GetUtcNow();
         switch (outcome)
@@ -602,7 +605,7 @@ internal sealed class GroupActor : ISlotWaiter
                 return (null, null);
 
             case HandlerOutcome.Continue next when message.Step >= settings.MaxSteps:
-                await DeadLetterAsync(message, $"step {message.Step} asked for another ({HttpForwardHandler.ContinueHeader}), and the group allows {settings.MaxSteps} steps (maxSteps)");
+                await DeadLetterAsync(message, $"step {message.Step} asked for another ({HttpForwardHandler.ContinueHeader}), and the group allows {settings.MaxSteps} steps (maxSteps)", report);
                 return (null, null);
 
             case HandlerOutcome.Continue next:

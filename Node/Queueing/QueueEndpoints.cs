@@ -34,14 +34,18 @@ public static class QueueEndpoints
 
     public static RouteGroupBuilder MapQueueing(this RouteGroupBuilder admin)
     {
-        admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.");
+        admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.")
+            .WithDescription("Each dead letter carries attemptHistory: every attempt that did not deliver it, oldest first (the 100 newest are kept), as {attempt, startedAt, durationMs, status, error, outcome}; status is the target's HTTP status, null for a connection error or timeout; outcome is failed, throttled or dead. A redriven message keeps its history, and its next attempts (from 1 again) follow. Dead letters are kept for Queueing:DeadLetterRetention (14 days by default).");
         admin.MapPost("/groups/{id}/dead-letters/redrive", RedriveAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
-            .WithSummary("Send dead letters back to the queue: all of them, those named in messageIds, or those that died in [deadAfter, deadBefore). They are processed under the group's rate like any backlog.");
+            .WithSummary("Send dead letters back to the queue: all of them, those named in messageIds, or those that died in [deadAfter, deadBefore). They are processed under the group's rate like any backlog.")
+            .WithDescription("No body or {} takes all of the group's dead letters; {\"messageIds\": [...]} those named (at most 10,000); {\"deadAfter\", \"deadBefore\"} (RFC 3339, either or both) those that died in that range. Ids together with a time range, or deadBefore not after deadAfter, are 400 naming the field. Answers {\"redriven\": n}. Attempts restart at 1.");
         admin.MapPost("/groups/{id}/dead-letters/purge", PurgeDeadLettersAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
-            .WithSummary("Delete dead letters for good, with the same selections as redrive; ?confirm= must repeat the group id.");
+            .WithSummary("Delete dead letters for good, with the same selections as redrive; ?confirm= must repeat the group id.")
+            .WithDescription("A missing or different confirm is 400 naming confirm, and nothing is deleted. Offloaded bodies (the SQS queue's payload store) and attempt histories go too. Answers {\"purged\": n}.");
         admin.MapPost("/groups/{id}/purge", PurgeAsync).WithTags("Groups")
             .WithSummary("Delete the group's queued messages; ?confirm= must repeat the group id. Messages in a handler call finish as usual (on the SQS queue, SQS's purge takes them too).");
-        admin.MapGet("/messages/{messageId}", StatusAsync).WithTags("Messages").WithSummary("Status of one message: queued, processing, delivered or dead.");
+        admin.MapGet("/messages/{messageId}", StatusAsync).WithTags("Messages").WithSummary("Status of one message: queued, processing, delivered or dead.")
+            .WithDescription("attemptHistory lists the attempts that did not deliver the message, as in the dead-letter list.");
         return admin;
     }
 

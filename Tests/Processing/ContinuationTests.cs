@@ -63,6 +63,8 @@ public sealed class ContinuationTests(PostgresServer server, SqsEmulator emulato
         var status = await Eventually.ReadAsync(() => node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State == "dead", "the dead letter");
         Assert.Equal(3, downstream.CallsTo("/endless").Count);
         Assert.Contains("maxSteps", status!.LastError, StringComparison.Ordinal);
+        var refused = Assert.Single(status.AttemptHistory!);
+        Assert.Equal(("dead", 202), (refused.Outcome, refused.Status));
 
         using var waited = await node.Client.PostAsync("/hooks/waited?wait=20", new StringContent("{}"));
         Assert.Equal(HttpStatusCode.OK, waited.StatusCode);
