@@ -103,6 +103,8 @@ public sealed class DeadLetterCareTests(PostgresServer server, SqsEmulator emula
             ("/v1/groups/dl/dead-letters/redrive", $$"""{"deadAfter":"{{between:O}}","deadBefore":"{{between.AddSeconds(-1):O}}"}""", "deadBefore"),
             ("/v1/groups/dl/dead-letters/purge", "{}", "confirm"),
             ("/v1/groups/dl/dead-letters/purge?confirm=other", "{}", "confirm"),
+            ("/v1/groups/dl/dead-letters/purge?confirm=dl", """{"deadBefore":"soon"}""", "deadBefore"),
+            ("/v1/groups/dl/dead-letters/purge?confirm=dl", $$"""{"messageIds":["{{late[0]}}"],"deadBefore":"{{between:O}}"}""", "messageIds"),
         })
         {
             using var refused = await node.Client.PostAsync(path, new StringContent(body, System.Text.Encoding.UTF8, "application/json"));

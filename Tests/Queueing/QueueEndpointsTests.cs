@@ -98,12 +98,26 @@ public sealed class QueueEndpointsTests
     }
 
     [Theory]
+    [InlineData("/v1/groups/nope/dead-letters/purge?confirm=nope")]
+    [InlineData("/v1/groups/nope/dead-letters/purge")]
+    public async Task PurgeDeadLetters_OfUnknownGroup_Returns404Problem(string path)
+    {
+        await using var node = NodeHost.Start();
+
+        using var response = await node.Client.PostAsync(path, null);
+
+        await Problems.ReadAsync(response, HttpStatusCode.NotFound);
+    }
+
+    [Theory]
     [InlineData("messageIds", """{"messageIds":""")]
     [InlineData("body", """{"messageIds":[]""")]
     [InlineData("body", """not json""")]
     [InlineData("messageIds", """{"messageIds":"one-id"}""")]
     [InlineData("messageIds[0]", """{"messageIds":[42]}""")]
     [InlineData("messageId", """{"messageId":["x"]}""")]
+    [InlineData("deadAfter", """{"deadAfter":"yesterday"}""")]
+    [InlineData("deadBefore", """{"deadBefore":42}""")]
     public async Task Redrive_WithMalformedBody_Returns400NamingTheFieldAndRedrivesNothing(string field, string body)
     {
         await using var downstream = await Downstream.StartAsync();
