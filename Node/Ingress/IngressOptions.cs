@@ -24,4 +24,10 @@ public sealed class IngressOptions
     /// seconds stays inside common load balancer and client timeouts.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "ClusterQueue:Ingress:MaxWait must be between 1 second and 10 minutes.")]
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The largest downstream answer body kept for a sender waiting on a message (?wait=); a larger body is
+    /// not kept (the status and content type are). A result is an answer for a waiting client, not a file store, and
+    /// it lives in the message's row until the delivered status expires.</summary>
+    [Range(0, 32 * 1024 * 1024, ErrorMessage = "ClusterQueue:Ingress:MaxResultBytes must be between 0 and 33554432 (32 MiB).")]
+    public int MaxResultBytes { get; set; } = 1024 * 1024;
 }

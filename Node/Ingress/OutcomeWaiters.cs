@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace ClusterQueue.Node.Ingress;
 
 /// <summary>
@@ -10,26 +8,74 @@ namespace ClusterQueue.Node.Ingress;
 /// </summary>
 public sealed class OutcomeWaiters
 {
-    private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiting = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Entry> _waiting = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
 
-    /// <summary>Completes at the next announcement for the message. Register before reading its status, so none is missed.</summary>
-    public Task Next(string messageId) =>
-        _waiting.GetOrAdd(messageId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task;
-
-    public void Announce(string messageId)
+    /// <summary>
+    /// Completes at the next announcement for the message. Register before reading its status, so none is missed, and
+    /// <see cref="Leave"/> once done with the task, whatever happened.
+    /// </summary>
+    public Task Next(string messageId)
     {
-        if (_waiting.TryRemove(messageId, out var signal))
+        lock (_lock)
         {
-            signal.TrySetResult();
+            if (!_waiting.TryGetValue(messageId, out var entry))
+            {
+                entry = new Entry();
+                _waiting[messageId] = entry;
+            }
+
+            entry.Waiters++;
+            return entry.Signal.Task;
         }
     }
 
-    /// <summary>A waiter that gave up leaves no entry behind (one still waiting on the same message shares it, and is only slower to hear).</summary>
+    public void Announce(string messageId)
+    {
+        Entry? entry;
+        lock (_lock)
+        {
+            if (!_waiting.Remove(messageId, out entry))
+            {
+                return;
+            }
+        }
+
+        entry.Signal.TrySetResult();
+    }
+
+    /// <summary>
+    /// Ends one waiter's interest in <paramref name="next"/>. Counted, because senders of one delivery id share an
+    /// entry: the first to give up must not take it from the others, and the last leaves nothing behind (a message
+    /// that never gets an outcome, purged or its group deleted, would otherwise keep its entry for the node's life).
+    /// </summary>
     public void Leave(string messageId, Task next)
     {
-        if (_waiting.TryGetValue(messageId, out var signal) && signal.Task == next)
+        lock (_lock)
         {
-            _waiting.TryRemove(new KeyValuePair<string, TaskCompletionSource>(messageId, signal));
+            if (_waiting.TryGetValue(messageId, out var entry) && entry.Signal.Task == next && --entry.Waiters == 0)
+            {
+                _waiting.Remove(messageId);
+            }
         }
+    }
+
+    /// <summary>Messages someone on this node waits for.</summary>
+    internal int Waiting
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiting.Count;
+            }
+        }
+    }
+
+    private sealed class Entry
+    {
+        public TaskCompletionSource Signal { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public int Waiters { get; set; }
     }
 }

@@ -12,7 +12,10 @@ public static class SyncResult
     // Only against an announcement lost on its way (a listener reconnecting): a re-read this often costs nothing.
     private static readonly TimeSpan SafetyRead = TimeSpan.FromSeconds(2);
 
-    /// <summary>The message's status once it is delivered or dead, or null when <paramref name="wait"/> ran out first.</summary>
+    /// <summary>
+    /// The message's status once it is delivered or dead; null when <paramref name="wait"/> ran out first, the sender
+    /// left, or the message is gone (purged, its group deleted).
+    /// </summary>
     public static async Task<MessageStatus?> WaitAsync(string messageId, TimeSpan wait, IMessageQueue queue, OutcomeWaiters outcomes, TimeProvider time, CancellationToken cancellationToken)
     {
         var deadline = time.GetUtcNow() + wait;
@@ -22,22 +25,33 @@ public static class SyncResult
             {
                 // Registered before the read: an outcome recorded between the two still wakes this loop.
                 var next = outcomes.Next(messageId);
-                var status = await queue.GetStatusAsync(messageId, cancellationToken);
-                if (status is { State: "delivered" or "dead" })
+                try
+                {
+                    var status = await queue.GetStatusAsync(messageId, cancellationToken);
+                    if (status is { State: "delivered" or "dead" })
+                    {
+                        return status;
+                    }
+
+                    if (status is null)
+                    {
+                        // Purged, or its group deleted: no outcome will come.
+                        return null;
+                    }
+
+                    var left = deadline - time.GetUtcNow();
+                    if (left <= TimeSpan.Zero)
+                    {
+                        return null;
+                    }
+
+                    await Task.WhenAny(next, Task.Delay(left < SafetyRead ? left : SafetyRead, time, cancellationToken));
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+                finally
                 {
                     outcomes.Leave(messageId, next);
-                    return status;
                 }
-
-                var left = deadline - time.GetUtcNow();
-                if (left <= TimeSpan.Zero)
-                {
-                    outcomes.Leave(messageId, next);
-                    return null;
-                }
-
-                await Task.WhenAny(next, Task.Delay(left < SafetyRead ? left : SafetyRead, time, cancellationToken));
-                cancellationToken.ThrowIfCancellationRequested();
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -48,8 +62,9 @@ public static class SyncResult
     }
 
     /// <summary>
-    /// Delivered: the downstream's status, content type and body (a result over 1 MiB was not kept: its status with an
-    /// empty body; a message whose result nobody asked for when it was ingested: its status JSON). Dead: 502.
+    /// Delivered: the downstream's status, content type and body (a body over Ingress:MaxResultBytes was not kept: its
+    /// status with an empty body; a message whose result nobody asked for when it was ingested: its status JSON).
+    /// Dead: 502, naming the downstream's status on the last attempt when it answered.
     /// </summary>
     public static IResult Answer(MessageStatus status, HttpResponse response)
     {
@@ -65,6 +80,8 @@ public static class SyncResult
                     ["messageId"] = status.MessageId,
                     ["attempts"] = status.Attempts,
                     ["lastError"] = status.LastError,
+                    // The dead attempt is the newest in the history; null when the downstream never answered it.
+                    ["downstreamStatus"] = status.AttemptHistory is [.., var last] ? last.Status : null,
                 });
         }
 

@@ -8,7 +8,7 @@ namespace ClusterQueue.Node.Processing;
 /// the message, the group and the attempt so the downstream can de-duplicate. 2xx is delivered; 429 or 503 with
 /// Retry-After pauses the group; anything else (status, connection error) is a failed attempt.
 /// </summary>
-public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, string nodeId) : IMessageHandler
+public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, string nodeId, int maxResultBytes = 1024 * 1024) : IMessageHandler
 {
     public const string HttpClientName = "forward";
     public const string MessageIdHeader = "ClusterQueue-Message-Id";
@@ -110,8 +110,8 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         return null;
     }
 
-    /// <summary>The answer a waiting sender gets; a body over <see cref="DeliveryResult.MaxBodyBytes"/> is left out.</summary>
-    private static async Task<Queueing.DeliveryResult> ReadResultAsync(HttpResponseMessage response, CancellationToken cancellationToken)
+    /// <summary>The answer a waiting sender gets; a body over <c>Ingress:MaxResultBytes</c> is left out.</summary>
+    private async Task<Queueing.DeliveryResult> ReadResultAsync(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         var contentType = response.Content.Headers.TryGetValues("Content-Type", out var values) ? string.Join(", ", values) : null;
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
@@ -120,7 +120,7 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         int n;
         while ((n = await stream.ReadAsync(buffer, cancellationToken)) > 0)
         {
-            if (body.Length + n > Queueing.DeliveryResult.MaxBodyBytes)
+            if (body.Length + n > maxResultBytes)
             {
                 return new Queueing.DeliveryResult((int)response.StatusCode, contentType, null);
             }

@@ -15,7 +15,8 @@ public static class ProcessingSetup
                 Timeout = Timeout.InfiniteTimeSpan,
             },
             provider.GetRequiredService<TimeProvider>(),
-            provider.GetRequiredService<Cluster.NodeIdentity>().Id));
+            provider.GetRequiredService<Cluster.NodeIdentity>().Id,
+            provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Ingress.IngressOptions>>().Value.MaxResultBytes));
         services.AddSingleton<GroupDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<GroupDispatcher>());
         return services;

@@ -68,6 +68,76 @@ public sealed class SyncWaitTests(PostgresServer server, SqsEmulator emulator, I
         Assert.Equal(1, problem.GetProperty("attempts").GetInt32());
         Assert.Contains("HTTP 500", problem.GetProperty("lastError").GetString(), StringComparison.Ordinal);
         Assert.Equal(downstream.CallsTo("/dies").Single().MessageId, problem.GetProperty("messageId").GetString());
+        Assert.Equal(500, problem.GetProperty("downstreamStatus").GetInt32());
+    }
+
+    [Fact]
+    public async Task Embedded_ABodyOverMaxResultBytes_IsNotKept_TheStatusAndContentTypeAre()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => Created;
+        await using var node = NodeHost.Start(new Dictionary<string, string?> { ["ClusterQueue:Ingress:MaxResultBytes"] = "16" });
+        await node.DefineGroupAsync("big", GroupDefinitions.Forwarding(downstream, "/big"));
+
+        using var response = await node.Client.PostAsync("/hooks/big?wait=10", new StringContent("{}"));
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        var id = response.Headers.GetValues("ClusterQueue-Message-Id").Single();
+        var status = (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!;
+        Assert.Equal(new MessageResult(201, "application/json; charset=utf-8", null, null), status.Result);
+    }
+
+    [Fact]
+    public async Task Embedded_ADuplicateDeliveryIdWithAWait_WaitsForTheFirstMessage()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => Created with { Delay = TimeSpan.FromSeconds(1) };
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("dup", GroupDefinitions.Forwarding(downstream, "/dup"));
+
+        var answers = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => node.Client.SendAsync(Order42("/hooks/dup?wait=10"))));
+
+        foreach (var answer in answers)
+        {
+            await AssertDownstreamAnswerAsync(answer);
+        }
+
+        Assert.Single(answers.Select(a => a.Headers.GetValues("ClusterQueue-Message-Id").Single()).Distinct());
+        Assert.Single(downstream.CallsTo("/dup"));
+
+        // A retry after the delivery gets the kept result at once.
+        using var again = await node.Client.SendAsync(Order42("/hooks/dup?wait=10"));
+        await AssertDownstreamAnswerAsync(again);
+        Assert.Single(downstream.CallsTo("/dup"));
+    }
+
+    [Fact]
+    public async Task Embedded_ASenderThatHangsUp_EndsOnlyItsWait_TheMessageIsDelivered()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => Created with { Delay = TimeSpan.FromSeconds(3) };
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("gone", GroupDefinitions.Forwarding(downstream, "/gone"));
+        var waiters = node.Get<ClusterQueue.Node.Ingress.OutcomeWaiters>();
+
+        using (var hangUp = new CancellationTokenSource())
+        {
+            var send = node.Client.PostAsync("/hooks/gone?wait=20", new StringContent("{}"), hangUp.Token);
+            await downstream.WaitUntilAsync(d => d.CallsTo("/gone").Count == 1, TimeSpan.FromSeconds(10), "the call");
+            Assert.Equal(1, waiters.Waiting);
+            await hangUp.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => send);
+        }
+
+        // The wait is gone while the call still runs (3 s): it left by itself, not at the outcome's announcement.
+        await Eventually.TrueAsync(() => waiters.Waiting == 0, "the left wait's entry gone", TimeSpan.FromSeconds(2));
+        var id = downstream.CallsTo("/gone").Single().MessageId;
+        Assert.NotEqual("delivered", (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!.State);
+
+        var status = await Eventually.ReadAsync(() => node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State == "delivered", "the delivery");
+        Assert.Equal(201, status!.Result!.Status);
+        Assert.Single(downstream.CallsTo("/gone"));
     }
 
     [Theory]
@@ -110,6 +180,65 @@ public sealed class SyncWaitTests(PostgresServer server, SqsEmulator emulator, I
     }
 
     [Fact]
+    public async Task Cluster_WaitThatRunsOutAtANonOwner_Answers202_AndThatNodeShowsTheResultLater()
+    {
+        string[] nodes = ["node-a", "node-b"];
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => Created with { Delay = TimeSpan.FromSeconds(1.5) };
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        await cluster.StartAllAsync(nodes);
+        var group = ClusterRig.GroupOwnedBy("node-b", nodes, "late");
+        await ClusterTests.DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}"));
+
+        using var response = await cluster["node-a"].Client.PostAsync($"/hooks/{group}?wait=0.5", new StringContent("{}"));
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var accepted = (await response.Content.ReadFromJsonAsync<IngestAccepted>())!;
+        Assert.Equal($"/v1/messages/{accepted.MessageId}", response.Headers.Location?.OriginalString);
+        var status = await Eventually.ReadAsync(
+            () => cluster["node-a"].Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{accepted.MessageId}")!,
+            s => s!.State == "delivered",
+            "the owner's delivery, read at the node that took the message");
+        Assert.Equal(new MessageResult(201, "application/json; charset=utf-8", """{"order":42,"state":"made"}""", null), status!.Result);
+        Assert.Equal("node-b", downstream.CallsTo($"/{group}").Single().Node);
+    }
+
+    [Fact]
+    public async Task SqsCluster_WaitAtANodeThatDoesNotOwnTheGroup_GetsTheOwnersResultOrDeadLetter()
+    {
+        string[] nodes = ["node-a", "node-b"];
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = call => call.Path!.Contains("dies", StringComparison.Ordinal) ? new DownstreamReply(500, Body: "boom") : Created;
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        var prefix = SqsNode.UniquePrefix();
+        foreach (var node in nodes)
+        {
+            var settings = cluster.Settings(node);
+            foreach (var (key, value) in SqsNode.ProcessSettings(emulator.Endpoint, prefix))
+            {
+                settings[key] = value;
+            }
+
+            await cluster.StartAsync(node, settings);
+        }
+
+        var made = ClusterRig.GroupOwnedBy("node-b", nodes, "sqsmade");
+        var dies = ClusterRig.GroupOwnedBy("node-b", nodes, "sqsdies");
+        await ClusterTests.DefineAsync(cluster["node-a"], made, GroupDefinitions.Forwarding(downstream, $"/{made}"));
+        await ClusterTests.DefineAsync(cluster["node-a"], dies, GroupDefinitions.Forwarding(downstream, $"/{dies}") with { MaxAttempts = 1 });
+
+        var clock = Stopwatch.StartNew();
+        using var delivered = await cluster["node-a"].Client.PostAsync($"/hooks/{made}?wait=20", new StringContent("""{"order":42}"""));
+        output.WriteLine($"delivered answer after {clock.Elapsed.TotalMilliseconds:0} ms");
+        using var dead = await cluster["node-a"].Client.PostAsync($"/hooks/{dies}?wait=20", new StringContent("{}"));
+
+        await AssertDownstreamAnswerAsync(delivered);
+        var problem = await Problems.ReadAsync(dead, HttpStatusCode.BadGateway);
+        Assert.Equal(500, problem.GetProperty("downstreamStatus").GetInt32());
+        Assert.All(downstream.CallsTo($"/{made}").Concat(downstream.CallsTo($"/{dies}")), call => Assert.Equal("node-b", call.Node));
+    }
+
+    [Fact]
     public async Task Sqs_Wait_AnswersWithTheDownstreamsStatusAndBody()
     {
         await using var downstream = await Downstream.StartAsync();
@@ -130,5 +259,12 @@ public sealed class SyncWaitTests(PostgresServer server, SqsEmulator emulator, I
         Assert.Equal("application/json; charset=utf-8", response.Content.Headers.ContentType?.ToString());
         using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
         Assert.Equal("made", body.RootElement.GetProperty("state").GetString());
+    }
+
+    private static HttpRequestMessage Order42(string path)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent("""{"order":42}""") };
+        request.Headers.Add("Idempotency-Key", "order-42");
+        return request;
     }
 }
