@@ -854,6 +854,78 @@ public abstract class MessageQueueContractTests
         Assert.All(leased, m => Assert.Equal(1, m.Attempt));
     }
 
+    [Fact]
+    public async Task Continue_QueuesTheNextStepAtOnce_WithItsCursor_AttemptsStartAgain_AndTheStatusShowsTheChain()
+    {
+        var (queue, time) = await StartAsync("jobs");
+        var id = await EnqueueAsync(queue, "jobs");
+        var first = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(first, time.GetUtcNow(), "500", RetryKind.Failed, None));
+        var retried = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        time.Advance(TimeSpan.FromSeconds(1));
+        var finishedAt = time.GetUtcNow();
+
+        var continued = await queue.ContinueAsync(retried, "page=2", 202, None);
+        var second = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+
+        Assert.True(continued);
+        Assert.Equal((1, null, 2), (first.Step, first.Cursor, retried.Attempt));
+        Assert.Equal(id, second.Id);
+        Assert.Equal((2, "page=2", 1), (second.Step, second.Cursor, second.Attempt));
+        Assert.Equal(id, Encoding.UTF8.GetString(second.Body));
+        Assert.Equal("text/plain", second.ContentType);
+        var status = (await queue.GetStatusAsync(id, None))!;
+        Assert.Equal((2, "page=2"), (status.Step, status.Cursor));
+        Assert.Equal([new ClusterQueue.Contracts.MessageStep(1, "page=2", 202, finishedAt)], status.Steps!);
+
+        Assert.True(await queue.ContinueAsync(second, "page=3", 200, None));
+        var third = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.CompleteAsync(third, None));
+
+        Assert.Equal((3, "page=3", 1), (third.Step, third.Cursor, third.Attempt));
+        var done = (await queue.GetStatusAsync(id, None))!;
+        Assert.Equal("delivered", done.State);
+        Assert.Equal(["page=2", "page=3"], done.Steps!.Select(s => s.Cursor));
+        Assert.Empty((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+    }
+
+    [Fact]
+    public async Task Continue_TwiceWithOneReceipt_AdvancesTheChainOnce()
+    {
+        var (queue, _) = await StartAsync("jobs");
+        var id = await EnqueueAsync(queue, "jobs");
+        var message = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+
+        Assert.True(await queue.ContinueAsync(message, "c1", 202, None));
+        Assert.False(await queue.ContinueAsync(message, "c1", 202, None));
+
+        var next = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.Equal(2, next.Step);
+        Assert.Single((await queue.GetStatusAsync(id, None))!.Steps!);
+        Assert.Empty((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+    }
+
+    [Fact]
+    public async Task Complete_WithAResult_OfAMessageThatWantsIt_KeepsItInTheStatus_TextOrNot()
+    {
+        var (queue, _) = await StartAsync("sync");
+        string[] ids = ["sync-text", "sync-binary", "sync-plain"];
+        foreach (var id in ids)
+        {
+            await queue.EnqueueAsync(new NewMessage(id, "sync", "text/plain", Encoding.UTF8.GetBytes(id), null, default, WantsResult: id != "sync-plain"), None);
+        }
+
+        var leased = await LeaseAllAsync(queue, "sync");
+        Assert.Equal([true, true, false], ids.Select(id => leased[id].WantsResult));
+        Assert.True(await queue.CompleteAsync(leased["sync-text"], new DeliveryResult(201, "application/json", """{"made":true}"""u8.ToArray()), None));
+        Assert.True(await queue.CompleteAsync(leased["sync-binary"], new DeliveryResult(200, "application/octet-stream", [0xff, 0x00, 0xfe]), None));
+        Assert.True(await queue.CompleteAsync(leased["sync-plain"], None));
+
+        Assert.Equal(new ClusterQueue.Contracts.MessageResult(201, "application/json", """{"made":true}""", null), (await queue.GetStatusAsync("sync-text", None))!.Result);
+        Assert.Equal(new ClusterQueue.Contracts.MessageResult(200, "application/octet-stream", null, "/wD+"), (await queue.GetStatusAsync("sync-binary", None))!.Result);
+        Assert.Null((await queue.GetStatusAsync("sync-plain", None))!.Result);
+    }
+
     protected async Task<(IMessageQueue Queue, FakeTimeProvider Time)> StartAsync(params string[] groups)
     {
         var time = new FakeTimeProvider();
