@@ -111,17 +111,18 @@ public sealed class ContinuationTests(PostgresServer server, SqsEmulator emulato
     }
 
     [Fact]
-    public async Task Sqs_ChainOfSeveralSteps()
+    public async Task Sqs_ChainsOfSeveralSteps_CarryEachCursor_AndStayWithinTheBucket()
     {
         await using var downstream = await Downstream.StartAsync();
         downstream.Reply = Chain;
         await using var node = NodeHost.Start(SqsNode.Settings(emulator.Endpoint));
-        await node.DefineGroupAsync("sqschain", GroupDefinitions.Forwarding(downstream, "/sqschain"));
+        await node.DefineGroupAsync("sqschain", GroupDefinitions.Forwarding(downstream, "/sqschain", rate: 5, burst: 1, concurrency: 4));
 
         var ids = await node.IngestManyAsync("sqschain", 2);
 
         await downstream.WaitUntilAsync(d => d.CallsTo("/sqschain").Count == 2 * Steps, TimeSpan.FromSeconds(20), "every step of both chains");
         AssertChains(downstream.CallsTo("/sqschain"), ids);
+        BucketAssert.WithinBucket("sqschain", 5, 1, downstream.Arrivals("/sqschain"));
         foreach (var id in ids)
         {
             var status = await Eventually.ReadAsync(() => node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State == "delivered", "the chain's end");
@@ -153,12 +154,69 @@ public sealed class ContinuationTests(PostgresServer server, SqsEmulator emulato
             "the chain finished after the restart",
             TimeSpan.FromSeconds(30));
         Assert.Equal(["c1", "c2", "c3"], status!.Steps!.Select(s => s.Cursor));
+        AssertFinishedAfterACrash(downstream.CallsTo("/crash"));
+    }
 
-        // Every step ran, in order; only a step whose call was cut by the kill may have run twice.
-        var calls = downstream.CallsTo("/crash");
-        var steps = calls.Select(c => c.Cursor).ToList();
-        Assert.Equal([null, "c1", "c2", "c3"], steps.Distinct());
-        Assert.InRange(calls.Count, Steps, Steps + 1);
+    [Fact]
+    public async Task Cluster_OwnerKilledMidChain_AnotherNodeFinishesIt_RepeatingAtMostTheStepInFlight()
+    {
+        string[] nodes = ["node-a", "node-b"];
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = call => Chain(call) with { Delay = TimeSpan.FromMilliseconds(400) };
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        await cluster.StartAllAsync(nodes);
+        var group = ClusterRig.GroupOwnedBy("node-b", nodes, "crashchain");
+        await ClusterTests.DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}"));
+        var id = await ClusterTests.IngestAsync(cluster["node-a"], group, "{}");
+        await downstream.WaitUntilAsync(d => d.CallsTo($"/{group}").Count >= 2, TimeSpan.FromSeconds(15), "the second step");
+
+        await cluster["node-b"].KillAsync();
+
+        var status = await Eventually.ReadAsync(
+            () => cluster["node-a"].Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!,
+            s => s!.State == "delivered",
+            "the chain finished by the surviving node",
+            TimeSpan.FromSeconds(40));
+        Assert.Equal(["c1", "c2", "c3"], status!.Steps!.Select(s => s.Cursor));
+        AssertFinishedAfterACrash(downstream.CallsTo($"/{group}"));
+        Assert.Equal("node-a", downstream.CallsTo($"/{group}")[^1].Node);
+    }
+
+    [Fact]
+    public async Task Sqs_KilledMidChain_TheRestartedNodeFinishesIt_RepeatingAtMostTheStepInFlight()
+    {
+        using var directory = new TempDirectory();
+        var database = directory.File("sqschain.db");
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = call => Chain(call) with { Delay = TimeSpan.FromMilliseconds(400) };
+        var settings = SqsNode.ProcessSettings(emulator.Endpoint, SqsNode.UniquePrefix());
+        settings["ClusterQueue:Processing:LeaseDuration"] = "00:00:02";
+        string id;
+        await using (var node = await NodeProcess.StartAsync(database, settings))
+        {
+            await ClusterTests.DefineAsync(node, "sqscrash", GroupDefinitions.Forwarding(downstream, "/sqscrash"));
+            id = await ClusterTests.IngestAsync(node, "sqscrash", "{}");
+            await downstream.WaitUntilAsync(d => d.CallsTo("/sqscrash").Count >= 2, TimeSpan.FromSeconds(15), "the second step");
+            await node.KillAsync();
+        }
+
+        await using var restarted = await NodeProcess.StartAsync(database, settings);
+        var status = await Eventually.ReadAsync(
+            () => restarted.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!,
+            s => s!.State == "delivered",
+            "the chain finished after the restart",
+            TimeSpan.FromSeconds(30));
+        Assert.Equal(["c1", "c2", "c3"], status!.Steps!.Select(s => s.Cursor));
+        AssertFinishedAfterACrash(downstream.CallsTo("/sqscrash"));
+    }
+
+    /// <summary>Every step ran, in order; only the step whose call the kill cut may have run twice.</summary>
+    private static void AssertFinishedAfterACrash(IReadOnlyList<DownstreamCall> calls)
+    {
+        var ordered = calls.OrderBy(c => c.ReceivedAt).ToList();
+        Assert.Equal([null, "c1", "c2", "c3"], ordered.Select(c => c.Cursor).Distinct());
+        Assert.InRange(ordered.Count, Steps, Steps + 1);
+        Assert.True(ordered.Select(c => c.Cursor).Zip(ordered.Skip(1).Select(c => c.Cursor)).Count(p => p.First == p.Second) <= 1, "more than one step repeated");
     }
 
     private static void AssertChains(IReadOnlyList<DownstreamCall> calls, IEnumerable<string> ids)
