@@ -926,6 +926,25 @@ public abstract class MessageQueueContractTests
         Assert.Null((await queue.GetStatusAsync("sync-plain", None))!.Result);
     }
 
+    [Fact]
+    public async Task Redrive_OfAContinuedDeadLetter_ResumesTheChainAtItsStepWithItsCursor()
+    {
+        var (queue, _) = await StartAsync("jobs");
+        var id = await EnqueueAsync(queue, "jobs");
+        var first = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.ContinueAsync(first, "c1", 202, None));
+        var second = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.DeadLetterAsync(second, "HTTP 500", None));
+
+        Assert.Equal(1, await queue.RedriveAsync("jobs", DeadLetterSelection.All, None));
+        var resumed = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+
+        Assert.Equal((id, 2, "c1", 1), (resumed.Id, resumed.Step, resumed.Cursor, resumed.Attempt));
+        Assert.True(await queue.ContinueAsync(resumed, "c2", 202, None));
+        Assert.Equal(3, Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages).Step);
+        Assert.Equal(["c1", "c2"], (await queue.GetStatusAsync(id, None))!.Steps!.Select(s => s.Cursor));
+    }
+
     protected async Task<(IMessageQueue Queue, FakeTimeProvider Time)> StartAsync(params string[] groups)
     {
         var time = new FakeTimeProvider();
