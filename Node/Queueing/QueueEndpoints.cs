@@ -45,7 +45,7 @@ public static class QueueEndpoints
         admin.MapPost("/groups/{id}/purge", PurgeAsync).WithTags("Groups")
             .WithSummary("Delete the group's queued messages; ?confirm= must repeat the group id. Messages in a handler call finish as usual (on the SQS queue, SQS's purge takes them too).");
         admin.MapGet("/messages/{messageId}", StatusAsync).WithTags("Messages").WithSummary("Status of one message: queued, processing, delivered or dead.")
-            .WithDescription("attemptHistory lists the attempts that did not deliver the message, as in the dead-letter list.");
+            .WithDescription("result: the downstream's status, content type and body, kept for a message sent with ?wait= once it is delivered (also after the wait ran out). step and cursor: the continuation step to run next and the cursor it will carry; steps: each finished step with the cursor its answer returned (ClusterQueue-Continue), its status and when it ended. attemptHistory lists the attempts that did not deliver the message, as in the dead-letter list.");
         return admin;
     }
 
