@@ -292,12 +292,13 @@ public sealed class MessageRecords
 
     /// <summary>
     /// Moves a message SQS holds from step <see cref="LeasedMessage.Step"/> to the next, with its cursor, only if the
-    /// record is still on that step: of two copies continuing the same step, one advances the chain.
+    /// record is still on that step: of two copies continuing the same step, one advances the chain. A redrive's copy may
+    /// be called before the redrive marks its record queued; its continuation counts, as its outcome would.
     /// </summary>
     public Task<bool> AdvanceStepAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken) =>
         _database.WriteAsync(context =>
         {
-            var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND step = @step AND state = {StateQueued};");
+            var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND step = @step AND state IN ({StateQueued}, {StateRedriving});");
             read.Add("@id", message.Id);
             read.Add("@step", message.Step);
             string? finished;
@@ -312,7 +313,7 @@ public sealed class MessageRecords
             }
 
             var now = _time.GetUtcNow();
-            var next = context.Command($"UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL, visible_at = @now WHERE id = @id AND step = @step AND state = {StateQueued};");
+            var next = context.Command($"UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL, visible_at = @now WHERE id = @id AND step = @step AND state IN ({StateQueued}, {StateRedriving});");
             next.Add("@id", message.Id);
             next.Add("@step", message.Step);
             next.AddText("@cursor", cursor);
@@ -455,7 +456,7 @@ public sealed class MessageRecords
     {
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(_database)} ORDER BY completed_at, id LIMIT @limit;";
+        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded, step, cursor, wants_result FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(_database)} ORDER BY completed_at, id LIMIT @limit;";
         command.Add("@group", groupId);
         command.Add("@limit", limit);
         selection.Bind(command);
@@ -469,7 +470,12 @@ public sealed class MessageRecords
                 reader.IsDBNull(1) ? null : reader.GetString(1),
                 reader.IsDBNull(2) ? [] : reader.GetFieldValue<byte[]>(2),
                 DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3)),
-                reader.GetInt32(4) == 1));
+                reader.GetInt32(4) == 1)
+            {
+                Step = reader.GetInt32(5),
+                Cursor = reader.IsDBNull(6) ? null : reader.GetString(6),
+                WantsResult = reader.GetInt32(7) == 1,
+            });
         }
 
         return bodies;
@@ -820,7 +826,15 @@ public sealed class MessageRecords
 }
 
 /// <summary>A dead letter's body as the store keeps it, or a note that the payload store has it.</summary>
-public sealed record DeadBody(string Id, string? ContentType, byte[] Body, DateTimeOffset CreatedAt, bool Offloaded);
+public sealed record DeadBody(string Id, string? ContentType, byte[] Body, DateTimeOffset CreatedAt, bool Offloaded)
+{
+    /// <summary>A continued message resumes at the step it died on, with its cursor: its record says so, and a copy behind its record is never called.</summary>
+    public int Step { get; init; } = 1;
+
+    public string? Cursor { get; init; }
+
+    public bool WantsResult { get; init; }
+}
 
 /// <summary>
 /// The multi-row insert, one SQL text per chunk size. Sizes are powers of two up to 64, so a batch of any size is a

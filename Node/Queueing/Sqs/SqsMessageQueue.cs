@@ -477,9 +477,9 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             {
                 try
                 {
-                    // A continued message goes back at its step, with its cursor: the record keeps both.
-                    var chain = Records.ReadStep(letter.Id);
-                    await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded, step: chain?.Step ?? 1, cursor: chain?.Cursor));
+                    // A continued message goes back at its step, with its cursor (read with its body): a copy behind its
+                    // record would be taken for a left-over.
+                    await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded, wantsResult: letter.WantsResult, step: letter.Step, cursor: letter.Cursor));
                     return (letter.Id, Sent: true);
                 }
                 catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)

@@ -65,16 +65,39 @@ public sealed class SqsContinuationTests(SqsEmulator emulator) : IClassFixture<S
         await AssertDoneAsync(queue, ["c1", "c2"]);
     }
 
+    [Fact]
+    public async Task ARedrivenCopyCalledBeforeItsRedriveFinished_ContinuesTheChain()
+    {
+        var (queue, step1) = await LeaseFirstStepAsync(Lease);
+        Assert.True(await queue.ContinueAsync(step1, "c1", 202, None));
+        var step2 = Assert.Single(await LeaseStepsAsync(queue, count: 1));
+        Assert.True(await queue.DeadLetterAsync(step2, "HTTP 500", None));
+
+        // The redrive marked the record and sent its copy; the copy is called and continues before the redrive ends.
+        var records = new MessageRecords(_rig.Database, _time);
+        Assert.Equal(["job-1"], await records.BeginRedriveAsync(["job-1"], None));
+        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("jobs"));
+        await _rig.Client.SendMessageAsync(url, SqsEnvelope.Encode("job-1", step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
+        var redriven = Assert.Single(await LeaseStepsAsync(queue, count: 1));
+        Assert.True(await queue.ContinueAsync(redriven, "c2", 202, None));
+        await records.FinishRedriveAsync(["job-1"], [], None);
+
+        var step3 = Assert.Single(await LeaseStepsAsync(queue, count: 1));
+        Assert.Equal((3, "c2"), (step3.Step, step3.Cursor));
+        Assert.True(await queue.CompleteAsync(step3, None));
+        await AssertDoneAsync(queue, ["c1", "c2"]);
+    }
+
     public Task InitializeAsync() => Task.CompletedTask;
 
     public Task DisposeAsync() => _rig.DisposeAsync().AsTask();
 
-    private async Task<(SqsMessageQueue Queue, LeasedMessage Step1)> LeaseFirstStepAsync()
+    private async Task<(SqsMessageQueue Queue, LeasedMessage Step1)> LeaseFirstStepAsync(TimeSpan? lease = null)
     {
         var queue = _rig.Start(_time);
         await _rig.DefineGroupAsync("jobs");
         await queue.EnqueueAsync(new NewMessage("job-1", "jobs", "text/plain", "job-1"u8.ToArray(), null, default), None);
-        var step1 = Assert.Single((await queue.LeaseAsync("jobs", 10, CrashedLease, None)).Messages);
+        var step1 = Assert.Single((await queue.LeaseAsync("jobs", 10, lease ?? CrashedLease, None)).Messages);
         return (queue, step1);
     }
 
