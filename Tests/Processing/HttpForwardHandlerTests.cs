@@ -1,0 +1,95 @@
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Queueing;
+using ClusterQueue.Tests.Support;
+
+namespace ClusterQueue.Tests.Processing;
+
+/// <summary>The forwarding handler's reading of a continuation and of a waited-for result, against a real downstream on loopback.</summary>
+public sealed class HttpForwardHandlerTests : IAsyncLifetime
+{
+    private Downstream _downstream = null!;
+    private readonly HttpClient _client = new();
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(HttpForwardHandler.MaxCursorLength)]
+    public async Task Continue_WithAVisibleAsciiCursorUpToTheCap_ContinuesWithIt(int length)
+    {
+        var cursor = new string('~', length - 1) + "!";
+        _downstream.Reply = _ => new DownstreamReply(202, Continue: cursor);
+
+        var outcome = await HandleAsync(Message());
+
+        Assert.Equal(new HandlerOutcome.Continue(cursor, 202), outcome);
+    }
+
+    [Theory]
+    [InlineData("x", HttpForwardHandler.MaxCursorLength + 1)]
+    [InlineData("a b", 1)]
+    [InlineData("tab\there", 1)]
+    public async Task Continue_WithACursorOverTheCapOrNotVisibleAscii_IsAFailedAttemptSayingSo(string part, int repeat)
+    {
+        _downstream.Reply = _ => new DownstreamReply(200, Continue: string.Concat(Enumerable.Repeat(part, repeat)));
+
+        var outcome = await HandleAsync(Message());
+
+        var failed = Assert.IsType<HandlerOutcome.Failed>(outcome);
+        Assert.Equal(200, failed.Status);
+        Assert.Contains(HttpForwardHandler.ContinueHeader, failed.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Continue_OnAFailureStatus_IsThatFailure_NotAStep()
+    {
+        _downstream.Reply = _ => new DownstreamReply(500, Continue: "c1");
+
+        var outcome = await HandleAsync(Message());
+
+        Assert.Equal(500, Assert.IsType<HandlerOutcome.Failed>(outcome).Status);
+    }
+
+    [Fact]
+    public async Task Call_OfAContinuedMessage_CarriesItsStepAndCursor_AndTheFirstCarriesNeither()
+    {
+        _downstream.Reply = _ => DownstreamReply.Ok;
+
+        await HandleAsync(Message());
+        await HandleAsync(Message() with { Step = 3, Cursor = "page=3" });
+
+        var calls = _downstream.CallsTo("/t");
+        Assert.Equal([(null, 0), ("page=3", 3)], calls.Select(c => (c.Cursor, c.Step)));
+    }
+
+    [Fact]
+    public async Task Delivered_KeepsTheAnswer_OnlyForAMessageThatWantsIt_AndNoBodyOverTheCap()
+    {
+        _downstream.Reply = _ => new DownstreamReply(201, Body: "0123456789", ContentType: "text/plain");
+
+        var plain = await HandleAsync(Message());
+        var wanted = await HandleAsync(Message() with { WantsResult = true }, maxResultBytes: 10);
+        var tooLarge = await HandleAsync(Message() with { WantsResult = true }, maxResultBytes: 9);
+
+        Assert.Null(Assert.IsType<HandlerOutcome.Delivered>(plain).Result);
+        var kept = Assert.IsType<HandlerOutcome.Delivered>(wanted).Result!;
+        Assert.Equal((201, "text/plain", "0123456789"), (kept.Status, kept.ContentType, System.Text.Encoding.UTF8.GetString(kept.Body!)));
+        Assert.Equal(new DeliveryResult(201, "text/plain", null), Assert.IsType<HandlerOutcome.Delivered>(tooLarge).Result);
+    }
+
+    public async Task InitializeAsync() => _downstream = await Downstream.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _downstream.DisposeAsync();
+    }
+
+    private static LeasedMessage Message() => new("m-1", "g", "receipt", 1, "application/json", "{}"u8.ToArray(), DateTimeOffset.UtcNow);
+
+    private Task<HandlerOutcome> HandleAsync(LeasedMessage message, int maxResultBytes = 1024 * 1024)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var group = GroupSettings.FromValidDefinition("g", GroupDefinitions.Forwarding(_downstream, "/t"), now, now);
+        return new HttpForwardHandler(_client, TimeProvider.System, "node-x", maxResultBytes).HandleAsync(new Delivery(message, group), CancellationToken.None);
+    }
+}
