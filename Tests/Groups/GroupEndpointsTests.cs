@@ -45,6 +45,7 @@ public sealed class GroupEndpointsTests
         Assert.Equal(1, group.RetryBackoff.InitialSeconds);
         Assert.Equal(300, group.RetryBackoff.MaxSeconds);
         Assert.Equal(1_048_576, group.MaxPayloadBytes);
+        Assert.Equal(100, group.MaxSteps);
         Assert.Null(group.Verification);
         Assert.Equal(group.CreatedAt, group.UpdatedAt);
     }
@@ -259,6 +260,7 @@ public sealed class GroupEndpointsTests
     [InlineData("retryBackoff.maxSeconds", """{"retryBackoff":{"maxSeconds":0.5}}""")]
     [InlineData("verification.secret", """{"verification":{"scheme":"github"}}""")]
     [InlineData("maxPayloadBytes", """{"maxPayloadBytes":0}""")]
+    [InlineData("maxSteps", """{"maxSteps":1001}""")]
     public async Task Patch_WithInvalidValue_Returns400NamingTheFieldAndLeavesGroupUnchanged(string field, string body)
     {
         await using var node = NodeHost.Start();

@@ -75,6 +75,8 @@ public sealed class GroupValidatorTests
         ["payload zero"] = (Minimal with { MaxPayloadBytes = 0 }, "maxPayloadBytes"),
         ["payload negative"] = (Minimal with { MaxPayloadBytes = -1 }, "maxPayloadBytes"),
         ["payload above max"] = (Minimal with { MaxPayloadBytes = GroupValidator.MaxPayloadBytesLimit + 1 }, "maxPayloadBytes"),
+        ["steps zero"] = (Minimal with { MaxSteps = 0 }, "maxSteps"),
+        ["steps above max"] = (Minimal with { MaxSteps = GroupValidator.MaxStepsLimit + 1 }, "maxSteps"),
     };
 
     private static readonly Dictionary<string, GroupDefinition> ValidCases = new()
@@ -93,6 +95,8 @@ public sealed class GroupValidatorTests
         ["scheme any case"] = Minimal with { Verification = new VerificationDefinition { Scheme = "Shopify", Secret = "shpss" } },
         ["payload at max"] = Minimal with { MaxPayloadBytes = GroupValidator.MaxPayloadBytesLimit },
         ["timeout at max"] = Minimal with { HandlerTimeoutSeconds = GroupValidator.MaxHandlerTimeoutSeconds },
+        ["one step"] = Minimal with { MaxSteps = 1 },
+        ["steps at max"] = Minimal with { MaxSteps = GroupValidator.MaxStepsLimit },
     };
 
     public static TheoryData<string> InvalidCaseNames => new(InvalidCases.Keys);
