@@ -322,15 +322,29 @@ public sealed class MessageRecords
             return next.ExecuteNonQuery() == 1;
         }, cancellationToken);
 
-    /// <summary>The step a message's record is on, its cursor, and whether it is still queued; null without a record.</summary>
-    public (int Step, string? Cursor, bool Queued)? ReadStep(string messageId)
+    /// <summary>
+    /// The step each message's record is on, its cursor, and whether it is still queued; a message without a record is
+    /// absent. One read for a whole receive, so checking every received copy costs a query per batch, not per message.
+    /// </summary>
+    public Dictionary<string, (int Step, string? Cursor, bool Queued)> ReadSteps(IReadOnlyCollection<string> messageIds)
     {
+        var steps = new Dictionary<string, (int Step, string? Cursor, bool Queued)>(messageIds.Count, StringComparer.Ordinal);
+        if (messageIds.Count == 0)
+        {
+            return steps;
+        }
+
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT step, cursor, state FROM messages WHERE id = @id;";
-        command.Add("@id", messageId);
+        command.CommandText = $"SELECT id, step, cursor, state FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")});";
+        command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
         using var reader = command.ExecuteReader();
-        return reader.Read() ? (reader.GetInt32(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2) == StateQueued) : null;
+        while (reader.Read())
+        {
+            steps[reader.GetString(0)] = (reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt32(3) == StateQueued);
+        }
+
+        return steps;
     }
 
     /// <summary>SQS accepted the message: its record becomes queued and its delivery id a duplicate for later requests.</summary>

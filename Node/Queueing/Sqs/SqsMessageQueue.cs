@@ -314,9 +314,10 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         }
 
         var leased = new List<LeasedMessage>(received.Count);
+        var records = Records.ReadSteps([.. received.Select(m => m.MessageAttributes.TryGetValue(SqsEnvelope.IdAttribute, out var id) ? id.StringValue : null).OfType<string>()]);
         foreach (var message in received)
         {
-            if (await ReadAsync(groupId, message, cancellationToken) is { } readable)
+            if (await ReadAsync(groupId, message, records, cancellationToken) is { } readable)
             {
                 leased.Add(readable);
             }
@@ -346,7 +347,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     }
 
     /// <summary>The received message as the actor sees it; null when it went to the dead letters (it cannot be processed) or on to its next hop (a delayed message not due yet).</summary>
-    private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, CancellationToken cancellationToken)
+    private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, Dictionary<string, (int Step, string? Cursor, bool Queued)> records, CancellationToken cancellationToken)
     {
         var attempt = message.ReceiveCount ?? 1;
         if (!SqsEnvelope.TryDecode(message, out var decoded))
@@ -370,7 +371,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         // A copy behind its record's step is left over from a continuation that advanced the record and then stopped
         // (a crash before the next step's send or before this copy's delete). It is never called again; if the chain is
         // still queued, the current step is sent (again, perhaps: two copies of one step converge at their next advance).
-        if (Records.ReadStep(decoded.Id) is { } record && record.Step > decoded.Step)
+        if (records.TryGetValue(decoded.Id, out var record) && record.Step > decoded.Step)
         {
             if (record.Queued)
             {
