@@ -162,21 +162,49 @@ public sealed class SyncWaitTests(PostgresServer server, SqsEmulator emulator, I
     {
         string[] nodes = ["node-a", "node-b"];
         await using var downstream = await Downstream.StartAsync();
-        downstream.Reply = _ => Created;
+        downstream.Reply = call => call.Path!.Contains("dies", StringComparison.Ordinal) ? new DownstreamReply(500, Body: "boom") : Created;
         await using var cluster = await ClusterRig.CreateAsync(server);
         await cluster.StartAllAsync(nodes);
         var group = ClusterRig.GroupOwnedBy("node-b", nodes, "sync");
+        var dies = ClusterRig.GroupOwnedBy("node-b", nodes, "syncdies");
         await ClusterTests.DefineAsync(cluster["node-a"], group, GroupDefinitions.Forwarding(downstream, $"/{group}"));
+        await ClusterTests.DefineAsync(cluster["node-a"], dies, GroupDefinitions.Forwarding(downstream, $"/{dies}") with { MaxAttempts = 1 });
 
+        // What node-a's listener hears: the owner's commit must announce each outcome, not leave it to the 2 s re-read.
+        var announced = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var listener = new Npgsql.NpgsqlConnection(cluster.ConnectionString);
+        await listener.OpenAsync();
+        listener.Notification += (_, n) => announced.Enqueue(n.Payload);
+        await using (var listen = new Npgsql.NpgsqlCommand("LISTEN clusterqueue_outcomes;", listener))
+        {
+            await listen.ExecuteNonQueryAsync();
+        }
+
+        var ids = new List<string>();
         for (var i = 0; i < 3; i++)
         {
             var clock = Stopwatch.StartNew();
             using var response = await cluster["node-a"].Client.PostAsync($"/hooks/{group}?wait=20", new StringContent("""{"order":42}"""));
             output.WriteLine($"answer {i + 1} after {clock.Elapsed.TotalMilliseconds:0} ms");
             await AssertDownstreamAnswerAsync(response);
+            ids.Add(response.Headers.GetValues("ClusterQueue-Message-Id").Single());
         }
 
-        Assert.All(downstream.CallsTo($"/{group}"), call => Assert.Equal("node-b", call.Node));
+        using var dead = await cluster["node-a"].Client.PostAsync($"/hooks/{dies}?wait=20", new StringContent("{}"));
+        var problem = await Problems.ReadAsync(dead, HttpStatusCode.BadGateway);
+        Assert.Equal(500, problem.GetProperty("downstreamStatus").GetInt32());
+        ids.Add(problem.GetProperty("messageId").GetString()!);
+
+        Assert.All(downstream.CallsTo($"/{group}").Concat(downstream.CallsTo($"/{dies}")), call => Assert.Equal("node-b", call.Node));
+        var heard = Stopwatch.StartNew();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (!ids.All(announced.Contains) && DateTime.UtcNow < deadline)
+        {
+            await listener.WaitAsync(TimeSpan.FromMilliseconds(200));
+        }
+
+        output.WriteLine($"announcements read after {heard.Elapsed.TotalMilliseconds:0} ms");
+        Assert.Equal(ids.Order(StringComparer.Ordinal), announced.Distinct().Order(StringComparer.Ordinal));
     }
 
     [Fact]
