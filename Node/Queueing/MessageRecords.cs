@@ -313,7 +313,7 @@ public sealed class MessageRecords
             }
 
             var now = _time.GetUtcNow();
-            var next = context.Command($"UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL, visible_at = @now WHERE id = @id AND step = @step AND state IN ({StateQueued}, {StateRedriving});");
+            var next = context.Command($"UPDATE messages SET step = step + 1, step_sent = 0, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL, visible_at = @now WHERE id = @id AND step = @step AND state IN ({StateQueued}, {StateRedriving});");
             next.Add("@id", message.Id);
             next.Add("@step", message.Step);
             next.AddText("@cursor", cursor);
@@ -323,12 +323,26 @@ public sealed class MessageRecords
         }, cancellationToken);
 
     /// <summary>
-    /// The step each message's record is on, its cursor, and whether it is still queued; a message without a record is
-    /// absent. One read for a whole receive, so checking every received copy costs a query per batch, not per message.
+    /// The copy of <paramref name="step"/> is in SQS: a copy found behind the record need not send it again. Only while
+    /// the record is still on that step; a later step has its own mark.
     /// </summary>
-    public Dictionary<string, (int Step, string? Cursor, bool Queued)> ReadSteps(IReadOnlyCollection<string> messageIds)
+    public Task MarkStepSentAsync(string messageId, int step, CancellationToken cancellationToken) =>
+        _database.WriteAsync(context =>
+        {
+            var command = context.Command("UPDATE messages SET step_sent = 1 WHERE id = @id AND step = @step;");
+            command.Add("@id", messageId);
+            command.Add("@step", step);
+            return command.ExecuteNonQuery();
+        }, cancellationToken);
+
+    /// <summary>
+    /// The step each message's record is on, its cursor, whether that step's copy was sent, and whether the message is
+    /// still queued; a message without a record is absent. One read for a whole receive, so checking every received copy
+    /// costs a query per batch, not per message.
+    /// </summary>
+    public Dictionary<string, RecordedStep> ReadSteps(IReadOnlyCollection<string> messageIds)
     {
-        var steps = new Dictionary<string, (int Step, string? Cursor, bool Queued)>(messageIds.Count, StringComparer.Ordinal);
+        var steps = new Dictionary<string, RecordedStep>(messageIds.Count, StringComparer.Ordinal);
         if (messageIds.Count == 0)
         {
             return steps;
@@ -336,12 +350,12 @@ public sealed class MessageRecords
 
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, step, cursor, state FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")});";
+        command.CommandText = $"SELECT id, step, cursor, step_sent, state FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")});";
         command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            steps[reader.GetString(0)] = (reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt32(3) == StateQueued);
+            steps[reader.GetString(0)] = new RecordedStep(reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt32(3) == 1, reader.GetInt32(4) == StateQueued);
         }
 
         return steps;
@@ -838,6 +852,9 @@ public sealed class MessageRecords
             return removed;
         }, cancellationToken);
 }
+
+/// <summary>Where a message SQS holds stands in its record: its step and cursor, whether that step's copy was sent, and whether it is still queued.</summary>
+public readonly record struct RecordedStep(int Step, string? Cursor, bool Sent, bool Queued);
 
 /// <summary>A dead letter's body as the store keeps it, or a note that the payload store has it.</summary>
 public sealed record DeadBody(string Id, string? ContentType, byte[] Body, DateTimeOffset CreatedAt, bool Offloaded)

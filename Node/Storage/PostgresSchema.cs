@@ -153,7 +153,7 @@ internal static class PostgresSchema
         """,
         """
         -- Every attempt that did not deliver (failed, throttled, dead), kept with its message for the dead-letter list
-        -- and the status; the 100 newest per message. Rows whose message is gone are swept by the purge loop.
+        -- and the status; the 100 newest per message. Deleted in the same transaction as their message.
         CREATE TABLE message_attempts (
             seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             message_id   text NOT NULL,
@@ -169,6 +169,11 @@ internal static class PostgresSchema
         """
         -- The retention sweep takes dead letters of every group by age: without this it would read all of them each time.
         CREATE INDEX messages_dead_age ON messages (completed_at) WHERE state = 3;
+        """,
+        """
+        -- SQS continuations: whether the copy that carries the record's current step has been sent. A copy found behind
+        -- its record re-sends the step only while this is 0, so a copy the continuation did send is never doubled.
+        ALTER TABLE messages ADD COLUMN step_sent integer NOT NULL DEFAULT 0;
         """,
     ];
 

@@ -347,7 +347,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     }
 
     /// <summary>The received message as the actor sees it; null when it went to the dead letters (it cannot be processed) or on to its next hop (a delayed message not due yet).</summary>
-    private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, Dictionary<string, (int Step, string? Cursor, bool Queued)> records, CancellationToken cancellationToken)
+    private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, Dictionary<string, RecordedStep> records, CancellationToken cancellationToken)
     {
         var attempt = message.ReceiveCount ?? 1;
         if (!SqsEnvelope.TryDecode(message, out var decoded))
@@ -369,14 +369,16 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         }
 
         // A copy behind its record's step is left over from a continuation that advanced the record and then stopped
-        // (a crash before the next step's send or before this copy's delete). It is never called again; if the chain is
-        // still queued, the current step is sent (again, perhaps: two copies of one step converge at their next advance).
+        // (a crash before the next step's send or before this copy's delete). It is never called again. If the chain is
+        // still queued and the record does not know its current step was sent, this copy sends it: again, perhaps, when
+        // the crash fell between that send and its mark, and then the two copies converge at their next advance.
         if (records.TryGetValue(decoded.Id, out var record) && record.Step > decoded.Step)
         {
-            if (record.Queued)
+            if (record is { Queued: true, Sent: false })
             {
                 var current = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], 0, decoded.Body is null, wantsResult: decoded.WantsResult, step: record.Step, cursor: record.Cursor);
                 await Unavailable("continue message " + decoded.Id, () => SendAsync(groupId, current));
+                await Records.MarkStepSentAsync(decoded.Id, record.Step, CancellationToken.None);
             }
 
             await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
@@ -424,12 +426,15 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     public async Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken)
     {
         // The record first: it decides which copy carries the chain on. A crash after it and before the send leaves the
-        // received copy behind its record, and its next receive sends the step (ReadAsync).
+        // received copy behind its record, and its next receive sends the step (ReadAsync). The mark after the send
+        // tells that left-over copy the step is on its way: only a crash between the send and the mark leaves two copies
+        // of one step, and they converge at their next advance.
         var advanced = await Records.AdvanceStepAsync(message, cursor, status, CancellationToken.None);
         if (advanced)
         {
             var next = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, 0, message.Offloaded, wantsResult: message.WantsResult, step: message.Step + 1, cursor: cursor);
             await Unavailable("continue message " + message.Id, () => SendAsync(message.GroupId, next));
+            await Records.MarkStepSentAsync(message.Id, message.Step + 1, CancellationToken.None);
         }
 
         return await DeleteAsync(message, cancellationToken) && advanced;

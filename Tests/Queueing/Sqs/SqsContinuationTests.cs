@@ -41,18 +41,38 @@ public sealed class SqsContinuationTests(SqsEmulator emulator) : IClassFixture<S
     }
 
     [Fact]
-    public async Task ACrashAfterTheNextStepWasSent_RunsThatStepTwiceAtMost_AndTheCopiesConvergeAtTheirNextContinuation()
+    public async Task ACrashAfterTheNextStepWasSentAndMarked_LeavesACopyThatSendsNothing()
     {
         var (queue, step1) = await LeaseFirstStepAsync();
 
-        // The node advanced the record and sent step 2, then died before deleting this copy.
+        // The node advanced the record, sent step 2 and marked it sent, then died before deleting this copy.
+        var records = new MessageRecords(_rig.Database, _time);
+        Assert.True(await records.AdvanceStepAsync(step1, "c1", 202, None));
+        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("jobs"));
+        await _rig.Client.SendMessageAsync(url, SqsEnvelope.Encode(step1.Id, step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
+        await records.MarkStepSentAsync(step1.Id, 2, None);
+        await Task.Delay(CrashedLease + TimeSpan.FromMilliseconds(600));
+
+        // Only the sent step 2: the left-behind step 1 is deleted without a replacement.
+        var step2 = Assert.Single(await LeaseStepsAsync(queue, count: 1));
+        Assert.Equal((2, "c1"), (step2.Step, step2.Cursor));
+        Assert.True(await queue.CompleteAsync(step2, None));
+        await AssertDoneAsync(queue, ["c1"]);
+    }
+
+    [Fact]
+    public async Task ACrashBetweenTheNextStepsSendAndItsMark_RunsThatStepTwiceAtMost_AndTheCopiesConvergeAtTheirNextContinuation()
+    {
+        var (queue, step1) = await LeaseFirstStepAsync();
+
+        // The node advanced the record and sent step 2, then died before marking it sent or deleting this copy.
         Assert.True(await new MessageRecords(_rig.Database, _time).AdvanceStepAsync(step1, "c1", 202, None));
         var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("jobs"));
         await _rig.Client.SendMessageAsync(url, SqsEnvelope.Encode(step1.Id, step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
         await Task.Delay(CrashedLease + TimeSpan.FromMilliseconds(600));
 
-        // The sent step 2, and the copy of step 2 the left-behind step 1 is replaced by (its receive cannot tell
-        // whether the send happened).
+        // The sent step 2, and the copy of step 2 the left-behind step 1 is replaced by (without the mark, its receive
+        // cannot tell whether the send happened).
         var copies = await LeaseStepsAsync(queue, count: 2);
         Assert.All(copies, c => Assert.Equal((2, "c1"), (c.Step, c.Cursor)));
 
