@@ -15,6 +15,12 @@ public sealed class Downstream : IAsyncDisposable
     public const string MessageIdHeader = "ClusterQueue-Message-Id";
     public const string AttemptHeader = "ClusterQueue-Attempt";
     public const string NodeHeader = "ClusterQueue-Node";
+    public const string StepHeader = "ClusterQueue-Step";
+    public const string ContinueHeader = "ClusterQueue-Continue";
+
+    /// <summary>Calls for this group are a long job: each step up to <see cref="ChainSteps"/> answers with a continuation.</summary>
+    public const string ChainGroup = "chain";
+    public const int ChainSteps = 5;
 
     private readonly ConcurrentQueue<Arrival> _arrivals = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _gates = new(StringComparer.Ordinal);
@@ -60,11 +66,17 @@ public sealed class Downstream : IAsyncDisposable
         var headers = request.Headers;
         var sentAt = await ReadSentAtAsync(request);
         _ = int.TryParse(headers[AttemptHeader], out var attempt);
+        var step = int.TryParse(headers[StepHeader], out var carried) ? carried : 1;
         _latest.AddOrUpdate(headers[GroupHeader].ToString(), at, (_, seen) => Math.Max(seen, at));
-        _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt));
+        _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt, step));
         if (_holding)
         {
             await Gate(group).Task;
+        }
+
+        if (group == ChainGroup && step < ChainSteps)
+        {
+            request.HttpContext.Response.Headers[ContinueHeader] = $"s{step}";
         }
 
         return Results.Ok();

@@ -10,6 +10,10 @@ namespace ClusterQueue.Bench.Probe;
 /// (b) End to end: a group with tokens to spare forwards to this probe; the time from a request's scheduled send to
 ///     the start of the downstream handler, next to the same requests' ack latency. Every acknowledged message must
 ///     arrive, or the run fails.
+/// (c) Synchronous wait: the same group and rate with ?wait=, so each request returns with the target's answer; the
+///     round trip next to (b)'s end-to-end and ack figures from the same run. Every request must get the target's 200.
+/// (d) Continuations: chains of <see cref="Downstream.ChainSteps"/> steps in a group with tokens to spare; the time
+///     from one step's call to the next one's, next to (b)'s ack-to-handler time (one trip through the queue).
 /// </summary>
 public static class LatencyBenchmark
 {
@@ -30,7 +34,8 @@ public static class LatencyBenchmark
         var node = new NodeApi(adminClient, nodeUrl, args.Optional("token"));
         // The ingest group is held (one message per 1000 s) so its backlog costs the node nothing during the run.
         if (!await node.PutGroupAsync("lat", Group(0.001, 1, 1, $"{downstream.BaseUrl}/hooks/lat"))
-            || !await node.PutGroupAsync("e2e", Group(1_000_000, 1_000_000, 64, $"{downstream.BaseUrl}/hooks/e2e")))
+            || !await node.PutGroupAsync("e2e", Group(1_000_000, 1_000_000, 64, $"{downstream.BaseUrl}/hooks/e2e"))
+            || !await node.PutGroupAsync(Downstream.ChainGroup, Group(1_000_000, 1_000_000, 64, $"{downstream.BaseUrl}/hooks/{Downstream.ChainGroup}")))
         {
             return 1;
         }
@@ -76,13 +81,17 @@ public static class LatencyBenchmark
         Console.WriteLine($"  node / bare: p50 {nodeAck.At(0.5) / bareAck.At(0.5):0.00}x, p99 {nodeAck.At(0.99) / bareAck.At(0.99):0.00}x, p99.9 {nodeAck.At(0.999) / bareAck.At(0.999):0.00}x");
         Console.WriteLine($"  launcher lag (scheduled to sent, included in both): p50 {launch.At(0.5):0.000} ms, p99 {launch.At(0.99):0.000} ms");
 
-        failed |= await EndToEndAsync(client, downstream, nodeUrl, e2eRate, seconds, args.Strict);
+        var (e2eFailed, queueTrip) = await EndToEndAsync(client, downstream, nodeUrl, e2eRate, seconds, args.Strict);
+        failed |= e2eFailed;
+        failed |= await SynchronousWaitAsync(client, nodeUrl, e2eRate, seconds, queueTrip);
+        failed |= await ContinuationsAsync(client, downstream, nodeUrl, e2eRate, seconds, queueTrip);
         Console.WriteLine();
         Console.WriteLine(failed ? "RESULT: FAIL" : "RESULT: OK");
         return failed ? 1 : 0;
     }
 
-    private static async Task<bool> EndToEndAsync(HttpClient client, Downstream downstream, string nodeUrl, double rate, double seconds, bool strict)
+    /// <summary>(b); besides the verdict, its percentiles for (c) and (d) to be read against.</summary>
+    private static async Task<(bool Failed, QueueTrip Trip)> EndToEndAsync(HttpClient client, Downstream downstream, string nodeUrl, double rate, double seconds, bool strict)
     {
         var url = $"{nodeUrl}/hooks/e2e";
         // A second of warm-up warms the forwarding client and the actor path; it is checked for delivery, not timed.
@@ -126,7 +135,74 @@ public static class LatencyBenchmark
             failed = true;
         }
 
-        return failed || (strict && !met);
+        return (failed || (strict && !met), new QueueTrip(e2e, ack, afterAck));
+    }
+
+    /// <summary>(b)'s figures: scheduled send to handler start, to ack, and ack to handler start.</summary>
+    private sealed record QueueTrip(Percentiles EndToEnd, Percentiles Ack, Percentiles AfterAck);
+
+    private static async Task<bool> SynchronousWaitAsync(HttpClient client, string nodeUrl, double rate, double seconds, QueueTrip trip)
+    {
+        var url = $"{nodeUrl}/hooks/e2e?wait=10";
+        await Load.OpenLoopAsync(client, _ => url, rate, 1, false);
+        var samples = await Load.OpenLoopAsync(client, _ => url, rate, seconds, false);
+        var answered = samples.Where(s => s.Status == 200).ToList();
+        var sync = new Percentiles(answered.Select(s => s.LatencyMs));
+        Console.WriteLine();
+        Console.WriteLine($"(c) synchronous wait (?wait=10) at {rate:0} msg/s for {seconds:0.#} s, same group as (b):");
+        Console.WriteLine($"  scheduled send -> the target's answer: {sync.Summary()}");
+        Console.WriteLine($"  against (b): sync / ack p50 {sync.At(0.5) / trip.Ack.At(0.5):0.00}x, sync - end-to-end p50 {Signed.Format(sync.At(0.5) - trip.EndToEnd.At(0.5))} ms (the answer's way back)");
+        Console.WriteLine($"  answers: {answered.Count} of {samples.Length} with the target's 200");
+        if (answered.Count < samples.Length)
+        {
+            var statuses = string.Join(", ", samples.Where(s => s.Status != 200).GroupBy(s => s.Status).Select(g => $"{g.Key}: {g.Count()}"));
+            Console.WriteLine($"FAIL: {samples.Length - answered.Count} waits did not return the target's 200 ({statuses}; 0 = connection error, 202 = the wait ran out)");
+            return true;
+        }
+
+        return false;
+    }
+
+    private static async Task<bool> ContinuationsAsync(HttpClient client, Downstream downstream, string nodeUrl, double rate, double seconds, QueueTrip trip)
+    {
+        var url = $"{nodeUrl}/hooks/{Downstream.ChainGroup}";
+        // One chain is ChainSteps calls: a fifth of (b)'s rate keeps the calls per second alike.
+        var chains = rate / Downstream.ChainSteps;
+        var samples = await Load.OpenLoopAsync(client, _ => url, chains, seconds, true);
+        var failed = ReportRejected("continuations", samples.ToList());
+        var ids = samples.Where(s => s.Accepted && s.MessageId is not null).Select(s => s.MessageId!).ToHashSet(StringComparer.Ordinal);
+
+        Dictionary<string, Arrival[]> steps;
+        var deadline = Clock.Now + Clock.Ticks(15);
+        while (true)
+        {
+            steps = downstream.Snapshot().Where(a => a.Group == Downstream.ChainGroup)
+                .GroupBy(a => a.MessageId, StringComparer.Ordinal)
+                .ToDictionary(g => g.Key, g => g.OrderBy(a => a.At).ToArray(), StringComparer.Ordinal);
+            if (ids.All(id => steps.TryGetValue(id, out var calls) && calls.Any(c => c.Step == Downstream.ChainSteps)) || Clock.Now > deadline)
+            {
+                break;
+            }
+
+            await Task.Delay(100);
+        }
+
+        var finished = ids.Where(id => steps.TryGetValue(id, out var calls) && calls.Select(c => c.Step).Distinct().Count() == Downstream.ChainSteps).ToList();
+        var turns = new Percentiles(finished.SelectMany(id => steps[id].Zip(steps[id].Skip(1), (a, b) => Clock.Milliseconds(b.At - a.At))));
+        var whole = new Percentiles(finished.Select(id => Clock.Milliseconds(steps[id][^1].At - steps[id][0].At)));
+        Console.WriteLine();
+        Console.WriteLine($"(d) continuations: {chains:0.#} chains/s of {Downstream.ChainSteps} steps for {seconds:0.#} s (group rate 1e6, burst 1e6, concurrency 64):");
+        Console.WriteLine($"  one step's call -> the next step's call: {turns.Summary()}");
+        Console.WriteLine($"  first call -> last call of a chain:      {whole.Summary()}");
+        Console.WriteLine($"  against (b): step turn / ack-to-handler p50 {turns.At(0.5) / trip.AfterAck.At(0.5):0.00}x ({turns.At(0.5):0.000} vs {trip.AfterAck.At(0.5):0.000} ms)");
+        Console.WriteLine($"  chains: {ids.Count} acknowledged, {finished.Count} finished every step");
+        if (finished.Count < ids.Count)
+        {
+            Console.WriteLine($"FAIL: {ids.Count - finished.Count} acknowledged chains did not run every step");
+            failed = true;
+        }
+
+        return failed;
     }
 
     private static Dictionary<string, Arrival> FirstArrivals(IReadOnlyList<Arrival> arrivals)
