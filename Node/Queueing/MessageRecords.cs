@@ -201,13 +201,15 @@ public sealed class MessageRecords
     private const int KeptAttempts = 100;
 
     /// <summary>Adds one undelivered attempt to the message's history, in the caller's transaction.</summary>
-    internal static void RecordAttemptRow(SqlWriteContext context, string messageId, int attempt, AttemptReport report, string error, string outcome)
+    internal static void RecordAttemptRow(SqlWriteContext context, LeasedMessage message, int attempt, AttemptReport report, string error, string outcome)
     {
+        var messageId = message.Id;
         var insert = context.Command("""
-            INSERT INTO message_attempts (message_id, attempt, started_at, duration_ms, status, error, outcome)
-            VALUES (@id, @attempt, @started, @duration, @status, @error, @outcome);
+            INSERT INTO message_attempts (message_id, step, attempt, started_at, duration_ms, status, error, outcome)
+            VALUES (@id, @step, @attempt, @started, @duration, @status, @error, @outcome);
             """);
         insert.Add("@id", messageId);
+        insert.Add("@step", message.Step);
         insert.Add("@attempt", attempt);
         insert.Add("@started", report.StartedAt.ToUnixTimeMilliseconds());
         insert.Add("@duration", (long)report.Duration.TotalMilliseconds);
@@ -254,7 +256,7 @@ public sealed class MessageRecords
 
         using var command = connection.CreateCommand();
         command.CommandText = $"""
-            SELECT message_id, attempt, started_at, duration_ms, status, error, outcome FROM message_attempts
+            SELECT message_id, attempt, started_at, duration_ms, status, error, outcome, step FROM message_attempts
             WHERE message_id IN (SELECT value FROM {_database.JsonStrings("@ids")}) ORDER BY message_id, seq;
             """;
         command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
@@ -273,7 +275,10 @@ public sealed class MessageRecords
                 reader.GetInt64(3),
                 reader.IsDBNull(4) ? null : reader.GetInt32(4),
                 reader.GetString(5),
-                reader.GetString(6)));
+                reader.GetString(6))
+            {
+                Step = reader.GetInt32(7),
+            });
         }
 
         return histories;
@@ -439,7 +444,7 @@ public sealed class MessageRecords
             context.Count(message.GroupId, state == StateDelivered ? CounterChange.Delivery : CounterChange.Death);
             if (attempt is not null && state == StateDead)
             {
-                RecordAttemptRow(context, message.Id, message.Attempt, attempt, error ?? "", "dead");
+                RecordAttemptRow(context, message, message.Attempt, attempt, error ?? "", "dead");
             }
 
             if (message.WantsResult)
@@ -463,7 +468,7 @@ public sealed class MessageRecords
             // A record purged meanwhile gets no history: it would have no message to be deleted with.
             if (record.ExecuteNonQuery() > 0 && report is not null)
             {
-                RecordAttemptRow(context, message.Id, message.Attempt, report, error, kind == RetryKind.Throttled ? "throttled" : "failed");
+                RecordAttemptRow(context, message, message.Attempt, report, error, kind == RetryKind.Throttled ? "throttled" : "failed");
             }
             context.Count(message.GroupId, kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure);
             return 0;

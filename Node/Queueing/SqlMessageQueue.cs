@@ -234,7 +234,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
 
             if (changed && attempt is { } undelivered)
             {
-                MessageRecords.RecordAttemptRow(context, message.Id, message.Attempt, undelivered.Report, error ?? "", undelivered.Outcome);
+                MessageRecords.RecordAttemptRow(context, message, message.Attempt, undelivered.Report, error ?? "", undelivered.Outcome);
             }
 
             if (changed && message.WantsResult && counter is { Delivered: > 0 } or { Dead: > 0 })

@@ -174,6 +174,8 @@ internal static class PostgresSchema
         -- SQS continuations: whether the copy that carries the record's current step has been sent. A copy found behind
         -- its record re-sends the step only while this is 0, so a copy the continuation did send is never doubled.
         ALTER TABLE messages ADD COLUMN step_sent integer NOT NULL DEFAULT 0;
+        -- The step of a long job each recorded attempt was for: a dead chain's history says which step kept failing.
+        ALTER TABLE message_attempts ADD COLUMN step integer NOT NULL DEFAULT 1;
         """,
     ];
 

@@ -927,6 +927,29 @@ public abstract class MessageQueueContractTests
     }
 
     [Fact]
+    public async Task AttemptHistory_OfAContinuedMessage_NamesTheStepOfEachAttempt()
+    {
+        var (queue, time) = await StartAsync("jobs");
+        var id = await EnqueueAsync(queue, "jobs");
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(time.GetUtcNow().ToUnixTimeMilliseconds());
+
+        var step1 = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(step1, time.GetUtcNow(), "HTTP 500", RetryKind.Failed, None, new AttemptReport(t0, TimeSpan.FromMilliseconds(5), 500)));
+        step1 = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.ContinueAsync(step1, "c1", 202, None));
+        var step2 = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(step2, time.GetUtcNow(), "HTTP 502", RetryKind.Failed, None, new AttemptReport(t0.AddSeconds(1), TimeSpan.FromMilliseconds(6), 502)));
+        step2 = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.DeadLetterAsync(step2, "HTTP 400", None, new AttemptReport(t0.AddSeconds(2), TimeSpan.FromMilliseconds(7), 400)));
+
+        var history = (await queue.GetStatusAsync(id, None))!.AttemptHistory!;
+        var listed = Assert.Single((await queue.ListDeadLettersAsync("jobs", null, 10, None)).DeadLetters).AttemptHistory!;
+
+        Assert.Equal([(1, 1, "failed"), (2, 1, "failed"), (2, 2, "dead")], history.Select(a => (a.Step, a.Attempt, a.Outcome)));
+        Assert.Equal(history, listed);
+    }
+
+    [Fact]
     public async Task Redrive_OfAContinuedDeadLetter_ResumesTheChainAtItsStepWithItsCursor()
     {
         var (queue, _) = await StartAsync("jobs");
