@@ -1,4 +1,5 @@
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Queueing.Payloads;
 using ClusterQueue.Node.Storage;
 using System.Data.Common;
 
@@ -301,31 +302,50 @@ public sealed class MessageRecords
     /// be called before the redrive marks its record queued; its continuation counts, as its outcome would.
     /// </summary>
     public Task<bool> AdvanceStepAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken) =>
-        _database.WriteAsync(context =>
-        {
-            var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND step = @step AND state IN ({StateQueued}, {StateRedriving});");
-            read.Add("@id", message.Id);
-            read.Add("@step", message.Step);
-            string? finished;
-            using (var reader = read.ExecuteReader())
-            {
-                if (!reader.Read())
-                {
-                    return false;
-                }
+        _database.WriteAsync(
+            context => AdvanceStep(
+                context,
+                message,
+                cursor,
+                status,
+                _time.GetUtcNow(),
+                $"step = @step AND state IN ({StateQueued}, {StateRedriving})",
+                command => command.Add("@step", message.Step),
+                "step_sent = 0"),
+            cancellationToken);
 
-                finished = reader.IsDBNull(0) ? null : reader.GetString(0);
+    /// <summary>
+    /// Moves the message's record to its next step, in the caller's transaction, if <paramref name="condition"/> still
+    /// holds: the finished step joins the chain, the cursor waits for the next call, and the attempts start again.
+    /// </summary>
+    internal static bool AdvanceStep(SqlWriteContext context, LeasedMessage message, string cursor, int status, DateTimeOffset now, string condition, Action<DbCommand> bind, string alsoSet)
+    {
+        var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND {condition};");
+        read.Add("@id", message.Id);
+        bind(read);
+        string? finished;
+        using (var reader = read.ExecuteReader())
+        {
+            if (!reader.Read())
+            {
+                return false;
             }
 
-            var now = _time.GetUtcNow();
-            var next = context.Command($"UPDATE messages SET step = step + 1, step_sent = 0, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL, visible_at = @now WHERE id = @id AND step = @step AND state IN ({StateQueued}, {StateRedriving});");
-            next.Add("@id", message.Id);
-            next.Add("@step", message.Step);
-            next.AddText("@cursor", cursor);
-            next.AddText("@steps", MessageSteps.Append(finished, new MessageStep(message.Step, cursor, status, now)));
-            next.Add("@now", now.ToUnixTimeMilliseconds());
-            return next.ExecuteNonQuery() == 1;
-        }, cancellationToken);
+            finished = reader.IsDBNull(0) ? null : reader.GetString(0);
+        }
+
+        var next = context.Command($"""
+            UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL,
+                visible_at = @now, {alsoSet}
+            WHERE id = @id AND {condition};
+            """);
+        next.Add("@id", message.Id);
+        bind(next);
+        next.AddText("@cursor", cursor);
+        next.AddText("@steps", MessageSteps.Append(finished, new MessageStep(message.Step, cursor, status, now)));
+        next.Add("@now", now.ToUnixTimeMilliseconds());
+        return next.ExecuteNonQuery() == 1;
+    }
 
     /// <summary>
     /// The copy of <paramref name="step"/> is in SQS: a copy found behind the record need not send it again. Only while
@@ -379,7 +399,7 @@ public sealed class MessageRecords
     public Task<bool> AbandonAsync(string messageId, string groupId, CancellationToken cancellationToken) =>
         _database.WriteAsync(context => Unreserve(context, messageId, groupId), cancellationToken);
 
-    private static bool Unreserve(SqlWriteContext context, string messageId, string groupId)
+    private bool Unreserve(SqlWriteContext context, string messageId, string groupId)
     {
         var remove = context.Command($"DELETE FROM messages WHERE id = @id AND state = {StateAccepting};");
         remove.Add("@id", messageId);
@@ -394,9 +414,7 @@ public sealed class MessageRecords
         key.ExecuteNonQuery();
 
         // A reservation can carry attempts: SQS may hand the message out before its record is confirmed.
-        var attempts = context.Command("DELETE FROM message_attempts WHERE message_id = @id;");
-        attempts.Add("@id", messageId);
-        attempts.ExecuteNonQuery();
+        ForgetAttempts(context, _database, [messageId]);
         context.Count(groupId, CounterChange.Unreserve);
         return true;
     }
@@ -422,7 +440,6 @@ public sealed class MessageRecords
                 """);
             record.Add("@wantsResult", message.WantsResult ? 1 : 0);
             record.Add("@resultStatus", result?.Status, System.Data.DbType.Int32);
-
             record.AddText("@resultContentType", result?.ContentType);
             record.AddBytes("@resultBody", result?.Body);
             record.Add("@id", message.Id);
@@ -735,16 +752,37 @@ public sealed class MessageRecords
     }
 
     /// <summary>
-    /// Deletes expired dedup keys, delivered statuses older than <paramref name="deliveredBefore"/>, and reservations
-    /// never confirmed since <paramref name="acceptingBefore"/> (the SQS queue's ingress died between its two writes;
-    /// the sender was never acknowledged and will retry), a chunk of each at a time.
+    /// Deletes the group's queued messages, a chunk per transaction: those not leased right now, or with
+    /// <paramref name="leasedToo"/> every queued record (the SQS queue, whose records cannot tell). Bodies kept in
+    /// <paramref name="payloads"/> (the SQS queue's; null for a queue that keeps none) go too. Returns how many went.
     /// </summary>
-    /// <summary>
-    /// Deletes one chunk of the group's queued messages: those not leased right now, or with <paramref name="leasedToo"/>
-    /// every queued record (the SQS queue, whose records cannot tell). Returns the ids of the deleted ones whose body
-    /// is in the payload store, and how many went; an empty chunk means done.
-    /// </summary>
-    public Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> PurgeQueuedChunkAsync(string groupId, bool leasedToo, CancellationToken cancellationToken) =>
+    public Task<int> PurgeQueuedAsync(string groupId, bool leasedToo, IPayloadStore? payloads, CancellationToken cancellationToken) =>
+        DrainAsync(() => PurgeQueuedChunkAsync(groupId, leasedToo, cancellationToken), payloads);
+
+    /// <summary>Deletes the selected dead letters (of one group, or of all with a null group); as <see cref="PurgeQueuedAsync"/>.</summary>
+    public Task<int> PurgeDeadAsync(string? groupId, DeadLetterSelection selection, IPayloadStore? payloads, CancellationToken cancellationToken) =>
+        DrainAsync(() => PurgeDeadChunkAsync(groupId, selection, cancellationToken), payloads);
+
+    private static async Task<int> DrainAsync(Func<Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)>> chunkAsync, IPayloadStore? payloads)
+    {
+        var total = 0;
+        while (await chunkAsync() is { Deleted: > 0 } chunk)
+        {
+            total += chunk.Deleted;
+            if (payloads is not null)
+            {
+                foreach (var (group, id) in chunk.Offloaded)
+                {
+                    await payloads.DeleteAsync(group, id, CancellationToken.None);
+                }
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>One chunk of <see cref="PurgeQueuedAsync"/>, with the deleted messages whose body is in the payload store; an empty chunk means done.</summary>
+    private Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> PurgeQueuedChunkAsync(string groupId, bool leasedToo, CancellationToken cancellationToken) =>
         DeleteChunkAsync(
             StateQueued,
             $"group_id = @group {(leasedToo ? "" : "AND (lease_token IS NULL OR visible_at <= @now)")}",
@@ -755,8 +793,8 @@ public sealed class MessageRecords
             },
             cancellationToken);
 
-    /// <summary>Deletes one chunk of selected dead letters (of one group, or of all with a null group); as <see cref="PurgeQueuedChunkAsync"/>.</summary>
-    public Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> PurgeDeadChunkAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) =>
+    /// <summary>One chunk of <see cref="PurgeDeadAsync"/>, as <see cref="PurgeQueuedChunkAsync"/>.</summary>
+    private Task<(int Deleted, List<(string GroupId, string Id)> Offloaded)> PurgeDeadChunkAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) =>
         DeleteChunkAsync(
             StateDead,
             (groupId is null ? "1 = 1" : "group_id = @group") + selection.Condition(_database),
@@ -796,7 +834,7 @@ public sealed class MessageRecords
                 return (0, offloaded);
             }
 
-            // Still queued and not leased since the select: both ran in this transaction, so nothing came between.
+            // Still in that state (and, when queued, not leased) since the select: both ran in this transaction.
             var delete = context.Command($"DELETE FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")}) AND state = {state} RETURNING id;");
             delete.Add("@ids", System.Text.Json.JsonSerializer.Serialize(ids));
             var deleted = ReadIds(delete);
@@ -816,6 +854,12 @@ public sealed class MessageRecords
         return ids;
     }
 
+    /// <summary>
+    /// Deletes expired dedup keys, delivered statuses older than <paramref name="deliveredBefore"/>, and reservations
+    /// never confirmed since <paramref name="acceptingBefore"/> (the SQS queue's ingress died between its two writes;
+    /// the sender was never acknowledged and will retry), a chunk of each at a time;
+    /// and gives redrives left unfinished since then back to the dead letters.
+    /// </summary>
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, DateTimeOffset acceptingBefore, CancellationToken cancellationToken) =>
         _database.WriteAsync(context =>
         {

@@ -38,16 +38,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
     public Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken) =>
         Records.InsertAsync(message, MessageRecords.StateQueued, DateTimeOffset.MinValue, cancellationToken);
 
-    public async Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        while ((await Records.PurgeQueuedChunkAsync(groupId, leasedToo: false, cancellationToken)).Deleted is var deleted and > 0)
-        {
-            total += deleted;
-        }
-
-        return total;
-    }
+    public Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken) =>
+        Records.PurgeQueuedAsync(groupId, leasedToo: false, payloads: null, cancellationToken);
 
     public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
@@ -138,36 +130,18 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
     public Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken)
     {
         var token = long.Parse(message.Receipt, System.Globalization.CultureInfo.InvariantCulture);
-        return database.WriteAsync(context =>
-        {
-            var now = time.GetUtcNow();
-            var read = context.Command($"SELECT steps FROM messages WHERE id = @id AND lease_token = @token AND state = {StatePending};");
-            read.Add("@id", message.Id);
-            read.Add("@token", token);
-            string? finished;
-            using (var reader = read.ExecuteReader())
-            {
-                if (!reader.Read())
-                {
-                    return false;
-                }
-
-                finished = reader.IsDBNull(0) ? null : reader.GetString(0);
-            }
-
-            var steps = MessageSteps.Append(finished, new MessageStep(message.Step, cursor, status, now));
-            var next = context.Command($"""
-                UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL,
-                    visible_at = @now, lease_token = NULL
-                WHERE id = @id AND lease_token = @token AND state = {StatePending};
-                """);
-            next.Add("@id", message.Id);
-            next.Add("@token", token);
-            next.AddText("@cursor", cursor);
-            next.AddText("@steps", steps);
-            next.Add("@now", now.ToUnixTimeMilliseconds());
-            return next.ExecuteNonQuery() == 1;
-        }, WriteAcknowledgement.WhenCommitted, cancellationToken);
+        return database.WriteAsync(
+            context => MessageRecords.AdvanceStep(
+                context,
+                message,
+                cursor,
+                status,
+                time.GetUtcNow(),
+                $"lease_token = @token AND state = {StatePending}",
+                command => command.Add("@token", token),
+                "lease_token = NULL"),
+            WriteAcknowledgement.WhenCommitted,
+            cancellationToken);
     }
 
     public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
@@ -276,16 +250,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
 
     private const int RedriveChunk = 5000;
 
-    public async Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        while ((await Records.PurgeDeadChunkAsync(groupId, selection, cancellationToken)).Deleted is var deleted and > 0)
-        {
-            total += deleted;
-        }
-
-        return total;
-    }
+    public Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) =>
+        Records.PurgeDeadAsync(groupId, selection, payloads: null, cancellationToken);
 
     public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken) =>
         Records.PurgeExpiredAsync(deliveredBefore, DateTimeOffset.MinValue, cancellationToken);

@@ -23,8 +23,6 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>SQS's longest visibility timeout.</summary>
     private static readonly TimeSpan MaxVisibility = TimeSpan.FromHours(12);
 
-    /// <summary>SQS's longest delay on a sent message.</summary>
-
     private static readonly string[] ReceiveAttributes = ["ApproximateReceiveCount"];
     private static readonly string[] AllMessageAttributes = ["All"];
     private static readonly string[] BacklogAttributes =
@@ -260,33 +258,11 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
         // SQS took its copies, in flight or not; the records follow. A call still running finds no record when it ends
         // and writes its outcome anew (RecordOutcomeAsync), so its delivery or dead letter still shows.
-        var total = 0;
-        while (await Records.PurgeQueuedChunkAsync(groupId, leasedToo: true, cancellationToken) is { Deleted: > 0 } chunk)
-        {
-            total += chunk.Deleted;
-            foreach (var (group, id) in chunk.Offloaded)
-            {
-                await _payloads.DeleteAsync(group, id, CancellationToken.None);
-            }
-        }
-
-        return total;
+        return await Records.PurgeQueuedAsync(groupId, leasedToo: true, _payloads, cancellationToken);
     }
 
-    public async Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken)
-    {
-        var total = 0;
-        while (await Records.PurgeDeadChunkAsync(groupId, selection, cancellationToken) is { Deleted: > 0 } chunk)
-        {
-            total += chunk.Deleted;
-            foreach (var (group, id) in chunk.Offloaded)
-            {
-                await _payloads.DeleteAsync(group, id, CancellationToken.None);
-            }
-        }
-
-        return total;
-    }
+    public Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) =>
+        Records.PurgeDeadAsync(groupId, selection, _payloads, cancellationToken);
 
     public async Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
@@ -346,7 +322,10 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         return new LeaseBatch([], due > poll ? due : poll);
     }
 
-    /// <summary>The received message as the actor sees it; null when it went to the dead letters (it cannot be processed) or on to its next hop (a delayed message not due yet).</summary>
+    /// <summary>
+    /// The received message as the actor sees it; null when it went to the dead letters (it cannot be processed), on to
+    /// its next hop (a delayed message not due yet), or away as a copy left behind its record's step.
+    /// </summary>
     private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, Dictionary<string, RecordedStep> records, CancellationToken cancellationToken)
     {
         var attempt = message.ReceiveCount ?? 1;
@@ -357,6 +336,10 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             return null;
         }
 
+        // The received copy goes without an outcome: the message lives on in another copy, or in none when it is done.
+        Task<bool> DropReceivedAsync() =>
+            DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
+
         var now = _time.GetUtcNow();
         if (decoded.NotBefore is { } due && due > now)
         {
@@ -364,7 +347,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             // receive is not an attempt, and the payload (if offloaded) stays where it is.
             var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due, decoded.WantsResult, decoded.Step, decoded.Cursor);
             await Unavailable("delay message " + decoded.Id, () => SendAsync(groupId, hop));
-            await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
+            await DropReceivedAsync();
             return null;
         }
 
@@ -381,7 +364,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
                 await Records.MarkStepSentAsync(decoded.Id, record.Step, CancellationToken.None);
             }
 
-            await DeleteAsync(new LeasedMessage(decoded.Id, groupId, message.ReceiptHandle, attempt, decoded.ContentType, [], decoded.CreatedAt), cancellationToken);
+            await DropReceivedAsync();
             return null;
         }
 
