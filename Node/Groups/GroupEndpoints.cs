@@ -45,7 +45,7 @@ public static class GroupEndpoints
         var size = limit ?? 100;
         if (size is < 1 or > MaxPageSize)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = [$"limit must be from 1 to {MaxPageSize}."] });
+            return GroupProblems.Invalid("limit", $"limit must be from 1 to {MaxPageSize}.");
         }
 
         var page = registry.List(after, size + 1);
@@ -124,7 +124,7 @@ public static class GroupEndpoints
         });
 
     private static ValidationProblem InvalidId() =>
-        TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["id"] = ["id must be 1 to 128 characters of letters, digits, '.', '_' or '-'."] });
+        GroupProblems.Invalid("id", "id must be 1 to 128 characters of letters, digits, '.', '_' or '-'.");
 
     /// <summary>Reads a JSON body; a syntax or type error becomes a 400 naming the field it was found in.</summary>
     internal static async Task<(T? Value, ValidationProblem? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken)
@@ -132,20 +132,20 @@ public static class GroupEndpoints
     {
         if (!request.HasJsonContentType())
         {
-            return (null, TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["The body must be JSON (Content-Type: application/json)."] }));
+            return (null, GroupProblems.Invalid("body", "The body must be JSON (Content-Type: application/json)."));
         }
 
         try
         {
             var value = await JsonSerializer.DeserializeAsync<T>(request.Body, RequestJson, cancellationToken);
             return value is null
-                ? (null, TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = ["The body must be a JSON object."] }))
+                ? (null, GroupProblems.Invalid("body", "The body must be a JSON object."))
                 : (value, null);
         }
         catch (JsonException ex)
         {
             var field = string.IsNullOrEmpty(ex.Path) || ex.Path == "$" ? "body" : ex.Path.TrimStart('$', '.');
-            return (null, TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [$"Invalid JSON at '{field}': {FirstSentence(ex.Message)}"] }));
+            return (null, GroupProblems.Invalid(field, $"Invalid JSON at '{field}': {FirstSentence(ex.Message)}"));
         }
     }
 

@@ -50,14 +50,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             var pause = context.Command("UPDATE groups SET paused_at = @paused, updated_at = @now WHERE id = @id;");
             pause.Add("@id", id);
             pause.Add("@now", now.ToUnixTimeMilliseconds());
-            if (pausedAt is { } at)
-            {
-                pause.Add("@paused", at.ToUnixTimeMilliseconds());
-            }
-            else
-            {
-                pause.Add("@paused", DBNull.Value);
-            }
+            pause.Add("@paused", pausedAt?.ToUnixTimeMilliseconds(), System.Data.DbType.Int64);
 
             if (pause.ExecuteNonQuery() == 0)
             {

@@ -65,17 +65,16 @@ public static class IngressEndpoints
         if (schedule.Field is { } field)
         {
             metrics.Rejected("schedule");
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [schedule.Error!] });
+            return GroupProblems.Invalid(field, schedule.Error!);
         }
 
         TimeSpan? wait = null;
         if (request.Query.TryGetValue("wait", out var waitValue))
         {
-            if (!double.TryParse(waitValue.ToString(), System.Globalization.NumberStyles.AllowDecimalPoint, System.Globalization.CultureInfo.InvariantCulture, out var seconds)
-                || !double.IsFinite(seconds) || seconds <= 0)
+            if (!MessageSchedule.TryParseSeconds(waitValue.ToString(), out var seconds) || seconds <= 0)
             {
                 metrics.Rejected("wait");
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["wait"] = ["wait must be a number of seconds above 0, such as 10 or 2.5."] });
+                return GroupProblems.Invalid("wait", "wait must be a number of seconds above 0, such as 10 or 2.5.");
             }
 
             wait = TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWait.TotalSeconds));
@@ -113,7 +112,7 @@ public static class IngressEndpoints
         if (deliveryId is { Length: > DeliveryId.MaxLength })
         {
             metrics.Rejected("delivery_id");
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { [source!] = [$"{source} must be at most {DeliveryId.MaxLength} characters."] });
+            return GroupProblems.Invalid(source!, $"{source} must be at most {DeliveryId.MaxLength} characters.");
         }
 
         var message = new NewMessage(

@@ -39,7 +39,7 @@ public static partial class MessageSchedule
         DateTimeOffset due;
         if (isDelay)
         {
-            if (!double.TryParse(value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var seconds) || !double.IsFinite(seconds))
+            if (!TryParseSeconds(value, out var seconds))
             {
                 return new(null, field, $"{field} must be a number of seconds (0 or more), such as 30 or 2.5.");
             }
@@ -69,6 +69,10 @@ public static partial class MessageSchedule
         // A time already past means now.
         return new(due > now ? due : null, null, null);
     }
+
+    /// <summary>A number of seconds as a sender writes it: digits with an optional decimal point, no sign, no exponent.</summary>
+    internal static bool TryParseSeconds(string value, out double seconds) =>
+        double.TryParse(value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out seconds) && double.IsFinite(seconds);
 
     private static void Collect(List<(string, string, bool)> given, string field, Microsoft.Extensions.Primitives.StringValues values, bool isDelay)
     {

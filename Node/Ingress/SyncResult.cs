@@ -6,8 +6,8 @@ namespace ClusterQueue.Node.Ingress;
 /// <summary>Synchronous mode (<c>POST /hooks/{id}?wait=</c>): waiting for a message's final outcome, and the answer made of it.</summary>
 public static class SyncResult
 {
-    /// <summary>The header naming the message on a synchronous answer, which carries the downstream's own body.</summary>
-    public const string MessageIdHeader = "ClusterQueue-Message-Id";
+    /// <summary>The header naming the message on a synchronous answer, which carries the downstream's own body: the name the target saw it under.</summary>
+    public const string MessageIdHeader = Processing.HttpForwardHandler.MessageIdHeader;
 
     // Only against an announcement lost on its way (a listener reconnecting): a re-read this often costs nothing.
     private static readonly TimeSpan SafetyRead = TimeSpan.FromSeconds(2);

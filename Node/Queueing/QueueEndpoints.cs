@@ -60,7 +60,7 @@ public static class QueueEndpoints
         var size = limit ?? 100;
         if (size is < 1 or > MaxPageSize)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = [$"limit must be from 1 to {MaxPageSize}."] });
+            return GroupProblems.Invalid("limit", $"limit must be from 1 to {MaxPageSize}.");
         }
 
         return TypedResults.Ok(await queue.ListDeadLettersAsync(id, after, size, cancellationToken));
@@ -98,9 +98,9 @@ public static class QueueEndpoints
             return GroupProblems.NotFound(id);
         }
 
-        if (!string.Equals(confirm, id, StringComparison.Ordinal))
+        if (Unconfirmed(id, confirm, "dead letters") is { } unconfirmed)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["confirm"] = [$"Purging deletes dead letters for good: repeat the group id, ?confirm={id}."] });
+            return unconfirmed;
         }
 
         var (selection, invalid) = await ReadSelectionAsync(request, cancellationToken);
@@ -128,7 +128,7 @@ public static class QueueEndpoints
         }
 
         static (DeadLetterSelection?, ValidationProblem?) Invalid(string field, string why) =>
-            (null, TypedResults.ValidationProblem(new Dictionary<string, string[]> { [field] = [why] }));
+            (null, GroupProblems.Invalid(field, why));
 
         if (wanted.MessageIds is { Count: > MaxRedriveIds })
         {
@@ -156,14 +156,19 @@ public static class QueueEndpoints
             return GroupProblems.NotFound(id);
         }
 
-        // A purge cannot be undone: the caller names the group twice, so a mistyped or copied URL deletes nothing.
-        if (!string.Equals(confirm, id, StringComparison.Ordinal))
+        if (Unconfirmed(id, confirm, "the queued messages") is { } unconfirmed)
         {
-            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["confirm"] = [$"Purging deletes the queued messages for good: repeat the group id, ?confirm={id}."] });
+            return unconfirmed;
         }
 
         return TypedResults.Ok(new PurgeResult(await queue.PurgeQueueAsync(id, cancellationToken)));
     }
+
+    /// <summary>A purge cannot be undone: the caller names the group twice, so a mistyped or copied URL deletes nothing.</summary>
+    private static ValidationProblem? Unconfirmed(string id, string? confirm, string what) =>
+        string.Equals(confirm, id, StringComparison.Ordinal)
+            ? null
+            : GroupProblems.Invalid("confirm", $"Purging deletes {what} for good: repeat the group id, ?confirm={id}.");
 
     private static async Task<Results<Ok<MessageStatus>, ProblemHttpResult>> StatusAsync(string messageId, IMessageQueue queue, CancellationToken cancellationToken) =>
         await queue.GetStatusAsync(messageId, cancellationToken) is { } status
