@@ -64,13 +64,13 @@ public sealed record GroupSettings(
         AdaptiveRate = AdaptiveRateDefinition,
     };
 
-    /// <summary>What the API returns: never the secret.</summary>
+    /// <summary>What the API returns: never the secret, nor a password in the target URL.</summary>
     public GroupResponse ToResponse() => new(
         Id,
         RatePerSecond,
         Burst,
         MaxConcurrency,
-        new TargetDefinition { Url = TargetUrl.OriginalString },
+        new TargetDefinition { Url = TargetUrls.Shown(TargetUrl) },
         HandlerTimeout.TotalSeconds,
         MaxAttempts,
         new RetryBackoffResponse(BackoffInitial.TotalSeconds, BackoffMax.TotalSeconds),
@@ -84,6 +84,12 @@ public sealed record GroupSettings(
         Adaptive is { } adaptive
             ? new AdaptiveRateDefinition { Enabled = true, DecreaseFactor = adaptive.DecreaseFactor, IncreasePerSecond = adaptive.IncreasePerSecond, MinRatePerSecond = adaptive.MinRatePerSecond }
             : AdaptiveRateDefinition);
+
+    /// <summary>
+    /// A definition's seconds as the group holds them. TimeSpan keeps whole ticks (100 ns) and drops the rest, so a tiny
+    /// value becomes zero: <see cref="GroupValidator"/> judges durations by this same conversion.
+    /// </summary>
+    public static TimeSpan Duration(double seconds) => TimeSpan.FromSeconds(seconds);
 
     /// <summary>Builds settings from a definition that <see cref="GroupValidator"/> accepted.</summary>
     public static GroupSettings FromValidDefinition(string id, GroupDefinition definition, DateTimeOffset createdAt, DateTimeOffset updatedAt)
@@ -100,10 +106,10 @@ public sealed record GroupSettings(
             definition.Burst!.Value,
             definition.MaxConcurrency!.Value,
             new Uri(definition.Target!.Url!, UriKind.Absolute),
-            TimeSpan.FromSeconds(definition.HandlerTimeoutSeconds ?? DefaultHandlerTimeoutSeconds),
+            Duration(definition.HandlerTimeoutSeconds ?? DefaultHandlerTimeoutSeconds),
             definition.MaxAttempts ?? DefaultMaxAttempts,
-            TimeSpan.FromSeconds(definition.RetryBackoff?.InitialSeconds ?? DefaultBackoffInitialSeconds),
-            TimeSpan.FromSeconds(definition.RetryBackoff?.MaxSeconds ?? DefaultBackoffMaxSeconds),
+            Duration(definition.RetryBackoff?.InitialSeconds ?? DefaultBackoffInitialSeconds),
+            Duration(definition.RetryBackoff?.MaxSeconds ?? DefaultBackoffMaxSeconds),
             scheme,
             scheme is null ? null : definition.Verification!.Secret,
             definition.MaxPayloadBytes ?? DefaultMaxPayloadBytes,

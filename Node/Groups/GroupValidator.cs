@@ -19,6 +19,12 @@ public static partial class GroupValidator
 
     public const int MaxAttemptsLimit = 1000;
 
+    /// <summary>
+    /// The shortest handler timeout or backoff, 1 ms: anything shorter is below what timers resolve, and a value below a
+    /// tick (100 ns) would be held as zero (every call timing out at once, or retries with no pause at all).
+    /// </summary>
+    public static readonly TimeSpan MinDuration = TimeSpan.FromMilliseconds(1);
+
     /// <summary>A day: a longer wait between attempts is better served by the dead-letter queue and a redrive.</summary>
     public const double MaxBackoffSeconds = 86_400;
 
@@ -32,7 +38,15 @@ public static partial class GroupValidator
     [GeneratedRegex(@"^[A-Za-z0-9._-]{1,128}\z")]
     private static partial Regex GroupIdPattern();
 
-    public static bool IsValidId(string? id) => id is not null && GroupIdPattern().IsMatch(id);
+    /// <summary>
+    /// Also not "." or "..": clients and servers remove those path segments, so /v1/groups/. and /hooks/.. never reach
+    /// the group (and a group that cannot be addressed cannot be changed or deleted either).
+    /// </summary>
+    public static bool IsValidId(string? id) => id is not null and not "." and not ".." && GroupIdPattern().IsMatch(id);
+
+    /// <summary>A duration in seconds the group can hold: finite, at most <paramref name="maxSeconds"/>, and at least <see cref="MinDuration"/> once converted.</summary>
+    private static bool IsDuration(double seconds, double maxSeconds) =>
+        double.IsFinite(seconds) && seconds > 0 && seconds <= maxSeconds && GroupSettings.Duration(seconds) >= MinDuration;
 
     public static Dictionary<string, string[]> Validate(GroupDefinition definition)
     {
@@ -74,10 +88,14 @@ public static partial class GroupValidator
         {
             Fail("target.url", "target.url must be an absolute http or https URL.");
         }
-
-        if (definition.HandlerTimeoutSeconds is { } timeout && (!double.IsFinite(timeout) || timeout <= 0 || timeout > MaxHandlerTimeoutSeconds))
+        else if (TargetUrls.HasUserInfo(uri))
         {
-            Fail("handlerTimeoutSeconds", $"handlerTimeoutSeconds must be above 0 and at most {MaxHandlerTimeoutSeconds}.");
+            Fail("target.url", "target.url must not contain a user name or password (user:password@): they are never sent to the target, and would be stored in plain text.");
+        }
+
+        if (definition.HandlerTimeoutSeconds is { } timeout && !IsDuration(timeout, MaxHandlerTimeoutSeconds))
+        {
+            Fail("handlerTimeoutSeconds", $"handlerTimeoutSeconds must be at least 0.001 (1 ms) and at most {MaxHandlerTimeoutSeconds}.");
         }
 
         if (definition.MaxAttempts is { } attempts && (attempts < 1 || attempts > MaxAttemptsLimit))
@@ -89,11 +107,17 @@ public static partial class GroupValidator
         {
             var initial = backoff.InitialSeconds ?? GroupSettings.DefaultBackoffInitialSeconds;
             var max = backoff.MaxSeconds ?? GroupSettings.DefaultBackoffMaxSeconds;
-            if (!double.IsFinite(initial) || initial <= 0 || initial > MaxBackoffSeconds)
+            var initialValid = IsDuration(initial, MaxBackoffSeconds);
+            if (!initialValid)
             {
-                Fail("retryBackoff.initialSeconds", $"retryBackoff.initialSeconds must be above 0 and at most {MaxBackoffSeconds}.");
+                Fail("retryBackoff.initialSeconds", $"retryBackoff.initialSeconds must be at least 0.001 (1 ms) and at most {MaxBackoffSeconds}.");
             }
-            else if (!double.IsFinite(max) || max < initial || max > MaxBackoffSeconds)
+
+            if (!IsDuration(max, MaxBackoffSeconds))
+            {
+                Fail("retryBackoff.maxSeconds", $"retryBackoff.maxSeconds must be at least 0.001 (1 ms) and at most {MaxBackoffSeconds}.");
+            }
+            else if (initialValid && max < initial)
             {
                 Fail("retryBackoff.maxSeconds", $"retryBackoff.maxSeconds must be at least initialSeconds ({initial}) and at most {MaxBackoffSeconds}.");
             }

@@ -49,17 +49,26 @@ public sealed class GroupValidatorTests
         ["url rooted relative"] = (Minimal with { Target = new TargetDefinition { Url = "/hooks/orders" } }, "target.url"),
         ["url relative"] = (Minimal with { Target = new TargetDefinition { Url = "hooks/orders" } }, "target.url"),
         ["url host only"] = (Minimal with { Target = new TargetDefinition { Url = "downstream.example" } }, "target.url"),
+        ["url with user and password"] = (Minimal with { Target = new TargetDefinition { Url = "https://user:secret@downstream.example/hooks" } }, "target.url"),
+        ["url with user only"] = (Minimal with { Target = new TargetDefinition { Url = "https://token@downstream.example/hooks" } }, "target.url"),
+        ["url with empty userinfo"] = (Minimal with { Target = new TargetDefinition { Url = "https://@downstream.example/hooks" } }, "target.url"),
+        ["url with escaped userinfo"] = (Minimal with { Target = new TargetDefinition { Url = "https://us%40er:p%3Ass@downstream.example/hooks" } }, "target.url"),
         ["timeout zero"] = (Minimal with { HandlerTimeoutSeconds = 0 }, "handlerTimeoutSeconds"),
         ["timeout negative"] = (Minimal with { HandlerTimeoutSeconds = -5 }, "handlerTimeoutSeconds"),
         ["timeout NaN"] = (Minimal with { HandlerTimeoutSeconds = double.NaN }, "handlerTimeoutSeconds"),
         ["timeout Infinity"] = (Minimal with { HandlerTimeoutSeconds = double.PositiveInfinity }, "handlerTimeoutSeconds"),
         ["timeout above max"] = (Minimal with { HandlerTimeoutSeconds = GroupValidator.MaxHandlerTimeoutSeconds + 1 }, "handlerTimeoutSeconds"),
+        ["timeout rounding to zero"] = (Minimal with { HandlerTimeoutSeconds = 1e-9 }, "handlerTimeoutSeconds"),
+        ["timeout below 1 ms"] = (Minimal with { HandlerTimeoutSeconds = 0.0009999 }, "handlerTimeoutSeconds"),
+        ["timeout smallest double"] = (Minimal with { HandlerTimeoutSeconds = double.Epsilon }, "handlerTimeoutSeconds"),
         ["attempts zero"] = (Minimal with { MaxAttempts = 0 }, "maxAttempts"),
         ["attempts negative"] = (Minimal with { MaxAttempts = -1 }, "maxAttempts"),
         ["attempts above max"] = (Minimal with { MaxAttempts = GroupValidator.MaxAttemptsLimit + 1 }, "maxAttempts"),
         ["backoff initial zero"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0 } }, "retryBackoff.initialSeconds"),
         ["backoff initial negative"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = -1, MaxSeconds = 10 } }, "retryBackoff.initialSeconds"),
         ["backoff initial NaN"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = double.NaN } }, "retryBackoff.initialSeconds"),
+        ["backoff initial rounding to zero"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 1e-9, MaxSeconds = 10 } }, "retryBackoff.initialSeconds"),
+        ["backoff initial below 1 ms"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.0005 } }, "retryBackoff.initialSeconds"),
         ["backoff initial above max"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = GroupValidator.MaxBackoffSeconds + 1 } }, "retryBackoff.initialSeconds"),
         ["backoff max below initial"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 10, MaxSeconds = 5 } }, "retryBackoff.maxSeconds"),
         ["backoff max below default initial"] = (Minimal with { RetryBackoff = new RetryBackoffDefinition { MaxSeconds = 0.5 } }, "retryBackoff.maxSeconds"),
@@ -95,6 +104,9 @@ public sealed class GroupValidatorTests
         ["scheme any case"] = Minimal with { Verification = new VerificationDefinition { Scheme = "Shopify", Secret = "shpss" } },
         ["payload at max"] = Minimal with { MaxPayloadBytes = GroupValidator.MaxPayloadBytesLimit },
         ["timeout at max"] = Minimal with { HandlerTimeoutSeconds = GroupValidator.MaxHandlerTimeoutSeconds },
+        ["timeout 1 ms"] = Minimal with { HandlerTimeoutSeconds = 0.001 },
+        ["backoff 1 ms"] = Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.001, MaxSeconds = 0.001 } },
+        ["url with @ in its path and query"] = Minimal with { Target = new TargetDefinition { Url = "https://downstream.example/hooks/a@b?to=ops@example.com" } },
         ["one step"] = Minimal with { MaxSteps = 1 },
         ["steps at max"] = Minimal with { MaxSteps = GroupValidator.MaxStepsLimit },
     };
@@ -148,6 +160,43 @@ public sealed class GroupValidatorTests
         var errors = GroupValidator.Validate(definition);
 
         Assert.Equal(["maxAttempts", "ratePerSecond", "target.url", "verification.scheme"], errors.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Validate_BackoffBothRoundingToZero_NamesBoth()
+    {
+        var errors = GroupValidator.Validate(Minimal with { RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 1e-9, MaxSeconds = 1e-9 } });
+
+        Assert.Equal(["retryBackoff.initialSeconds", "retryBackoff.maxSeconds"], errors.Keys.Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>The validator judges a duration as the group will hold it (a TimeSpan), so what it accepts is never stored as less than 1 ms.</summary>
+    [Theory]
+    [InlineData(0.001)]
+    [InlineData(0.0009999)]
+    [InlineData(0.00099999999)]
+    [InlineData(0.0010000001)]
+    [InlineData(0.0001)]
+    [InlineData(1e-7)]
+    [InlineData(0.00100000000000001)]
+    public void Validate_DurationNearOneMillisecond_AcceptsExactlyWhatIsHeldAsAtLeastOneMillisecond(double seconds)
+    {
+        var definition = Minimal with { HandlerTimeoutSeconds = seconds, RetryBackoff = new RetryBackoffDefinition { InitialSeconds = seconds, MaxSeconds = seconds } };
+        var held = GroupSettings.FromValidDefinition("g", definition, DateTimeOffset.UnixEpoch, DateTimeOffset.UnixEpoch);
+
+        var errors = GroupValidator.Validate(definition);
+
+        var atLeastOneMillisecond = held.HandlerTimeout >= TimeSpan.FromMilliseconds(1);
+        Assert.Equal(atLeastOneMillisecond, held.BackoffInitial >= TimeSpan.FromMilliseconds(1));
+        Assert.Equal(atLeastOneMillisecond ? [] : ["handlerTimeoutSeconds", "retryBackoff.initialSeconds", "retryBackoff.maxSeconds"], errors.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(".")]
+    [InlineData("..")]
+    public void IsValidId_DotSegment_ReturnsFalse(string id)
+    {
+        Assert.False(GroupValidator.IsValidId(id));
     }
 
     [Theory]
