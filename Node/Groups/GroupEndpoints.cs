@@ -1,6 +1,5 @@
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Admin;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.OpenApi;
 
@@ -10,13 +9,6 @@ public static class GroupEndpoints
 {
     /// <summary>A page of groups large enough for dashboards, small enough to answer quickly with 100,000 groups.</summary>
     private const int MaxPageSize = 1000;
-
-    // Unknown fields are refused: a misspelt "ratePerSec" must not silently fall back to nothing.
-    internal static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web)
-    {
-        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
-        NumberHandling = JsonNumberHandling.Strict,
-    };
 
     public static IServiceCollection AddGroups(this IServiceCollection services)
     {
@@ -28,7 +20,7 @@ public static class GroupEndpoints
     public static RouteGroupBuilder MapGroups(this RouteGroupBuilder admin)
     {
         var groups = admin.MapGroup("/groups").WithTags("Groups");
-        groups.MapGet("/", List).WithSummary("List groups ordered by id; page with ?after= and ?limit=.");
+        groups.MapGet("/", List).WithPageSize(MaxPageSize).WithSummary("List groups ordered by id; page with ?after= and ?limit=.");
         groups.MapGet("/{id}", GetAsync).WithSummary("Read one group (the verification secret is never returned).");
         groups.MapPut("/{id}", PutAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Create or replace a group: 201 when created, 200 when replaced.");
         groups.MapPatch("/{id}", PatchAsync).WithJsonBody<GroupDefinition>(required: true).WithSummary("Change some fields live; fields not sent keep their value.");
@@ -40,12 +32,12 @@ public static class GroupEndpoints
         return groups;
     }
 
-    private static Results<Ok<GroupList>, ValidationProblem> List(GroupRegistry registry, string? after, int? limit)
+    private static Results<Ok<GroupList>, ValidationProblem> List(GroupRegistry registry, string? after, string? limit)
     {
-        var size = limit ?? 100;
-        if (size is < 1 or > MaxPageSize)
+        var (size, invalid) = AdminQuery.PageSize(limit, MaxPageSize);
+        if (invalid is not null)
         {
-            return GroupProblems.Invalid("limit", $"limit must be from 1 to {MaxPageSize}.");
+            return invalid;
         }
 
         var page = registry.List(after, size + 1);
@@ -124,34 +116,9 @@ public static class GroupEndpoints
         });
 
     private static ValidationProblem InvalidId() =>
-        GroupProblems.Invalid("id", "id must be 1 to 128 characters of letters, digits, '.', '_' or '-'.");
+        GroupProblems.Invalid("id", "id must be 1 to 128 characters of letters, digits, '.', '_' or '-', and not '.' or '..'.");
 
-    /// <summary>Reads a JSON body; a syntax or type error becomes a 400 naming the field it was found in.</summary>
-    internal static async Task<(T? Value, ValidationProblem? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken)
-        where T : class
-    {
-        if (!request.HasJsonContentType())
-        {
-            return (null, GroupProblems.Invalid("body", "The body must be JSON (Content-Type: application/json)."));
-        }
-
-        try
-        {
-            var value = await JsonSerializer.DeserializeAsync<T>(request.Body, RequestJson, cancellationToken);
-            return value is null
-                ? (null, GroupProblems.Invalid("body", "The body must be a JSON object."))
-                : (value, null);
-        }
-        catch (JsonException ex)
-        {
-            var field = string.IsNullOrEmpty(ex.Path) || ex.Path == "$" ? "body" : ex.Path.TrimStart('$', '.');
-            return (null, GroupProblems.Invalid(field, $"Invalid JSON at '{field}': {FirstSentence(ex.Message)}"));
-        }
-    }
-
-    private static string FirstSentence(string message)
-    {
-        var end = message.IndexOf(". ", StringComparison.Ordinal);
-        return end < 0 ? message : message[..(end + 1)];
-    }
+    /// <summary>Reads a JSON body as <see cref="AdminJson"/> does: anything but a well-formed value is a 400 naming the field at fault.</summary>
+    internal static Task<(T? Value, ValidationProblem? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken)
+        where T : class => AdminJson.ReadAsync<T>(request, cancellationToken);
 }

@@ -1,4 +1,5 @@
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Admin;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Processing;
 using ClusterQueue.Node.Queueing.Sqs;
@@ -34,7 +35,7 @@ public static class QueueEndpoints
 
     public static RouteGroupBuilder MapQueueing(this RouteGroupBuilder admin)
     {
-        admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.")
+        admin.MapGet("/groups/{id}/dead-letters", ListDeadLettersAsync).WithPageSize(MaxPageSize).WithTags("Dead letters").WithSummary("Dead letters of a group, oldest first; page with ?after= and ?limit=.")
             .WithDescription("Each dead letter carries attemptHistory: every attempt that did not deliver it, oldest first (the 100 newest are kept), as {attempt, step, startedAt, durationMs, status, error, outcome}; step is the step of a long job the attempt was for (1 for a message that never continued), and each step counts its attempts from 1; status is the target's HTTP status, null for a connection error or timeout; outcome is failed, throttled or dead. A redriven message keeps its history, and its next attempts (from 1 again) follow. Dead letters are kept for Queueing:DeadLetterRetention (14 days by default).");
         admin.MapPost("/groups/{id}/dead-letters/redrive", RedriveAsync).WithJsonBody<RedriveRequest>(required: false).WithTags("Dead letters")
             .WithSummary("Send dead letters back to the queue: all of them, those named in messageIds, or those that died in [deadAfter, deadBefore). They are processed under the group's rate like any backlog.")
@@ -50,17 +51,17 @@ public static class QueueEndpoints
     }
 
     private static async Task<Results<Ok<DeadLetterList>, ValidationProblem, ProblemHttpResult>> ListDeadLettersAsync(
-        string id, string? after, int? limit, GroupRegistry registry, IMessageQueue queue, CancellationToken cancellationToken)
+        string id, string? after, string? limit, GroupRegistry registry, IMessageQueue queue, CancellationToken cancellationToken)
     {
         if (await registry.FindAsync(id, cancellationToken) is null)
         {
             return GroupProblems.NotFound(id);
         }
 
-        var size = limit ?? 100;
-        if (size is < 1 or > MaxPageSize)
+        var (size, invalid) = AdminQuery.PageSize(limit, MaxPageSize);
+        if (invalid is not null)
         {
-            return GroupProblems.Invalid("limit", $"limit must be from 1 to {MaxPageSize}.");
+            return invalid;
         }
 
         return TypedResults.Ok(await queue.ListDeadLettersAsync(id, after, size, cancellationToken));

@@ -3,8 +3,10 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Groups;
 using ClusterQueue.Tests.Support;
 using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -142,14 +144,19 @@ public sealed class GroupEndpointsTests
         await Problems.AssertValidationErrorAsync(response, "limit");
     }
 
-    [Fact]
-    public async Task List_WithNonNumericLimit_Returns400Problem()
+    [Theory]
+    [InlineData("ten")]
+    [InlineData("abc")]
+    [InlineData("1.5")]
+    [InlineData("99999999999")]
+    [InlineData("true")]
+    public async Task List_WithNonNumericLimit_Returns400NamingLimit(string limit)
     {
         await using var node = NodeHost.Start();
 
-        using var response = await node.Client.GetAsync("/v1/groups?limit=ten");
+        using var response = await node.Client.GetAsync($"/v1/groups?limit={limit}");
 
-        await Problems.ReadAsync(response, HttpStatusCode.BadRequest);
+        await Problems.AssertValidationErrorAsync(response, "limit");
     }
 
     [Fact]
@@ -261,6 +268,10 @@ public sealed class GroupEndpointsTests
     [InlineData("verification.secret", """{"verification":{"scheme":"github"}}""")]
     [InlineData("maxPayloadBytes", """{"maxPayloadBytes":0}""")]
     [InlineData("maxSteps", """{"maxSteps":1001}""")]
+    [InlineData("burst", """{"burst":4,"burst":400}""")]
+    [InlineData("target.url", """{"target":{"url":"http://user:pass@127.0.0.1:9/other"}}""")]
+    [InlineData("handlerTimeoutSeconds", """{"handlerTimeoutSeconds":1e-9}""")]
+    [InlineData("retryBackoff.initialSeconds", """{"retryBackoff":{"initialSeconds":1e-9}}""")]
     public async Task Patch_WithInvalidValue_Returns400NamingTheFieldAndLeavesGroupUnchanged(string field, string body)
     {
         await using var node = NodeHost.Start();
@@ -378,6 +389,18 @@ public sealed class GroupEndpointsTests
     [InlineData("maxPayloadBytes above the maximum", "maxPayloadBytes", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"maxPayloadBytes":33554433}""")]
     [InlineData("misspelt ratePerSec", "ratePerSec", """{"ratePerSec":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""")]
     [InlineData("misspelt nested target.uri", "target.uri", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"uri":"http://127.0.0.1:9/hook"}}""")]
+    [InlineData("target with user and password", "target.url", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://user:pass@127.0.0.1:9/hook"}}""")]
+    [InlineData("target with user only", "target.url", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"https://token@127.0.0.1:9/hook"}}""")]
+    [InlineData("target with empty userinfo", "target.url", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://:@127.0.0.1:9/hook"}}""")]
+    [InlineData("handlerTimeoutSeconds rounding to zero", "handlerTimeoutSeconds", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"handlerTimeoutSeconds":1e-9}""")]
+    [InlineData("handlerTimeoutSeconds below 1 ms", "handlerTimeoutSeconds", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"handlerTimeoutSeconds":0.0009}""")]
+    [InlineData("retryBackoff initial rounding to zero", "retryBackoff.initialSeconds", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"retryBackoff":{"initialSeconds":1e-9,"maxSeconds":1}}""")]
+    [InlineData("ratePerSecond twice", "ratePerSecond", """{"ratePerSecond":1,"ratePerSecond":1000,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""")]
+    [InlineData("ratePerSecond twice, other case", "ratePerSecond", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"RatePerSecond":1000}""")]
+    [InlineData("target twice", "target", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"target":{"url":"http://attacker.example/"}}""")]
+    [InlineData("nested target.url twice", "target.url", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook","url":"http://attacker.example/"}}""")]
+    [InlineData("nested retryBackoff.maxSeconds twice", "retryBackoff.maxSeconds", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"retryBackoff":{"maxSeconds":5,"maxSeconds":50}}""")]
+    [InlineData("nested verification.secret twice", "verification.secret", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"verification":{"scheme":"github","secret":"a","secret":"b"}}""")]
     [InlineData("not an object", "body", """[1,2,3]""")]
     [InlineData("null", "body", """null""")]
     [InlineData("truncated", "body", """{"ratePerSecond":1,""")]
@@ -390,6 +413,36 @@ public sealed class GroupEndpointsTests
         await Problems.AssertValidationErrorAsync(response, field, why);
         using var get = await node.Client.GetAsync("/v1/groups/orders");
         Assert.Equal(HttpStatusCode.NotFound, get.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("ratePerSecond", """{"ratePerSecond":"1","burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""", "must be a number")]
+    [InlineData("ratePerSecond", """{"ratePerSecond":true,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""", "must be a number")]
+    [InlineData("burst", """{"ratePerSecond":1,"burst":1.5,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""", "must be an integer")]
+    [InlineData("maxPayloadBytes", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"maxPayloadBytes":"big"}""", "must be an integer")]
+    [InlineData("target.url", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":42}}""", "must be a string")]
+    [InlineData("target", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":"http://127.0.0.1:9/hook"}""", "must be an object")]
+    [InlineData("retryBackoff", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"retryBackoff":[1,2]}""", "must be an object")]
+    [InlineData("retryBackoff.initialSeconds", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"retryBackoff":{"initialSeconds":"1"}}""", "must be a number")]
+    [InlineData("adaptiveRate.enabled", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"},"adaptiveRate":{"enabled":"yes"}}""", "must be true or false")]
+    [InlineData("ratePerSec", """{"ratePerSec":1,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""", "not a field")]
+    [InlineData("target.uri", """{"ratePerSecond":1,"burst":1,"maxConcurrency":1,"target":{"uri":"http://127.0.0.1:9/hook"}}""", "not a field")]
+    [InlineData("ratePerSecond", """{"ratePerSecond":1,"ratePerSecond":2,"burst":1,"maxConcurrency":1,"target":{"url":"http://127.0.0.1:9/hook"}}""", "more than once")]
+    [InlineData("body", """[1,2,3]""", "must be a JSON object")]
+    public async Task Put_WithValueOfTheWrongType_SaysWhatItMustBeWithoutDotNetTypeNames(string field, string body, string expected)
+    {
+        await using var node = NodeHost.Start();
+
+        using var response = await node.Client.PutAsync("/v1/groups/orders", Json(body));
+
+        await Problems.AssertValidationErrorAsync(response, field);
+        var text = await response.Content.ReadAsStringAsync();
+        var message = JsonDocument.Parse(text).RootElement.GetProperty("errors").GetProperty(field)[0].GetString()!;
+        Assert.Contains(expected, message, StringComparison.Ordinal);
+        foreach (var leak in new[] { "System.", "ClusterQueue.", "`1", "Nullable", "Int32", "Double", "Boolean", ".NET" })
+        {
+            Assert.DoesNotContain(leak, text, StringComparison.Ordinal);
+        }
     }
 
     [Theory]
@@ -423,6 +476,35 @@ public sealed class GroupEndpointsTests
         using var response = await node.Client.PutAsync($"/v1/groups/{encodedId}", Json(ValidJson));
 
         await Problems.AssertValidationErrorAsync(response, "id");
+        Assert.Empty((await node.Client.GetFromJsonAsync<GroupList>("/v1/groups"))!.Groups);
+    }
+
+    /// <summary>
+    /// HTTP clients and Kestrel remove "." and ".." path segments, so a group with such an id could never be read,
+    /// changed or sent to. The in-memory server passes the path through untouched, which is how such an id arrives.
+    /// </summary>
+    [Theory]
+    [InlineData(".")]
+    [InlineData("..")]
+    public async Task Put_WithDotSegmentId_Returns400NamingIdAndCreatesNothing(string id)
+    {
+        await using var node = NodeHost.Start();
+        var server = (TestServer)node.Services.GetRequiredService<IServer>();
+        var body = Encoding.UTF8.GetBytes(ValidJson);
+
+        var context = await server.SendAsync(c =>
+        {
+            c.Request.Method = HttpMethods.Put;
+            c.Request.Path = $"/v1/groups/{id}";
+            c.Request.Headers.Authorization = $"Bearer {NodeHost.AdminToken}";
+            c.Request.ContentType = "application/json";
+            c.Request.ContentLength = body.Length;
+            c.Request.Body = new MemoryStream(body);
+        });
+
+        Assert.Equal(StatusCodes.Status400BadRequest, context.Response.StatusCode);
+        var problem = await JsonDocument.ParseAsync(context.Response.Body);
+        Assert.Equal(["id"], problem.RootElement.GetProperty("errors").EnumerateObject().Select(e => e.Name));
         Assert.Empty((await node.Client.GetFromJsonAsync<GroupList>("/v1/groups"))!.Groups);
     }
 
@@ -469,6 +551,36 @@ public sealed class GroupEndpointsTests
         AssertNoSecret(listText, secret);
         var listed = JsonDocument.Parse(listText).RootElement.GetProperty("groups")[0].GetProperty("verification");
         Assert.True(listed.GetProperty("hasSecret").GetBoolean());
+    }
+
+    /// <summary>A definition stored before user:password@ was refused keeps working, but GET and list never show the password.</summary>
+    [Fact]
+    public async Task GetAndList_OfAGroupStoredWithUserInfoInItsTarget_ShowTheTargetWithoutIt()
+    {
+        using var directory = new TempDirectory();
+        var path = directory.File("clusterqueue.db");
+        await using (var old = NodeHost.Start(databasePath: path))
+        {
+            var now = DateTimeOffset.UtcNow;
+            var legacy = Minimal() with { Target = new TargetDefinition { Url = "http://ops:hunter2-never-shown@127.0.0.1:9/hook?x=1" } };
+            await old.Get<GroupStore>().UpsertAsync(GroupSettings.FromValidDefinition("legacy", legacy, now, now), CancellationToken.None);
+        }
+
+        await using var node = NodeHost.Start(databasePath: path);
+        using var get = await node.Client.GetAsync("/v1/groups/legacy");
+        using var list = await node.Client.GetAsync("/v1/groups");
+
+        foreach (var response in new[] { get, list })
+        {
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            var text = await response.Content.ReadAsStringAsync();
+            Assert.DoesNotContain("hunter2", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("ops:", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("@127", text, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("http://127.0.0.1:9/hook?x=1", (await node.Client.GetFromJsonAsync<GroupResponse>("/v1/groups/legacy"))!.Target.Url);
+        Assert.Equal("http://127.0.0.1:9/hook?x=1", (await node.Client.GetFromJsonAsync<GroupList>("/v1/groups"))!.Groups.Single().Target.Url);
     }
 
     [Theory]
@@ -563,6 +675,21 @@ public sealed class GroupEndpointsTests
         Assert.True(paths.GetProperty("/v1/groups/{id}").TryGetProperty("patch", out _));
         Assert.True(paths.GetProperty("/v1/groups/{id}").TryGetProperty("delete", out _));
         Assert.True(paths.GetProperty("/hooks/{id}").TryGetProperty("post", out _));
+    }
+
+    [Theory]
+    [InlineData("/v1/groups")]
+    [InlineData("/v1/groups/{id}/dead-letters")]
+    public async Task OpenApiDocument_DescribesLimitAsAnInteger(string path)
+    {
+        await using var node = NodeHost.Start();
+
+        var document = JsonDocument.Parse(await node.Client.GetStringAsync("/openapi/v1.json")).RootElement;
+
+        var limit = document.GetProperty("paths").GetProperty(path).GetProperty("get").GetProperty("parameters").EnumerateArray()
+            .Single(p => p.GetProperty("name").GetString() == "limit");
+        Assert.Equal("integer", limit.GetProperty("schema").GetProperty("type").GetString());
+        Assert.Equal(1000, limit.GetProperty("schema").GetProperty("maximum").GetInt32());
     }
 
     /// <summary>A client for the same in-process server without the admin token that <see cref="NodeHost.Client"/> carries.</summary>

@@ -86,6 +86,22 @@ public sealed class QueueEndpointsTests
     }
 
     [Theory]
+    [InlineData("abc")]
+    [InlineData("1.5")]
+    [InlineData("1e3")]
+    [InlineData("99999999999")]
+    public async Task DeadLetters_WithNonNumericLimit_Returns400NamingLimit(string limit)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders"));
+
+        using var response = await node.Client.GetAsync($"/v1/groups/orders/dead-letters?limit={limit}");
+
+        await Problems.AssertValidationErrorAsync(response, "limit");
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task Redrive_OfUnknownGroup_Returns404Problem(bool withBody)
@@ -118,6 +134,8 @@ public sealed class QueueEndpointsTests
     [InlineData("messageId", """{"messageId":["x"]}""")]
     [InlineData("deadAfter", """{"deadAfter":"yesterday"}""")]
     [InlineData("deadBefore", """{"deadBefore":42}""")]
+    [InlineData("messageIds", """{"messageIds":["x"],"messageIds":[]}""")]
+    [InlineData("deadAfter", """{"deadAfter":"2026-01-01T00:00:00Z","DeadAfter":"2000-01-01T00:00:00Z"}""")]
     public async Task Redrive_WithMalformedBody_Returns400NamingTheFieldAndRedrivesNothing(string field, string body)
     {
         await using var downstream = await Downstream.StartAsync();
@@ -137,6 +155,29 @@ public sealed class QueueEndpointsTests
         Assert.Equal(1, stats.Dead);
         Assert.Equal(0, stats.Queued);
         Assert.Single(downstream.CallsTo("/orders"));
+    }
+
+    [Theory]
+    [InlineData("messageIds", """{"messageIds":"one-id"}""", "must be an array")]
+    [InlineData("messageIds[1]", """{"messageIds":["a",42]}""", "must be a string")]
+    [InlineData("deadAfter", """{"deadAfter":"yesterday"}""", "must be a date and time")]
+    [InlineData("deadBefore", """{"deadBefore":42}""", "must be a date and time")]
+    [InlineData("messageIds", """{"messageIds":["x"],"messageIds":["y"]}""", "more than once")]
+    public async Task PurgeDeadLetters_WithValueOfTheWrongType_SaysWhatItMustBeWithoutDotNetTypeNames(string field, string body, string expected)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders"));
+
+        using var response = await node.Client.PostAsync("/v1/groups/orders/dead-letters/purge?confirm=orders", Json(body));
+
+        await Problems.AssertValidationErrorAsync(response, field);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Contains(expected, JsonDocument.Parse(text).RootElement.GetProperty("errors").GetProperty(field)[0].GetString()!, StringComparison.Ordinal);
+        foreach (var leak in new[] { "System.", "ClusterQueue.", "`1", "Nullable", "DateTimeOffset", "IReadOnlyList" })
+        {
+            Assert.DoesNotContain(leak, text, StringComparison.Ordinal);
+        }
     }
 
     private static StringContent Json(string json) => new(json, Encoding.UTF8, "application/json");
