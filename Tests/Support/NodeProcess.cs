@@ -32,6 +32,9 @@ public sealed class NodeProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The operating system's id of the node's process, for reading its memory in /proc.</summary>
+    public int ProcessId => _process.Id;
+
     public int ExitCode => _process.ExitCode;
 
     /// <summary>Everything the process wrote, for failure messages.</summary>
