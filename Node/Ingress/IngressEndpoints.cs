@@ -15,11 +15,16 @@ namespace ClusterQueue.Node.Ingress;
 /// </summary>
 public static class IngressEndpoints
 {
+    // Seconds a sender refused for a full upload buffer waits: uploads in progress end within seconds, or Kestrel's
+    // minimum data rate cuts them after its 5 s grace; sooner would most likely meet the same full buffer.
+    private const string UploadsFullRetryAfter = "5";
+
     public static IServiceCollection AddIngress(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddOptions<IngressOptions>().Bind(configuration.GetSection(IngressOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<SignatureVerifier>();
         services.AddSingleton<OutcomeWaiters>();
+        services.AddSingleton<UploadBudget>();
         return services;
     }
 
@@ -28,13 +33,14 @@ public static class IngressEndpoints
         endpoints.MapPost("/hooks/{id}", IngestAsync)
             .WithTags("Ingress")
             .WithSummary("Ingest one message for the group; 202 once it is durable.")
-            .WithDescription("The body is stored as sent, with its content type. A delivery id header (webhook-id, svix-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, Idempotency-Key) de-duplicates retries. A delayed message: ?delay=<seconds> or ?notBefore=<RFC 3339 time>, or the headers ClusterQueue-Delay / ClusterQueue-Not-Before (one of the four); it is durable at once and processed when due, under the group's rate (at most Ingress:MaxDelay ahead, 7 days by default). Synchronous mode: ?wait=<seconds> (cut to Ingress:MaxWait, 30 s by default) answers with the downstream's status, content type and body once the message is delivered, 502 with problem details if it is dead-lettered (messageId, attempts, lastError and downstreamStatus, the target's status on the last attempt), or 202 with Location: /v1/messages/{id} if the wait runs out first; the message is durable before the wait starts. Long jobs: a target that answers 2xx with ClusterQueue-Continue: <cursor> has the message queued again with that cursor (sent as ClusterQueue-Cursor with ClusterQueue-Step), up to the group's maxSteps; a wait lasts until the chain ends.")
+            .WithDescription("The body is stored as sent, with its content type; a body over the group's maxPayloadBytes (body bytes, not chunk framing) is 413, and 503 with Retry-After means the node's buffer for bodies being received (Ingress:MaxBufferedBytes) is full. A delivery id header (webhook-id, svix-id, X-GitHub-Delivery, X-Shopify-Webhook-Id, Idempotency-Key) de-duplicates retries. A delayed message: ?delay=<seconds> or ?notBefore=<RFC 3339 time>, or the headers ClusterQueue-Delay / ClusterQueue-Not-Before (one of the four); it is durable at once and processed when due, under the group's rate (at most Ingress:MaxDelay ahead, 7 days by default). Synchronous mode: ?wait=<seconds> (cut to Ingress:MaxWait, 30 s by default) answers with the downstream's status, content type and body once the message is delivered, 502 with problem details if it is dead-lettered (messageId, attempts, lastError and downstreamStatus, the target's status on the last attempt), or 202 with Location: /v1/messages/{id} if the wait runs out first; the message is durable before the wait starts. Long jobs: a target that answers 2xx with ClusterQueue-Continue: <cursor> has the message queued again with that cursor (sent as ClusterQueue-Cursor with ClusterQueue-Step), up to the group's maxSteps; a wait lasts until the chain ends.")
             .Accepts<byte[]>("application/octet-stream", "application/json", "*/*")
             .Produces<IngestAccepted>(StatusCodes.Status202Accepted)
             .Produces(StatusCodes.Status200OK)
             .ProducesValidationProblem()
             .ProducesProblem(StatusCodes.Status401Unauthorized)
             .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status408RequestTimeout)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge)
             .ProducesProblem(StatusCodes.Status502BadGateway)
             .ProducesProblem(StatusCodes.Status503ServiceUnavailable);
@@ -50,8 +56,10 @@ public static class IngressEndpoints
         SignatureVerifier verifier,
         NodeMetrics metrics,
         OutcomeWaiters outcomes,
+        UploadBudget uploads,
         IOptions<IngressOptions> options,
         TimeProvider time,
+        ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
         if (await registry.FindAsync(id, cancellationToken) is not { } group)
@@ -80,15 +88,36 @@ public static class IngressEndpoints
             wait = TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWait.TotalSeconds));
         }
 
-        var body = await RequestBody.ReadAsync(request, group.MaxPayloadBytes, cancellationToken);
-        if (body is null)
+        // Disposed once the message is stored (below), or by this using on any other way out: the body's bytes count
+        // against the node's upload budget until then.
+        using var read = await RequestBody.ReadAsync(request, group.MaxPayloadBytes, uploads, cancellationToken);
+        switch (read.Outcome)
         {
-            metrics.Rejected("too_large");
-            return TypedResults.Problem(
-                statusCode: StatusCodes.Status413PayloadTooLarge,
-                title: "Payload too large",
-                detail: $"Group '{id}' accepts bodies of at most {group.MaxPayloadBytes} bytes.");
+            case BodyReadOutcome.TooLarge:
+                metrics.Rejected("too_large");
+                return TypedResults.Problem(
+                    statusCode: StatusCodes.Status413PayloadTooLarge,
+                    title: "Payload too large",
+                    detail: $"Group '{id}' accepts bodies of at most {group.MaxPayloadBytes} bytes.");
+            case BodyReadOutcome.NoRoom:
+                metrics.Rejected("uploads_full");
+                if (uploads.ShouldWarn(now))
+                {
+                    Log.UploadsFull(loggers.CreateLogger(Log.Category), id, uploads.Held, uploads.Limit);
+                }
+
+                request.HttpContext.Response.Headers.RetryAfter = UploadsFullRetryAfter;
+                return TypedResults.Problem(
+                    statusCode: StatusCodes.Status503ServiceUnavailable,
+                    title: "Too many uploads in progress",
+                    detail: $"This node is receiving as many request bodies as it buffers at once; retry in {UploadsFullRetryAfter} s.");
+            case BodyReadOutcome.Cut:
+                metrics.Rejected("body_cut");
+                Log.UploadCut(loggers.CreateLogger(Log.Category), id, read.Received, read.CutReason!);
+                return TypedResults.Problem(statusCode: read.CutStatus, title: "Incomplete request body", detail: read.CutReason);
         }
+
+        var body = read.Bytes;
 
         if (group.Scheme is { } scheme)
         {
@@ -127,6 +156,7 @@ public static class IngressEndpoints
 
         // Once queued, the write may commit whatever the caller does; the wake-up below must follow it regardless.
         var result = await queue.EnqueueAsync(message, CancellationToken.None);
+        read.Dispose();
         switch (result.Outcome)
         {
             case EnqueueOutcome.GroupNotFound:

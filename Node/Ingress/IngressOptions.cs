@@ -30,4 +30,19 @@ public sealed class IngressOptions
     /// it lives in the message's row until the delivered status expires.</summary>
     [Range(0, 32 * 1024 * 1024, ErrorMessage = "ClusterQueue:Ingress:MaxResultBytes must be between 0 and 33554432 (32 MiB).")]
     public int MaxResultBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// The most bytes of request bodies this node holds at once while receiving them, over all uploads in progress; an
+    /// upload that would pass it is answered 503 with Retry-After. Bytes count as they arrive, not as declared, and a
+    /// body is held twice for a moment while its pieces are joined. By default a quarter of the memory the runtime
+    /// may use (it honours container limits and DOTNET_GCHeapHardLimit), so a flood of uploads is refused long
+    /// before it could exhaust memory, leaving the rest to the store, the queue and the runtime; but at least 64 MiB,
+    /// so one body at the largest maxPayloadBytes a group may have (32 MiB, held twice) always fits.
+    /// </summary>
+    [Range(typeof(long), "1048576", "9223372036854775807", ErrorMessage = "ClusterQueue:Ingress:MaxBufferedBytes must be at least 1048576 (1 MiB).")]
+    public long MaxBufferedBytes { get; set; } = DefaultMaxBufferedBytes();
+
+    /// <summary>A quarter of the memory available to the GC, and at least 64 MiB.</summary>
+    public static long DefaultMaxBufferedBytes() =>
+        Math.Max(64L * 1024 * 1024, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 4);
 }

@@ -127,7 +127,7 @@ public sealed class IngressEndpointsTests
     public async Task Ingest_OverRealHttp_WithBodyOverMaxPayloadBytes_Returns413AndStoresNothing(bool chunked, int size)
     {
         await using var node = new KestrelNode();
-        await node.DefineGroupAsync("small", 1000);
+        await node.DefineGroupAsync("small", Unreachable(1000));
 
         using var response = await PostBytesAsync(node.Client, "small", Bytes(size), chunked);
 
@@ -138,13 +138,49 @@ public sealed class IngressEndpointsTests
     }
 
     [Theory]
+    [InlineData(999, 999)]
+    [InlineData(300, 1)]
+    [InlineData(1000, 1)]
+    [InlineData(1000, 7)]
+    public async Task Ingest_OverRealHttp_WithChunkedBodyWithinMaxPayloadBytes_Returns202AndDeliversItsBytes(int size, int chunkSize)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = new KestrelNode();
+        await node.DefineGroupAsync("small", GroupDefinitions.Forwarding(downstream, "/small") with { MaxPayloadBytes = 1000 });
+        var body = Bytes(size);
+
+        // Written by hand: the framing (a size line and a CRLF around every chunk) is what must not count as body.
+        var response = await PostChunkedAsync(node.BaseAddress, "/hooks/small", body, chunkSize);
+
+        Assert.True(response.Status == StatusCodes.Status202Accepted, $"{size} bytes in {chunkSize}-byte chunks: {response.Status} {response.Text}");
+        await downstream.WaitUntilAsync(d => d.CallsTo("/small").Count == 1, Wait, "the chunked message is delivered");
+        Assert.Equal(body, downstream.CallsTo("/small")[0].Body);
+    }
+
+    [Theory]
+    [InlineData(1001, 1)]
+    [InlineData(1001, 1001)]
+    public async Task Ingest_OverRealHttp_WithChunkedBodyOneByteOverMaxPayloadBytes_Returns413AndStoresNothing(int size, int chunkSize)
+    {
+        await using var node = new KestrelNode();
+        await node.DefineGroupAsync("small", Unreachable(1000));
+
+        var response = await PostChunkedAsync(node.BaseAddress, "/hooks/small", Bytes(size), chunkSize);
+
+        Assert.True(response.Status == StatusCodes.Status413PayloadTooLarge, $"{response.Status} {response.Text}");
+        Assert.StartsWith("application/problem+json", response.Headers["Content-Type"]);
+        var stats = await node.StatsAsync("small");
+        Assert.Equal((0, 0), (stats.Ingested, stats.Queued));
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task Ingest_OverRealHttp_WithBodyAboveKestrelsDefaultLimitButWithinTheGroups_Returns202(bool chunked)
     {
         await using var node = new KestrelNode();
         const int GroupLimit = 32 * 1024 * 1024;
-        await node.DefineGroupAsync("large", GroupLimit);
+        await node.DefineGroupAsync("large", Unreachable(GroupLimit));
 
         // Kestrel refuses bodies over 30,000,000 bytes unless the endpoint lifts its limit to the group's.
         using var response = await PostBytesAsync(node.Client, "large", Bytes(31 * 1024 * 1024), chunked);
@@ -520,6 +556,16 @@ public sealed class IngressEndpointsTests
         }
     }
 
+    /// <summary>A group whose target refuses connections: for tests about what ingress stores, not delivery.</summary>
+    private static GroupDefinition Unreachable(long maxPayloadBytes) => new()
+    {
+        RatePerSecond = 1,
+        Burst = 1,
+        MaxConcurrency = 1,
+        Target = new TargetDefinition { Url = "http://127.0.0.1:9/unreachable" },
+        MaxPayloadBytes = maxPayloadBytes,
+    };
+
     private static Task<HttpResponseMessage> PostAsync(NodeHost node, string group, string body, Dictionary<string, string> headers) =>
         node.IngestAsync(group, body, headers: headers);
 
@@ -534,6 +580,14 @@ public sealed class IngressEndpointsTests
         }
 
         return client.PostAsync($"/hooks/{group}", content);
+    }
+
+    private static async Task<RawResponse> PostChunkedAsync(Uri node, string path, byte[] body, int chunkSize)
+    {
+        await using var connection = await RawConnection.OpenAsync(node);
+        await connection.SendAsync(RawConnection.PostHead(node, path, ["Content-Type: application/octet-stream", "Transfer-Encoding: chunked", "Connection: close"]));
+        await connection.SendAsync(RawConnection.Chunked(body, chunkSize));
+        return await connection.ReadResponseAsync(TimeSpan.FromSeconds(30));
     }
 
     private static async Task AssertNothingStoredAsync(NodeHost node, string group)
@@ -556,55 +610,6 @@ public sealed class IngressEndpointsTests
         }
 
         return bytes;
-    }
-
-    /// <summary>
-    /// The node behind real Kestrel on a loopback port: request size limits and chunked framing are Kestrel's own, which
-    /// the in-memory server of <see cref="NodeHost"/> does not reproduce.
-    /// </summary>
-    private sealed class KestrelNode : IAsyncDisposable
-    {
-        private readonly TempDirectory _directory = new();
-        private readonly WebApplicationFactory<Program> _factory;
-
-        public KestrelNode()
-        {
-            _factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
-            {
-                builder.UseSetting("urls", "http://127.0.0.1:0");
-                builder.UseSetting("ClusterQueue:Sqlite:Path", _directory.File("clusterqueue.db"));
-                builder.UseSetting("ClusterQueue:AdminToken", NodeHost.AdminToken);
-                builder.UseSetting("Logging:LogLevel:Default", "Warning");
-            });
-            _factory.UseKestrel();
-            _factory.StartServer();
-            Client = _factory.CreateClient();
-            Client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", NodeHost.AdminToken);
-        }
-
-        public HttpClient Client { get; }
-
-        /// <summary>A group whose target refuses connections: these tests are about what ingress stores, not delivery.</summary>
-        public async Task DefineGroupAsync(string id, long maxPayloadBytes)
-        {
-            var definition = new GroupDefinition
-            {
-                RatePerSecond = 1,
-                Burst = 1,
-                MaxConcurrency = 1,
-                Target = new TargetDefinition { Url = "http://127.0.0.1:9/unreachable" },
-                MaxPayloadBytes = maxPayloadBytes,
-            };
-            using var response = await Client.PutAsJsonAsync($"/v1/groups/{id}", definition);
-            Assert.Equal(HttpStatusCode.Created, response.StatusCode);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            Client.Dispose();
-            await _factory.DisposeAsync();
-            _directory.Dispose();
-        }
     }
 
     /// <summary>A body sent in pieces from a stream that cannot tell its length, as a chunked upload is.</summary>

@@ -15,7 +15,20 @@ public sealed class IngressOptionsTests
         Assert.Equal(1024 * 1024, options.MaxResultBytes);
     }
 
+    [Fact]
+    public void Defaults_BufferAQuarterOfTheMemoryTheRuntimeMayUse_AndAtLeast64MiB()
+    {
+        var available = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
+
+        var options = new IngressOptions();
+
+        Assert.Equal(Math.Max(64L * 1024 * 1024, available / 4), options.MaxBufferedBytes);
+        Assert.True(options.MaxBufferedBytes >= 2L * 32 * 1024 * 1024, "one body at the largest maxPayloadBytes, held twice, must fit");
+    }
+
     [Theory]
+    [InlineData("MaxBufferedBytes", "1048575", "ClusterQueue:Ingress:MaxBufferedBytes")]
+    [InlineData("MaxBufferedBytes", "0", "ClusterQueue:Ingress:MaxBufferedBytes")]
     [InlineData("MaxWait", "00:00:00", "ClusterQueue:Ingress:MaxWait")]
     [InlineData("MaxWait", "00:10:01", "ClusterQueue:Ingress:MaxWait")]
     [InlineData("MaxResultBytes", "-1", "ClusterQueue:Ingress:MaxResultBytes")]
@@ -24,7 +37,10 @@ public sealed class IngressOptionsTests
     {
         var options = new IngressOptions();
         var target = typeof(IngressOptions).GetProperty(property)!;
-        target.SetValue(options, target.PropertyType == typeof(int) ? int.Parse(value, System.Globalization.CultureInfo.InvariantCulture) : TimeSpan.Parse(value, System.Globalization.CultureInfo.InvariantCulture));
+        var culture = System.Globalization.CultureInfo.InvariantCulture;
+        target.SetValue(options, target.PropertyType == typeof(int) ? int.Parse(value, culture)
+            : target.PropertyType == typeof(long) ? long.Parse(value, culture)
+            : TimeSpan.Parse(value, culture));
 
         var message = Assert.Single(Validate(options)).ErrorMessage;
 
