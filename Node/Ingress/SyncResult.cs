@@ -107,8 +107,9 @@ public static class SyncResult
                 httpContext.Response.ContentType = contentType;
             }
 
-            // 204 and 304 carry no body by definition.
-            if (body.Length > 0 && status is not (StatusCodes.Status204NoContent or StatusCodes.Status304NotModified))
+            // 204, 205 and 304 carry no body by definition (RFC 9110 15.3.5, 15.3.6, 15.4.5), and Kestrel refuses to
+            // write one; a target that sent one anyway has it dropped here rather than failing the answer.
+            if (body.Length > 0 && status is not (StatusCodes.Status204NoContent or StatusCodes.Status205ResetContent or StatusCodes.Status304NotModified))
             {
                 httpContext.Response.ContentLength = body.Length;
                 await httpContext.Response.Body.WriteAsync(body);

@@ -157,6 +157,34 @@ public sealed class SyncWaitTests(PostgresServer server, SqsEmulator emulator, I
         Assert.Equal(0, (await node.StatsAsync("sync")).Ingested);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("reset done")]
+    public async Task Embedded_DownstreamAnswers205_TheWaitAnswers205WithoutABody(string body)
+    {
+        // Kestrel will not send a 205 with a body, so the target is written by hand; some servers do send one.
+        await using var target = RawHttpServer.Start(
+            $"HTTP/1.1 205 Reset Content\r\nContent-Type: text/plain\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n{body}");
+        await using var node = new KestrelNode();
+        await node.DefineGroupAsync("reset", new GroupDefinition
+        {
+            RatePerSecond = 100,
+            Burst = 100,
+            MaxConcurrency = 10,
+            MaxAttempts = 1,
+            Target = new TargetDefinition { Url = target.Url("/reset") },
+        });
+
+        using var response = await node.Client.PostAsync("/hooks/reset?wait=10", new StringContent("{}"));
+
+        Assert.Equal(HttpStatusCode.ResetContent, response.StatusCode);
+        Assert.Empty(await response.Content.ReadAsByteArrayAsync());
+        var id = response.Headers.GetValues("ClusterQueue-Message-Id").Single();
+        var status = (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!;
+        Assert.Equal(("delivered", 205), (status.State, status.Result!.Status));
+        Assert.Equal(1, target.Requests);
+    }
+
     [Fact]
     public async Task Cluster_WaitAtANodeThatDoesNotOwnTheGroup_GetsTheOwnersResult()
     {
