@@ -79,10 +79,10 @@ public static class IngressEndpoints
         TimeSpan? wait = null;
         if (request.Query.TryGetValue("wait", out var waitValue))
         {
-            if (!MessageSchedule.TryParseSeconds(waitValue.ToString(), out var seconds) || seconds <= 0)
+            if (!MessageSchedule.TryParseSeconds(waitValue.ToString(), out var seconds) || seconds < MessageSchedule.MinimumSeconds)
             {
                 metrics.Rejected("wait");
-                return GroupProblems.Invalid("wait", "wait must be a number of seconds above 0, such as 10 or 2.5.");
+                return GroupProblems.Invalid("wait", $"wait must be a number of seconds of at least {MessageSchedule.MinimumSeconds} (1 ms), such as 10 or 2.5.");
             }
 
             wait = TimeSpan.FromSeconds(Math.Min(seconds, options.Value.MaxWait.TotalSeconds));

@@ -15,6 +15,13 @@ public static partial class MessageSchedule
     public const string DelayHeader = "ClusterQueue-Delay";
     public const string NotBeforeHeader = "ClusterQueue-Not-Before";
 
+    /// <summary>
+    /// The shortest delay or wait there is. A shorter positive one would round to nothing (stored times are whole
+    /// milliseconds, TimeSpan has 100 ns ticks) and silently mean "now": it is refused instead, since a sender who
+    /// writes 0.0000001 seconds most likely meant another unit.
+    /// </summary>
+    public const double MinimumSeconds = 0.001;
+
     /// <summary>The due time (null: at once), or the parameter at fault and why.</summary>
     public readonly record struct Result(DateTimeOffset? NotBefore, string? Field, string? Error);
 
@@ -42,6 +49,11 @@ public static partial class MessageSchedule
             if (!TryParseSeconds(value, out var seconds))
             {
                 return new(null, field, $"{field} must be a number of seconds (0 or more), such as 30 or 2.5.");
+            }
+
+            if (seconds is > 0 and < MinimumSeconds)
+            {
+                return new(null, field, $"{field} must be 0 or at least {MinimumSeconds} seconds (1 ms).");
             }
 
             if (seconds > maxDelay.TotalSeconds)
