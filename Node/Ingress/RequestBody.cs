@@ -47,15 +47,19 @@ internal sealed class RequestBody : IDisposable
 
         // The group's limit is counted here, in body bytes. Kestrel's own limit would count a chunked body's framing
         // too (a size line and two CRLFs per chunk) and refuse valid bodies; a declared length was checked above, and
-        // Kestrel holds a body to its declared length itself.
+        // Kestrel holds a body to its declared length itself. Reading stops at the first byte over, and what a refused
+        // sender still sends Kestrel discards for at most its 5 s drain before closing the connection.
         if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
             limit.MaxRequestBodySize = null;
         }
 
+        // Only a complete body keeps its bytes; every other end, an unexpected exception included, gives them back here.
+        var keep = false;
         try
         {
             body.Outcome = await body.FillAsync(request.BodyReader, request.ContentLength, maxBytes, cancellationToken);
+            keep = body.Outcome == BodyReadOutcome.Complete;
         }
         catch (BadHttpRequestException bad) when (bad.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
@@ -74,7 +78,7 @@ internal sealed class RequestBody : IDisposable
         }
         finally
         {
-            if (body.Outcome != BodyReadOutcome.Complete)
+            if (!keep)
             {
                 body.Dispose();
             }
