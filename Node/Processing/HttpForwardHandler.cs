@@ -6,7 +6,8 @@ namespace ClusterQueue.Node.Processing;
 /// <summary>
 /// The default handler: POSTs the original body and content type to the group's target URL, with headers naming
 /// the message, the group and the attempt so the downstream can de-duplicate. 2xx is delivered; 429 or 503 with
-/// Retry-After pauses the group; anything else (status, connection error) is a failed attempt.
+/// Retry-After pauses the group; anything else (status, connection error) is a failed attempt. Redirects are never
+/// followed: a 3xx is a failed attempt that names its Location.
 /// </summary>
 public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, string nodeId, int maxResultBytes = 1024 * 1024) : IMessageHandler
 {
@@ -28,6 +29,9 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
 
     /// <summary>Which node made the call: in a cluster, where to look for its logs.</summary>
     public const string NodeHeader = "ClusterQueue-Node";
+
+    /// <summary>Enough of a redirect's Location to see where the target pointed.</summary>
+    private const int MaxLocationLength = 512;
 
     /// <summary>Enough of an error body to diagnose from the dead-letter list without storing whole pages.</summary>
     private const int ErrorBodyBytes = 256;
@@ -52,6 +56,7 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
             request.Headers.TryAddWithoutValidation(CursorHeader, cursor);
         }
 
+        var target = request.RequestUri;
         HttpResponseMessage response;
         try
         {
@@ -64,6 +69,12 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
 
         using (response)
         {
+            if (request.RequestUri != target)
+            {
+                // A client that follows redirects (not the node's own) moved the call: what answered is not the target.
+                return new HandlerOutcome.Failed($"redirected to {request.RequestUri} and followed; the target must answer itself", (int)response.StatusCode);
+            }
+
             if (response.IsSuccessStatusCode && response.Headers.TryGetValues(ContinueHeader, out var continues))
             {
                 var next = string.Join(",", continues);
@@ -80,6 +91,13 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
             }
 
             var status = (int)response.StatusCode;
+            if (status is >= 300 and < 400)
+            {
+                // Never followed: a 302/303 would be a bodyless GET elsewhere that "delivers" nothing, a 307/308 would send
+                // the body and our headers to a host nobody configured, and a waiting sender would get that host's answer.
+                return new HandlerOutcome.Failed($"HTTP {status}: redirect to {Location(response)} not followed; the target must answer itself", status);
+            }
+
             var error = $"HTTP {status}: {await ReadErrorAsync(response, cancellationToken)}";
             if (response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable
                 && RetryAfter(response.Headers.RetryAfter) is { } retryAfter)
@@ -89,6 +107,18 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
 
             return new HandlerOutcome.Failed(error, status);
         }
+    }
+
+    /// <summary>The redirect's Location as sent (relative or absolute), cut short: it goes into the attempt history.</summary>
+    private static string Location(HttpResponseMessage response)
+    {
+        if (response.Headers.Location is not { } location)
+        {
+            return "(no Location)";
+        }
+
+        var text = location.OriginalString;
+        return text.Length <= MaxLocationLength ? text : string.Concat(text.AsSpan(0, MaxLocationLength), "…");
     }
 
     private static bool IsValidCursor(string cursor) =>

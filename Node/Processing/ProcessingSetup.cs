@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Options;
+
 namespace ClusterQueue.Node.Processing;
 
 public static class ProcessingSetup
@@ -9,16 +11,30 @@ public static class ProcessingSetup
     {
         services.AddOptions<ProcessingOptions>().Bind(configuration.GetSection(ProcessingOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IMessageHandler>(provider => new HttpForwardHandler(
-            new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = ConnectionLifetime, ConnectTimeout = TimeSpan.FromSeconds(10) })
+            new HttpClient(ForwardingHandler(provider.GetRequiredService<IOptions<ProcessingOptions>>().Value))
             {
                 // Each call is bounded by its group's handler timeout instead.
                 Timeout = Timeout.InfiniteTimeSpan,
             },
             provider.GetRequiredService<TimeProvider>(),
             provider.GetRequiredService<Cluster.NodeIdentity>().Id,
-            provider.GetRequiredService<Microsoft.Extensions.Options.IOptions<Ingress.IngressOptions>>().Value.MaxResultBytes));
+            provider.GetRequiredService<IOptions<Ingress.IngressOptions>>().Value.MaxResultBytes));
         services.AddSingleton<GroupDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<GroupDispatcher>());
         return services;
+    }
+
+    /// <summary>The connections of the forwarder: the node's one HTTP client to every target.</summary>
+    internal static SocketsHttpHandler ForwardingHandler(ProcessingOptions options)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            PooledConnectionLifetime = ConnectionLifetime,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+
+            // The body goes to the target and nowhere else: a redirect is a failed attempt (HttpForwardHandler).
+            AllowAutoRedirect = false,
+        };
+        return handler;
     }
 }

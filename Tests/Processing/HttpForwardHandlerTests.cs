@@ -76,6 +76,30 @@ public sealed class HttpForwardHandlerTests : IAsyncLifetime
         Assert.Equal(new DeliveryResult(201, "text/plain", null), Assert.IsType<HandlerOutcome.Delivered>(tooLarge).Result);
     }
 
+    [Fact]
+    public async Task Redirect_FollowedByAClientThatFollowsThem_IsStillAFailedAttempt_NotADelivery()
+    {
+        // The node's own client never follows redirects; a handler given one that does must not take the answer of
+        // wherever the redirect led for the target's.
+        var (target, address) = await LoopbackServer.StartAsync(context =>
+        {
+            context.Response.StatusCode = 307;
+            context.Response.Headers.Location = _downstream.Url("/elsewhere");
+            return Task.CompletedTask;
+        });
+        await using var _ = target;
+        var now = DateTimeOffset.UtcNow;
+        var group = GroupSettings.FromValidDefinition("g", GroupDefinitions.Forwarding(_downstream, "/t") with
+        {
+            Target = new ClusterQueue.Contracts.TargetDefinition { Url = new Uri(address, "/hook").ToString() },
+        }, now, now);
+
+        var outcome = await new HttpForwardHandler(_client, TimeProvider.System, "node-x").HandleAsync(new Delivery(Message(), group), CancellationToken.None);
+
+        var failed = Assert.IsType<HandlerOutcome.Failed>(outcome);
+        Assert.Contains(_downstream.Url("/elsewhere"), failed.Error, StringComparison.Ordinal);
+    }
+
     public async Task InitializeAsync() => _downstream = await Downstream.StartAsync();
 
     public async Task DisposeAsync()
