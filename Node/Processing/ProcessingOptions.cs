@@ -2,7 +2,7 @@ using System.ComponentModel.DataAnnotations;
 
 namespace ClusterQueue.Node.Processing;
 
-/// <summary>How actors lease and hand over messages. Bound from ClusterQueue:Processing.</summary>
+/// <summary>How actors lease and hand over messages, and how the forwarder treats targets. Bound from ClusterQueue:Processing.</summary>
 public sealed class ProcessingOptions
 {
     public const string Section = "ClusterQueue:Processing";
@@ -22,6 +22,14 @@ public sealed class ProcessingOptions
     [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "ClusterQueue:Processing:MaxThrottlePause must be between 1 second and 1 day.")]
     public TimeSpan MaxThrottlePause { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Refuse to connect to link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10, fd00:ec2::254, and
+    /// their IPv4-mapped forms), checked on every address a target's name resolves to, at connect time, so a name that
+    /// points there is refused too. Off by default: a node on a developer machine or beside its targets may need them;
+    /// turn it on where group definitions come from people who should not reach the instance's credentials.
+    /// </summary>
+    public bool RefuseLinkLocalTargets { get; set; }
+
     /// <summary>A safety net for a lost wake-up: groups with visible messages and no actor are found within this time.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "ClusterQueue:Processing:RecoverySweepInterval must be between 1 second and 1 hour.")]
     public TimeSpan RecoverySweepInterval { get; set; } = TimeSpan.FromSeconds(30);
@@ -36,4 +44,5 @@ public sealed class ProcessingOptions
     /// <summary>Caps one lease call so a group with a huge burst and concurrency still commits in short transactions.</summary>
     [Range(1, 1000, ErrorMessage = "ClusterQueue:Processing:MaxLeaseBatch must be between 1 and 1000.")]
     public int MaxLeaseBatch { get; set; } = 100;
+
 }

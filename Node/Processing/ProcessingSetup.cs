@@ -35,6 +35,11 @@ public static class ProcessingSetup
             // The body goes to the target and nowhere else: a redirect is a failed attempt (HttpForwardHandler).
             AllowAutoRedirect = false,
         };
+        if (options.RefuseLinkLocalTargets)
+        {
+            handler.ConnectCallback = TargetConnector.System.ConnectAsync;
+        }
+
         return handler;
     }
 }
