@@ -16,7 +16,8 @@ namespace ClusterQueue.Node.Processing;
 ///   └── wait for a signal, the next token, the next visible message or the end of a pause
 /// </code>
 /// It leases only what it can start at once, so no lease is burnt waiting for a token. It retires only with a
-/// full bucket, because a fresh actor starts full: retiring earlier would hand out a second burst.
+/// full bucket, because a fresh actor starts full: retiring earlier would hand out a second burst. (An actor that
+/// fails leaves its tokens with the dispatcher for the next one, for the same reason.)
 /// </summary>
 internal sealed class GroupActor : ISlotWaiter
 {
@@ -25,6 +26,11 @@ internal sealed class GroupActor : ISlotWaiter
 
     // A timer shorter than this is not worth arming; the loop re-checks the bucket anyway.
     private static readonly TimeSpan MinimumWait = TimeSpan.FromMilliseconds(1);
+
+    // The longest one timer is armed for. A timer cannot hold more than about 49.7 days, and a tiny rate's next token
+    // or a message delayed for months is further off than that: the actor wakes at this step, finds nothing to do and
+    // waits again. A daily wake costs nothing.
+    private static readonly TimeSpan MaximumWait = TimeSpan.FromDays(1);
 
     // The furthest ahead of its tokens a lease may start, and the longest a message leased early may wait for one.
     private static readonly TimeSpan MaxLeaseLead = TimeSpan.FromMilliseconds(100);
@@ -189,7 +195,10 @@ internal sealed class GroupActor : ISlotWaiter
             // The early messages' leases run out by themselves; their slots must come back now.
             _dispatcher.CallSlots.Return(_early.Count);
             _early.Clear();
-            _dispatcher.Forget(this);
+
+            // The next actor of the group starts from this one's tokens: a fresh, full bucket would be a burst the group
+            // never earned, once per failure.
+            _dispatcher.Failed(this, _bucket.Available(_time.GetUtcNow()), _time.GetUtcNow());
         }
     }
 
@@ -475,7 +484,7 @@ internal sealed class GroupActor : ISlotWaiter
 
         using var cancel = new CancellationTokenSource();
         var signal = _mailbox.Reader.WaitToReadAsync(cancel.Token).AsTask();
-        var timer = Task.Delay(delay.Value < MinimumWait ? MinimumWait : delay.Value, _time, cancel.Token);
+        var timer = Task.Delay(delay.Value < MinimumWait ? MinimumWait : delay.Value > MaximumWait ? MaximumWait : delay.Value, _time, cancel.Token);
         await Task.WhenAny(signal, timer);
         cancel.Cancel();
     }

@@ -20,6 +20,10 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 {
     private readonly Dictionary<string, GroupActor> _actors = new(StringComparer.Ordinal);
     private readonly Dictionary<int, CancellationTokenSource> _shardAborts = [];
+
+    // The tokens of actors that failed, by group, until the group's next actor starts from them. Only a failure leaves
+    // an entry (an actor retires with a full bucket, which a new actor has anyway), so this stays small.
+    private readonly Dictionary<string, SavedBucket> _failedBuckets = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly CancellationTokenSource _stopSweeping = new();
@@ -119,7 +123,10 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
                 return;
             }
 
-            var startTokens = _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, _time.GetUtcNow());
+            var now = _time.GetUtcNow();
+            var startTokens = _failedBuckets.Remove(groupId, out var left)
+                ? TokensAt(left, settings, now)
+                : _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, now);
             actor = new GroupActor(settings, this, _queue, _handler, _time, _options, _metrics, _logger, _ownership, startTokens, ShardAbort(_ownership.ShardOf(groupId)));
             _actors[groupId] = actor;
             actor.Start();
@@ -150,6 +157,26 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         }
     }
 
+    /// <summary>
+    /// Called by an actor whose loop failed, with its tokens at <paramref name="at"/>: the group's next actor (made by the
+    /// next wake-up) starts from them plus what accrued since, as after a handover, not from a full bucket.
+    /// </summary>
+    internal void Failed(GroupActor actor, double tokens, DateTimeOffset at)
+    {
+        lock (_gate)
+        {
+            if (_actors.TryGetValue(actor.GroupId, out var current) && ReferenceEquals(current, actor))
+            {
+                _actors.Remove(actor.GroupId);
+                _failedBuckets[actor.GroupId] = new SavedBucket(tokens, at);
+            }
+        }
+    }
+
+    /// <summary>What a bucket left at <c>left.At</c> holds at <paramref name="now"/>, refilled at the group's rate.</summary>
+    private static double TokensAt(SavedBucket left, GroupSettings settings, DateTimeOffset now) =>
+        Math.Min(settings.Burst, left.Tokens + (settings.RatePerSecond * Math.Max(0, (now - left.At).TotalSeconds)));
+
     internal void Forget(GroupActor actor)
     {
         lock (_gate)
@@ -173,8 +200,11 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         return abort.Token;
     }
 
-    /// <summary>Takes the shards' actors and abort tokens out of the dispatcher, in one pass, so nothing new starts for them.</summary>
-    private (GroupActor[] Actors, List<CancellationTokenSource> Aborts) Detach(IReadOnlySet<int> shards)
+    /// <summary>
+    /// Takes the shards' actors, abort tokens and failed actors' tokens out of the dispatcher, in one pass, so nothing
+    /// new starts for them.
+    /// </summary>
+    private (GroupActor[] Actors, List<CancellationTokenSource> Aborts, List<(string GroupId, SavedBucket Bucket)> Failed) Detach(IReadOnlySet<int> shards)
     {
         lock (_gate)
         {
@@ -183,6 +213,12 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
             {
                 _actors.Remove(actor.GroupId);
                 actor.Stop();
+            }
+
+            var failed = _failedBuckets.Where(f => shards.Contains(_ownership.ShardOf(f.Key))).Select(f => (f.Key, f.Value)).ToList();
+            foreach (var (groupId, _) in failed)
+            {
+                _failedBuckets.Remove(groupId);
             }
 
             var aborts = new List<CancellationTokenSource>();
@@ -194,7 +230,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
                 }
             }
 
-            return (actors, aborts);
+            return (actors, aborts, failed);
         }
     }
 
@@ -205,7 +241,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     /// </summary>
     public async Task<IReadOnlyList<(int Shard, string GroupId, double Tokens)>> ReleaseShardsAsync(IReadOnlySet<int> shards, TimeSpan timeout)
     {
-        var (actors, aborts) = Detach(shards);
+        var (actors, aborts, failed) = Detach(shards);
         var stopped = Task.WhenAll(actors.Select(a => a.Completion));
         try
         {
@@ -220,13 +256,24 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 
         aborts.ForEach(abort => abort.Dispose());
         var now = _time.GetUtcNow();
-        return [.. actors.Where(a => a.Completion.IsCompleted).Select(a => (_ownership.ShardOf(a.GroupId), a.GroupId, a.RemainingTokens(now)))];
+        var buckets = actors.Where(a => a.Completion.IsCompleted).Select(a => (_ownership.ShardOf(a.GroupId), a.GroupId, a.RemainingTokens(now))).ToList();
+
+        // A group whose actor failed hands over what that actor left, as a live one would.
+        foreach (var (groupId, left) in failed)
+        {
+            if (_registry.TryGet(groupId, out var settings))
+            {
+                buckets.Add((_ownership.ShardOf(groupId), groupId, TokensAt(left, settings, now)));
+            }
+        }
+
+        return buckets;
     }
 
     /// <summary>The shards' leases are lost (or about to be): stop their actors and cancel their calls now, without waiting.</summary>
     public void AbortShards(IReadOnlySet<int> shards)
     {
-        var (actors, aborts) = Detach(shards);
+        var (actors, aborts, _) = Detach(shards);
         aborts.ForEach(abort =>
         {
             abort.Cancel();
@@ -251,6 +298,11 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     {
         lock (_gate)
         {
+            if (change.Settings is null)
+            {
+                _failedBuckets.Remove(change.GroupId);
+            }
+
             if (!_actors.TryGetValue(change.GroupId, out var actor))
             {
                 return;

@@ -77,9 +77,19 @@ public sealed class TokenBucket
         return TimeToEarn(Burst - _tokens);
     }
 
-    // Rounded up to a whole tick: TimeSpan.FromSeconds truncates, and a wait one tick short finds the token missing.
-    private TimeSpan TimeToEarn(double missing) =>
-        missing <= Epsilon ? TimeSpan.Zero : TimeSpan.FromTicks((long)Math.Ceiling(missing / RatePerSecond * TimeSpan.TicksPerSecond));
+    // Rounded up to a whole tick: TimeSpan.FromSeconds truncates, and a wait one tick short finds the token missing. A
+    // tiny rate can need more ticks than a TimeSpan holds (1e-13 per second: 300,000 years a token); that wait is the
+    // longest TimeSpan, never a wrapped-around negative one. Whoever waits for it arms its timer in steps (GroupActor).
+    private TimeSpan TimeToEarn(double missing)
+    {
+        if (missing <= Epsilon)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var ticks = Math.Ceiling(missing / RatePerSecond * TimeSpan.TicksPerSecond);
+        return ticks < TimeSpan.MaxValue.Ticks ? TimeSpan.FromTicks((long)ticks) : TimeSpan.MaxValue;
+    }
 
     /// <summary>
     /// Applies a new rate and burst from now on. Tokens earned so far are kept (capped at the new burst) so a change

@@ -1,7 +1,17 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using ClusterQueue.Contracts;
+using ClusterQueue.Node.Cluster;
+using ClusterQueue.Node.Groups;
+using ClusterQueue.Node.Ingress;
+using ClusterQueue.Node.Observability;
 using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Queueing;
+using ClusterQueue.Node.Storage;
 using ClusterQueue.Tests.Support;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace ClusterQueue.Tests.Processing;
 
@@ -99,5 +109,127 @@ public sealed class GroupDispatcherTests
 
         var stats = await second.StatsAsync("survivor");
         Assert.Equal((20L, 20L, 0L), (stats.Ingested, stats.Delivered, stats.Queued + stats.InFlight));
+    }
+
+    [Fact]
+    public async Task ActorThatFails_IsReplacedByOneWithItsTokens_NotAFreshBurst()
+    {
+        using var directory = new TempDirectory();
+        var time = TimeProvider.System;
+        await using var database = new SqliteDatabase(
+            Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = directory.File("clusterqueue.db") } }),
+            NullLogger<SqliteDatabase>.Instance);
+        var queue = new LeaseFaultQueue(new SqlMessageQueue(database, time));
+        var registry = new GroupRegistry(new GroupStore(database, time), queue, time);
+        var logs = new CapturedLogs();
+        using var logging = LoggerFactory.Create(builder => builder.AddProvider(logs));
+        var handler = new RecordingHandler();
+        using var dispatcher = new GroupDispatcher(
+            registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(),
+            ShardOwnership.Standalone(), new OutcomeWaiters(), logging.CreateLogger<GroupDispatcher>());
+
+        // Two tokens, and the next one in about 17 minutes: the test sees only what the bucket held.
+        var written = await registry.PutAsync("fragile", new GroupDefinition
+        {
+            RatePerSecond = 0.001,
+            Burst = 2,
+            MaxConcurrency = 4,
+            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
+        }, CancellationToken.None);
+        Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
+
+        await EnqueueAsync(queue, "first");
+        dispatcher.Notify("fragile");
+        await Eventually.TrueAsync(() => handler.Calls.Count == 1, "the first message to take the first token");
+
+        // The next lease fails as an out-of-memory would (the one fault the actor does not absorb): the actor, holding one
+        // token, dies. Whoever replaces it must start from that token, not from a full bucket of two.
+        queue.FailNextLease();
+        await EnqueueAsync(queue, "second");
+        await EnqueueAsync(queue, "third");
+        dispatcher.Notify("fragile");
+        await Eventually.TrueAsync(() => logs.Entries.Any(e => e.EventId.Id == 313), "the actor to fail");
+        dispatcher.Notify("fragile");
+
+        await Eventually.TrueAsync(() => handler.Calls.Count >= 2, "the replacement actor to spend the token left");
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Equal(["first", "second"], handler.Calls);
+        Assert.Equal(1, (await queue.GetCountsAsync("fragile", CancellationToken.None))!.Queued);
+        await dispatcher.StopAsync(CancellationToken.None);
+    }
+
+    private static async Task EnqueueAsync(IMessageQueue queue, string id)
+    {
+        var result = await queue.EnqueueAsync(new NewMessage(id, "fragile", "application/json", "{}"u8.ToArray(), null, default), CancellationToken.None);
+        Assert.Equal(EnqueueOutcome.Accepted, result.Outcome);
+    }
+
+    /// <summary>Delivers every message at once and remembers their ids in call order.</summary>
+    private sealed class RecordingHandler : IMessageHandler
+    {
+        private readonly ConcurrentQueue<string> _calls = new();
+
+        public IReadOnlyList<string> Calls => [.. _calls];
+
+        public Task<HandlerOutcome> HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+        {
+            _calls.Enqueue(delivery.Message.Id);
+            return Task.FromResult<HandlerOutcome>(HandlerOutcome.Success);
+        }
+    }
+
+    /// <summary>The store queue, except that a lease can be made to fail once with an out-of-memory error.</summary>
+    private sealed class LeaseFaultQueue(IMessageQueue inner) : IMessageQueue
+    {
+        private int _failNext;
+
+        public void FailNextLease() => Volatile.Write(ref _failNext, 1);
+
+        public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
+            Interlocked.Exchange(ref _failNext, 0) == 1
+                ? throw new OutOfMemoryException("a lease that could not be read into memory")
+                : inner.LeaseAsync(groupId, max, leaseDuration, cancellationToken);
+
+        public Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken) => inner.PrepareGroupAsync(groupId, handlerTimeout, cancellationToken);
+
+        public Task RemoveGroupAsync(string groupId, CancellationToken cancellationToken) => inner.RemoveGroupAsync(groupId, cancellationToken);
+
+        public Task<IReadOnlyList<string>> RecoverAsync(IReadOnlyCollection<GroupSettings> groups, CancellationToken cancellationToken) => inner.RecoverAsync(groups, cancellationToken);
+
+        public Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken) => inner.EnqueueAsync(message, cancellationToken);
+
+        public Task<bool> ExtendAsync(LeasedMessage message, TimeSpan leaseDuration, CancellationToken cancellationToken) => inner.ExtendAsync(message, leaseDuration, cancellationToken);
+
+        public Task<bool> CompleteAsync(LeasedMessage message, CancellationToken cancellationToken) => inner.CompleteAsync(message, cancellationToken);
+
+        public Task<bool> CompleteAsync(LeasedMessage message, DeliveryResult? result, CancellationToken cancellationToken) => inner.CompleteAsync(message, result, cancellationToken);
+
+        public Task<bool> ContinueAsync(LeasedMessage message, string cursor, int status, CancellationToken cancellationToken) => inner.ContinueAsync(message, cursor, status, cancellationToken);
+
+        public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
+            inner.RetryAsync(message, visibleAt, error, kind, cancellationToken, report);
+
+        public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) => inner.ReleaseAsync(message, cancellationToken);
+
+        public Task<bool> DeadLetterAsync(LeasedMessage message, string error, CancellationToken cancellationToken, AttemptReport? report = null) =>
+            inner.DeadLetterAsync(message, error, cancellationToken, report);
+
+        public Task<int> RedriveAsync(string groupId, DeadLetterSelection selection, CancellationToken cancellationToken) => inner.RedriveAsync(groupId, selection, cancellationToken);
+
+        public Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) => inner.PurgeDeadLettersAsync(groupId, selection, cancellationToken);
+
+        public Task<DeadLetterList> ListDeadLettersAsync(string groupId, string? after, int limit, CancellationToken cancellationToken) => inner.ListDeadLettersAsync(groupId, after, limit, cancellationToken);
+
+        public Task<MessageStatus?> GetStatusAsync(string messageId, CancellationToken cancellationToken) => inner.GetStatusAsync(messageId, cancellationToken);
+
+        public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken) => inner.GetCountsAsync(groupId, cancellationToken);
+
+        public Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken) => inner.PurgeQueueAsync(groupId, cancellationToken);
+
+        public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken) => inner.GetDepthsAsync(cancellationToken);
+
+        public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken) => inner.GroupsWithPendingAsync(cancellationToken);
+
+        public Task<int> PurgeExpiredAsync(DateTimeOffset deliveredBefore, CancellationToken cancellationToken) => inner.PurgeExpiredAsync(deliveredBefore, cancellationToken);
     }
 }

@@ -263,6 +263,32 @@ public sealed class TokenBucketTests
     }
 
     [Theory]
+    [InlineData(1e-9, 1, 31.7)]
+    [InlineData(1e-9, 100, 3170)]
+    public void TimeUntil_AtATinyRate_IsTheWholeLongWait(double rate, int burst, double years)
+    {
+        var bucket = new TokenBucket(rate, burst, Start, tokens: 0);
+
+        var untilToken = bucket.TimeUntilToken(Start);
+        var untilFull = bucket.TimeUntilFull(Start);
+
+        Assert.InRange(untilToken.TotalDays / 365.25, 31.6, 31.8);
+        Assert.InRange(untilFull.TotalDays / 365.25, years * 0.99, years * 1.01);
+    }
+
+    [Theory]
+    [InlineData(1e-13)]
+    [InlineData(1e-300)]
+    [InlineData(double.Epsilon)]
+    public void TimeUntil_WhenTheWaitIsLongerThanATimeSpanHolds_IsTheLongestTimeSpan_NeverNegative(double rate)
+    {
+        var bucket = new TokenBucket(rate, burst: 1_000_000, Start, tokens: 0);
+
+        Assert.Equal(TimeSpan.MaxValue, bucket.TimeUntilToken(Start));
+        Assert.Equal(TimeSpan.MaxValue, bucket.TimeUntilFull(Start));
+    }
+
+    [Theory]
     [InlineData(0, 1)]
     [InlineData(-1, 1)]
     [InlineData(double.NaN, 1)]
