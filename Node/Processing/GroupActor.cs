@@ -622,9 +622,8 @@ internal sealed class GroupActor : ISlotWaiter
                 await _queue.ContinueAsync(message, next.Cursor, next.Status, CancellationToken.None);
                 return (now, null);
 
-            case HandlerOutcome.Throttled throttled:
-                var pause = throttled.RetryAfter < _options.MaxThrottlePause ? throttled.RetryAfter : _options.MaxThrottlePause;
-                var until = now + pause;
+            case HandlerOutcome.Throttled throttled when message.Throttles < _options.MaxConsecutiveThrottles:
+                var until = now + ThrottlePause(throttled.RetryAfter);
                 if (await _queue.RetryAsync(message, until, throttled.Error, RetryKind.Throttled, CancellationToken.None, report))
                 {
                     _metrics.Throttled(GroupId);
@@ -632,6 +631,30 @@ internal sealed class GroupActor : ISlotWaiter
                 }
 
                 return (until, until);
+
+            case HandlerOutcome.Throttled throttled:
+                // Refused this often in a row, the message is not being paced but turned away: the attempt counts, so a
+                // downstream that never takes it sends it to the dead letters instead of keeping it forever. The group
+                // still pauses as asked.
+                var pausedUntil = now + ThrottlePause(throttled.RetryAfter);
+                var counted = $"{throttled.Error} (throttled {message.Throttles + 1} times in a row; past {_options.MaxConsecutiveThrottles} each counts as an attempt)";
+                if (message.Attempt >= settings.MaxAttempts)
+                {
+                    await DeadLetterAsync(message, counted, report);
+                    return (null, pausedUntil);
+                }
+
+                var backoffUntil = now + RetryBackoff.Delay(message.Attempt, settings.BackoffInitial, settings.BackoffMax, Random.Shared);
+                var retryAfterBoth = backoffUntil > pausedUntil ? backoffUntil : pausedUntil;
+                if (await _queue.RetryAsync(message, retryAfterBoth, counted, RetryKind.ThrottledCounted, CancellationToken.None, report))
+                {
+                    _metrics.Throttled(GroupId);
+                    _metrics.Failed(GroupId);
+                    Log.GroupThrottled(_logger, GroupId, pausedUntil, throttled.Error);
+                    Log.AttemptFailed(_logger, message.Id, GroupId, message.Attempt, counted, retryAfterBoth);
+                }
+
+                return (retryAfterBoth, pausedUntil);
 
             case HandlerOutcome.Failed failed when message.Attempt < settings.MaxAttempts:
                 var retryAt = now + RetryBackoff.Delay(message.Attempt, settings.BackoffInitial, settings.BackoffMax, Random.Shared);
@@ -655,6 +678,15 @@ internal sealed class GroupActor : ISlotWaiter
                 throw new InvalidOperationException($"Unknown handler outcome {outcome.GetType().Name}.");
         }
     }
+
+    /// <summary>
+    /// How long the group pauses for a Retry-After: at least the minimum, since "0" or a date in the past would call the
+    /// downstream again at once, in a loop; at most the maximum, since a typo in a header would stall the group for days.
+    /// </summary>
+    private TimeSpan ThrottlePause(TimeSpan retryAfter) =>
+        retryAfter < _options.MinThrottlePause ? _options.MinThrottlePause
+        : retryAfter > _options.MaxThrottlePause ? _options.MaxThrottlePause
+        : retryAfter;
 
     private async Task DeadLetterAsync(LeasedMessage message, string error, AttemptReport? report = null)
     {

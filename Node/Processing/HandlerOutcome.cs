@@ -22,7 +22,10 @@ public abstract record HandlerOutcome
     /// </summary>
     public sealed record Failed(string Error, int? Status = null) : HandlerOutcome;
 
-    /// <summary>The downstream asked for a pause (429/503 with Retry-After): the whole group waits, and the attempt does not count.</summary>
+    /// <summary>
+    /// The downstream asked for a pause (429/503 with Retry-After): the whole group waits, and the attempt does not count
+    /// until the message has been throttled more than Processing:MaxConsecutiveThrottles times in a row.
+    /// </summary>
     public sealed record Throttled(TimeSpan RetryAfter, string Error, int Status) : HandlerOutcome;
 
     /// <summary>The handler says retrying cannot help: straight to the dead-letter queue.</summary>

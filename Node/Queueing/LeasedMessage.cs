@@ -23,4 +23,7 @@ public sealed record LeasedMessage(
     public int Step { get; init; } = 1;
 
     public string? Cursor { get; init; }
+
+    /// <summary>Throttled attempts in a row on this step before this one (see <see cref="RetryKind"/>).</summary>
+    public int Throttles { get; init; }
 }

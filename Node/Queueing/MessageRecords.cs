@@ -335,7 +335,7 @@ public sealed class MessageRecords
         }
 
         var next = context.Command($"""
-            UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, last_error = NULL,
+            UPDATE messages SET step = step + 1, cursor = @cursor, steps = @steps, attempts = 0, throttles = 0, last_error = NULL,
                 visible_at = @now, {alsoSet}
             WHERE id = @id AND {condition};
             """);
@@ -375,12 +375,12 @@ public sealed class MessageRecords
 
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, step, cursor, step_sent, state FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")});";
+        command.CommandText = $"SELECT id, step, cursor, step_sent, state, throttles FROM messages WHERE id IN (SELECT value FROM {_database.JsonStrings("@ids")});";
         command.Add("@ids", System.Text.Json.JsonSerializer.Serialize(messageIds));
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            steps[reader.GetString(0)] = new RecordedStep(reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt32(3) == 1, reader.GetInt32(4) == StateQueued);
+            steps[reader.GetString(0)] = new RecordedStep(reader.GetInt32(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt32(3) == 1, reader.GetInt32(4) == StateQueued, reader.GetInt32(5));
         }
 
         return steps;
@@ -472,11 +472,11 @@ public sealed class MessageRecords
             return true;
         }, cancellationToken);
 
-    /// <summary>Records a failed or throttled attempt of a message SQS holds: its attempts so far, last error and next visibility.</summary>
+    /// <summary>Records a failed or throttled attempt of a message SQS holds: its attempts so far, last error, next visibility and run of throttles.</summary>
     public Task RecordAttemptAsync(LeasedMessage message, int attempts, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
         _database.WriteAsync(context =>
         {
-            var record = context.Command($"UPDATE messages SET attempts = @attempts, last_error = @error, visible_at = @at WHERE id = @id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
+            var record = context.Command($"UPDATE messages SET attempts = @attempts, last_error = @error, visible_at = @at, {ThrottlesAfter(kind)} WHERE id = @id AND state IN ({StateQueued}, {StateAccepting}, {StateRedriving});");
             record.Add("@id", message.Id);
             record.Add("@attempts", attempts);
             record.Add("@error", error);
@@ -485,11 +485,25 @@ public sealed class MessageRecords
             // A record purged meanwhile gets no history: it would have no message to be deleted with.
             if (record.ExecuteNonQuery() > 0 && report is not null)
             {
-                RecordAttemptRow(context, message, message.Attempt, report, error, kind == RetryKind.Throttled ? "throttled" : "failed");
+                RecordAttemptRow(context, message, message.Attempt, report, error, OutcomeOf(kind));
             }
-            context.Count(message.GroupId, kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure);
+            context.Count(message.GroupId, CounterOf(kind));
             return 0;
         }, cancellationToken);
+
+    /// <summary>How an attempt retried as <paramref name="kind"/> changes the message's run of throttles: the SQL to set it.</summary>
+    internal static string ThrottlesAfter(RetryKind kind) => kind == RetryKind.Failed ? "throttles = 0" : "throttles = throttles + 1";
+
+    /// <summary>The attempt's outcome in its history: "failed" when it counted against maxAttempts, "throttled" when not.</summary>
+    internal static string OutcomeOf(RetryKind kind) => kind == RetryKind.Throttled ? "throttled" : "failed";
+
+    /// <summary>The group's counters for a retried attempt: a counted throttle is both a throttle and a failed attempt.</summary>
+    internal static CounterChange CounterOf(RetryKind kind) => kind switch
+    {
+        RetryKind.Throttled => CounterChange.Throttle,
+        RetryKind.ThrottledCounted => CounterChange.Throttle + CounterChange.Failure,
+        _ => CounterChange.Failure,
+    };
 
     /// <summary>When the group's earliest queued message is due (its retry time, else when it was queued); null when none is queued.</summary>
     public DateTimeOffset? EarliestQueuedAt(string groupId)
@@ -562,7 +576,7 @@ public sealed class MessageRecords
         _database.WriteAsync(context =>
         {
             var queued = context.Command($"""
-                UPDATE messages SET state = {StateQueued}, visible_at = @now, attempts = 0, completed_at = NULL, body = NULL, lease_token = NULL
+                UPDATE messages SET state = {StateQueued}, visible_at = @now, attempts = 0, throttles = 0, completed_at = NULL, body = NULL, lease_token = NULL
                 WHERE state = {StateRedriving} AND id IN (SELECT value FROM {_database.JsonStrings("@ids")});
                 """);
             queued.Add("@now", _time.GetUtcNow().ToUnixTimeMilliseconds());
@@ -902,8 +916,11 @@ public sealed class MessageRecords
         }, cancellationToken);
 }
 
-/// <summary>Where a message SQS holds stands in its record: its step and cursor, whether that step's copy was sent, and whether it is still queued.</summary>
-public readonly record struct RecordedStep(int Step, string? Cursor, bool Sent, bool Queued);
+/// <summary>
+/// Where a message SQS holds stands in its record: its step and cursor, whether that step's copy was sent, whether it is
+/// still queued, and its throttled attempts in a row on that step.
+/// </summary>
+public readonly record struct RecordedStep(int Step, string? Cursor, bool Sent, bool Queued, int Throttles);
 
 /// <summary>A dead letter's body as the store keeps it, or a note that the payload store has it.</summary>
 public sealed record DeadBody(string Id, string? ContentType, byte[] Body, DateTimeOffset CreatedAt, bool Offloaded)

@@ -59,7 +59,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                     SELECT seq FROM messages
                     WHERE group_id = @group AND state = 0 AND visible_at <= @now {(fence is null ? "" : ShardFenceSql)}
                     ORDER BY visible_at, seq LIMIT @max {database.SkipLocked})
-                RETURNING seq, id, attempts, content_type, body, created_at, wants_result, step, cursor;
+                RETURNING seq, id, attempts, content_type, body, created_at, wants_result, step, cursor, throttles;
                 """);
             lease.Add("@until", (now + leaseDuration).ToUnixTimeMilliseconds());
             lease.Add("@token", token);
@@ -91,6 +91,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                         WantsResult = reader.GetInt32(6) != 0,
                         Step = reader.GetInt32(7),
                         Cursor = reader.IsDBNull(8) ? null : reader.GetString(8),
+                        Throttles = reader.GetInt32(9),
                     }));
                 }
             }
@@ -147,15 +148,14 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
     public Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null) =>
         ChangeLeased(
             message,
-            kind == RetryKind.Throttled
-                ? "visible_at = @at, lease_token = NULL, last_error = @error, attempts = attempts - 1"
-                : "visible_at = @at, lease_token = NULL, last_error = @error",
+            // The lease counted the attempt; a throttle that does not count gives it back.
+            $"visible_at = @at, lease_token = NULL, last_error = @error, {(kind == RetryKind.Throttled ? "attempts = attempts - 1, " : "")}{MessageRecords.ThrottlesAfter(kind)}",
             visibleAt,
             error,
-            kind == RetryKind.Throttled ? CounterChange.Throttle : CounterChange.Failure,
+            MessageRecords.CounterOf(kind),
             cancellationToken,
             WriteAcknowledgement.WhenCommitted,
-            attempt: report is null ? null : (report, kind == RetryKind.Throttled ? "throttled" : "failed"));
+            attempt: report is null ? null : (report, MessageRecords.OutcomeOf(kind)));
 
     public Task<bool> ReleaseAsync(LeasedMessage message, CancellationToken cancellationToken) =>
         ChangeLeased(message, "visible_at = @at, lease_token = NULL, attempts = attempts - 1", time.GetUtcNow(), null, null, cancellationToken, WriteAcknowledgement.WhenCommitted);
@@ -232,7 +232,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             var redriven = await database.WriteAsync(context =>
             {
                 var chunk = context.Command($"""
-                    UPDATE messages SET state = {StatePending}, visible_at = @now, attempts = 0, completed_at = NULL, lease_token = NULL
+                    UPDATE messages SET state = {StatePending}, visible_at = @now, attempts = 0, throttles = 0, completed_at = NULL, lease_token = NULL
                     WHERE seq IN (SELECT seq FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(database)} LIMIT {RedriveChunk});
                     """);
                 chunk.Add("@now", time.GetUtcNow().ToUnixTimeMilliseconds());

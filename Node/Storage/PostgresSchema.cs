@@ -177,6 +177,12 @@ internal static class PostgresSchema
         -- The step of a long job each recorded attempt was for: a dead chain's history says which step kept failing.
         ALTER TABLE message_attempts ADD COLUMN step integer NOT NULL DEFAULT 1;
         """,
+        """
+        -- Throttled attempts (429/503 with Retry-After) in a row on the message's current step: they do not count as
+        -- attempts until there are more than Processing:MaxConsecutiveThrottles of them. Any other outcome, a new step
+        -- and a redrive set it back to 0.
+        ALTER TABLE messages ADD COLUMN throttles integer NOT NULL DEFAULT 0;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

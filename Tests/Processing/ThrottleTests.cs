@@ -68,4 +68,59 @@ public sealed class ThrottleTests
         var status = (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!;
         Assert.Equal(("delivered", 2), (status.State, status.Attempts));
     }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("Wed, 21 Oct 2015 07:28:00 GMT")]
+    public async Task RetryAfterOfZeroOrThePast_PausesTheGroupForTheMinimumThrottlePause_NotAHotLoop(string retryAfter)
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(429, RetryAfter: retryAfter);
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("eager", GroupDefinitions.Forwarding(downstream, "/eager"));
+
+        await node.IngestOkAsync("eager", "{}");
+        await downstream.WaitUntilAsync(d => d.CallsTo("/eager").Count >= 1, TimeSpan.FromSeconds(10), "the first call");
+        var first = downstream.CallsTo("/eager")[0].ReceivedAt;
+        var window = TimeSpan.FromSeconds(3);
+        await Task.Delay(first + window + TimeSpan.FromMilliseconds(200) - DateTimeOffset.UtcNow);
+
+        // At the default 1 s minimum pause: calls at about 0, 1, 2 and 3 s. Without it, hundreds.
+        var calls = downstream.CallsTo("/eager").Count(c => c.ReceivedAt <= first + window);
+        Assert.InRange(calls, 2, 5);
+        var stats = await node.StatsAsync("eager");
+        Assert.Equal((0L, 0L), (stats.Failed, stats.Dead));
+    }
+
+    [Fact]
+    public async Task ThrottledOverAndOver_PastTheBoundTheThrottlesCount_AndTheMessageDeadLettersWithItsHistory()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(429, RetryAfter: "0", Body: "slow down");
+        await using var node = NodeHost.Start(new Dictionary<string, string?>
+        {
+            ["ClusterQueue:Processing:MinThrottlePause"] = "00:00:00.050",
+            ["ClusterQueue:Processing:MaxConsecutiveThrottles"] = "3",
+        });
+        await node.DefineGroupAsync("refusing", GroupDefinitions.Forwarding(downstream, "/refusing") with
+        {
+            MaxAttempts = 2,
+            RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.05, MaxSeconds = 0.2 },
+        });
+
+        var id = await node.IngestOkAsync("refusing", "{}");
+
+        var dead = await Eventually.ReadAsync(() => node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}")!, s => s!.State == "dead", "the message to be dead-lettered");
+
+        // Three throttles that do not count, then two that do: maxAttempts 2.
+        Assert.Equal([1, 1, 1, 1, 2], downstream.CallsTo("/refusing").Select(c => c.Attempt));
+        Assert.Equal(2, dead!.Attempts);
+        Assert.Contains("HTTP 429", dead.LastError, StringComparison.Ordinal);
+        var history = dead.AttemptHistory!;
+        Assert.Equal(["throttled", "throttled", "throttled", "failed", "dead"], history.Select(a => a.Outcome));
+        Assert.Equal([1, 1, 1, 1, 2], history.Select(a => a.Attempt));
+        Assert.All(history, a => Assert.Equal(429, a.Status));
+        var stats = await node.StatsAsync("refusing");
+        Assert.Equal((2L, 1L, 0L), (stats.Failed, stats.Dead, stats.Delivered));
+    }
 }

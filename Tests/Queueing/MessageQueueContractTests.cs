@@ -310,6 +310,54 @@ public abstract class MessageQueueContractTests
     }
 
     [Fact]
+    public async Task Throttles_InARow_AreKeptOnTheMessage_CountedOnesSpendAttempts_AndAFailureEndsTheRun()
+    {
+        var (queue, time) = await StartAsync("orders");
+        var id = await EnqueueAsync(queue, "orders");
+        var leased = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+        var seen = new List<(int Throttles, int Attempt)> { (leased.Throttles, leased.Attempt) };
+
+        RetryKind[] kinds = [RetryKind.Throttled, RetryKind.Throttled, RetryKind.ThrottledCounted, RetryKind.ThrottledCounted, RetryKind.Failed, RetryKind.Throttled];
+        foreach (var kind in kinds)
+        {
+            var report = new AttemptReport(time.GetUtcNow(), TimeSpan.FromMilliseconds(3), kind == RetryKind.Failed ? 500 : 429);
+            Assert.True(await queue.RetryAsync(leased, time.GetUtcNow(), $"HTTP {report.Status}", kind, None, report));
+            leased = Assert.Single((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
+            seen.Add((leased.Throttles, leased.Attempt));
+        }
+
+        Assert.Equal([(0, 1), (1, 1), (2, 1), (3, 2), (4, 3), (0, 4), (1, 4)], seen);
+        var history = (await queue.GetStatusAsync(id, None))!.AttemptHistory!;
+        Assert.Equal(["throttled", "throttled", "failed", "failed", "failed", "throttled"], history.Select(a => a.Outcome));
+        Assert.Equal([1, 1, 1, 2, 3, 4], history.Select(a => a.Attempt));
+        var counts = (await queue.GetCountsAsync("orders", None))!;
+        Assert.Equal((5L, 3L), (counts.Throttled, counts.Failed));
+    }
+
+    [Fact]
+    public async Task Throttles_InARow_SurviveARelease_AndStartAgainAtTheNextStepAndAfterARedrive()
+    {
+        var (queue, time) = await StartAsync("jobs");
+        await EnqueueAsync(queue, "jobs");
+        var first = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(first, time.GetUtcNow(), "HTTP 429", RetryKind.Throttled, None));
+        var throttled = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.ReleaseAsync(throttled, None));
+        var released = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+
+        Assert.True(await queue.ContinueAsync(released, "c1", 202, None));
+        var nextStep = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.RetryAsync(nextStep, time.GetUtcNow(), "HTTP 503", RetryKind.Throttled, None));
+        var throttledAgain = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+        Assert.True(await queue.DeadLetterAsync(throttledAgain, "HTTP 400", None));
+        Assert.Equal(1, await queue.RedriveAsync("jobs", DeadLetterSelection.All, None));
+        var redriven = Assert.Single((await queue.LeaseAsync("jobs", 10, Lease, None)).Messages);
+
+        Assert.Equal([0, 1, 1, 0, 1, 0], new[] { first, throttled, released, nextStep, throttledAgain, redriven }.Select(m => m.Throttles));
+        Assert.Equal((2, 2), (nextStep.Step, redriven.Step));
+    }
+
+    [Fact]
     public async Task Release_LeasedMessage_MakesItVisibleNowWithoutCountingTheAttempt()
     {
         var (queue, _) = await StartAsync("orders");

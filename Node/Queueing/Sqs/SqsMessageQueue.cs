@@ -375,6 +375,10 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             WantsResult = decoded.WantsResult,
             Step = decoded.Step,
             Cursor = decoded.Cursor,
+
+            // The run of throttles lives in the record, not in the copy: a failed attempt's copy stays in SQS (only its
+            // visibility changes) and could not be told that the run ended.
+            Throttles = records.TryGetValue(decoded.Id, out var onRecord) && onRecord.Step == decoded.Step ? onRecord.Throttles : 0,
         };
 
         if (body is null)
@@ -425,6 +429,8 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
     public async Task<bool> RetryAsync(LeasedMessage message, DateTimeOffset visibleAt, string error, RetryKind kind, CancellationToken cancellationToken, AttemptReport? report = null)
     {
+        // A throttle that does not count must give its receive back, and SQS's receive count only grows: a new copy
+        // carries the attempts spent. One that counts (a failure, a throttle past the bound) keeps the received copy.
         var delay = visibleAt - _time.GetUtcNow();
         var returned = kind == RetryKind.Throttled
             ? await SendAgainAsync(message, delay, cancellationToken)

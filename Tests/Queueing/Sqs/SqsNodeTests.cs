@@ -86,6 +86,36 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
     }
 
     [Fact]
+    public async Task ThrottledOverAndOver_PastTheBoundTheThrottlesCount_AndTheMessageDeadLetters()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = _ => new DownstreamReply(429, RetryAfter: "0", Body: "slow down");
+        var settings = SqsNode.Settings(emulator.Endpoint);
+        settings["ClusterQueue:Processing:MinThrottlePause"] = "00:00:00.050";
+        settings["ClusterQueue:Processing:MaxConsecutiveThrottles"] = "3";
+        await using var node = NodeHost.Start(settings);
+        await node.DefineGroupAsync("refusing", GroupDefinitions.Forwarding(downstream, "/refusing") with
+        {
+            MaxAttempts = 2,
+            RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.05, MaxSeconds = 0.2 },
+        });
+
+        var id = await node.IngestOkAsync("refusing", "{}");
+
+        var dead = await Eventually.ReadAsync(
+            async () => (await node.Client.GetFromJsonAsync<MessageStatus>($"/v1/messages/{id}"))!,
+            s => s.State == "dead",
+            "the message dead-lettered",
+            TimeSpan.FromSeconds(30));
+
+        // Three throttles that do not count, then two that do (maxAttempts 2). SQS delays each returned copy by whole seconds.
+        Assert.Equal([1, 1, 1, 1, 2], downstream.CallsTo("/refusing").Select(c => c.Attempt));
+        Assert.Equal(2, dead.Attempts);
+        Assert.Equal(["throttled", "throttled", "throttled", "failed", "dead"], dead.AttemptHistory!.Select(a => a.Outcome));
+        Assert.All(dead.AttemptHistory!, a => Assert.Equal(429, a.Status));
+    }
+
+    [Fact]
     public async Task Body_Of300KiB_ReachesTheDownstreamIntactThroughThePayloadStore()
     {
         await using var downstream = await Downstream.StartAsync();
