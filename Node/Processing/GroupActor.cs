@@ -198,7 +198,8 @@ internal sealed class GroupActor : ISlotWaiter
 
             // The next actor of the group starts from this one's tokens: a fresh, full bucket would be a burst the group
             // never earned, once per failure.
-            _dispatcher.Failed(this, _bucket.Available(_time.GetUtcNow()), _time.GetUtcNow());
+            var failedAt = _time.GetUtcNow();
+            _dispatcher.Failed(this, _bucket.Available(failedAt), failedAt);
         }
     }
 
