@@ -22,4 +22,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 106, Level = LogLevel.Critical, Message = "Flushing the SQLite WAL to disk failed; {Count} committed operations are not acknowledged and their senders will retry")]
     public static partial void SyncFailed(ILogger logger, int count, Exception exception);
+
+    [LoggerMessage(EventId = 107, Level = LogLevel.Warning, Message = "{File} was readable by other users (mode {Old}); it holds secrets and message bodies, so it is now {New}")]
+    public static partial void FileModeTightened(ILogger logger, string file, string old, string @new);
+
+    [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "{File} is readable by other users (mode {Mode}) and could not be made owner-only; it holds secrets and message bodies")]
+    public static partial void FileModeNotTightened(ILogger logger, string file, string mode, Exception exception);
 }

@@ -30,7 +30,7 @@ public sealed class SqliteDatabase : SqlDatabase
         var path = System.IO.Path.GetFullPath(_options.Path);
         _walPath = path + "-wal";
         _syncsApart = string.Equals(_options.Synchronous, "Full", StringComparison.OrdinalIgnoreCase);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(path)!);
+        SqliteFiles.Prepare(path, logger);
         _connectionString = new SqliteConnectionStringBuilder
         {
             DataSource = path,
