@@ -1,19 +1,30 @@
+using ClusterQueue.Node.Storage;
+
 namespace ClusterQueue.Node.Observability;
 
 /// <summary>
-/// Whether this node should get traffic: after start-up recovery, after joining the cluster (when there is one), and
-/// not once draining has begun.
+/// Whether this node should get traffic: after start-up recovery, after joining the cluster (when there is one), not
+/// once draining has begun, and not while the store refuses writes (a full disk, say), when every ingest would only
+/// be answered 503.
 /// </summary>
-public sealed class NodeReadiness
+public sealed class NodeReadiness(StoreHealth store)
 {
     private volatile bool _recovered;
     private volatile bool _joinRequired;
     private volatile bool _joined;
     private volatile bool _draining;
 
-    public bool IsReady => _recovered && (!_joinRequired || _joined) && !_draining;
+    public bool IsReady => _recovered && (!_joinRequired || _joined) && !_draining && store.IsWritable;
 
     public bool IsDraining => _draining;
+
+    /// <summary>Why the node is not ready, for the /readyz answer; null when it is.</summary>
+    public string? NotReadyReason =>
+        _draining ? "The node is draining."
+        : !store.IsWritable ? "The store refuses writes (disk full, I/O error or database unreachable); see the node's log."
+        : !_recovered ? "The node is still recovering."
+        : _joinRequired && !_joined ? "The node has not joined the cluster yet."
+        : null;
 
     public void MarkRecovered() => _recovered = true;
 

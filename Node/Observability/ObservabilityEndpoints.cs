@@ -21,7 +21,7 @@ public static class ObservabilityEndpoints
     public static IEndpointRouteBuilder MapObservability(this IEndpointRouteBuilder endpoints, RouteGroupBuilder admin)
     {
         endpoints.MapGet("/healthz", () => TypedResults.Ok(new { status = "alive" })).WithTags("Health").WithSummary("Liveness: the process is serving requests.");
-        endpoints.MapGet("/readyz", Ready).WithTags("Health").WithSummary("Readiness: recovered and not draining.");
+        endpoints.MapGet("/readyz", Ready).WithTags("Health").WithSummary("Readiness: recovered, joined (in a cluster), not draining, and the store takes writes.");
         endpoints.MapGet("/metrics", MetricsAsync).WithTags("Health").WithSummary("Prometheus text format.").Produces<string>(contentType: PrometheusText.ContentType);
         admin.MapGet("/groups/{id}/stats", StatsAsync).WithTags("Groups").WithSummary("Queue depth, in flight, delivered, failed, dead, throttled and current tokens.");
         admin.MapPost("/debug/gc", CollectGarbage).WithTags("Health").WithSummary("Forces a full compacting collection and answers the live managed heap, for memory measurements.");
@@ -31,7 +31,7 @@ public static class ObservabilityEndpoints
     private static Results<Ok<object>, ProblemHttpResult> Ready(NodeReadiness readiness) =>
         readiness.IsReady
             ? TypedResults.Ok<object>(new { status = "ready" })
-            : TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready", detail: readiness.IsDraining ? "The node is draining." : "The node is still recovering.");
+            : TypedResults.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "Not ready", detail: readiness.NotReadyReason ?? "The node is not ready.");
 
     /// <summary>
     /// The gauge's heap figure counts garbage not yet collected, up to a whole generation-0 budget (megabytes under the

@@ -1,13 +1,16 @@
-using System.Data.Common;
 using System.Globalization;
+using ClusterQueue.Node.Storage;
 using Microsoft.AspNetCore.Diagnostics;
 
 namespace ClusterQueue.Node.Queueing;
 
 /// <summary>
-/// Answers any request that failed because the queue's service (SQS) or the store's database is unavailable with 503,
-/// a Retry-After and problem details. Nothing was acknowledged, so the client's retry is safe; a database connection
-/// that broke during a commit may have committed it, which a retry with the same delivery id finds as a duplicate.
+/// Answers any request that failed because the queue's service (SQS) or the store is unavailable with 503, a
+/// Retry-After and problem details. That includes a store that refuses writes (disk full, I/O error, read-only, locked;
+/// see <see cref="StoreFaults"/>), which heals without a restart once space or the disk is back: a 500 would tell the
+/// sender its request was wrong, and a sender that does not retry a 500 would drop the webhook. Nothing was
+/// acknowledged, so the client's retry is safe; a database connection that broke during a commit may have committed
+/// it, which a retry with the same delivery id finds as a duplicate.
 /// </summary>
 internal sealed class QueueUnavailableHandler(IProblemDetailsService problems) : IExceptionHandler
 {
@@ -16,7 +19,8 @@ internal sealed class QueueUnavailableHandler(IProblemDetailsService problems) :
         var (title, detail) = exception switch
         {
             QueueUnavailableException unavailable => ("Queue unavailable", unavailable.Message + " Nothing was stored; retry later."),
-            DbException { IsTransient: true } => ("Store unavailable", "The database could not be reached; nothing was acknowledged. Retry later."),
+            _ when StoreFaults.IsWriteFault(exception) => ("Store unavailable", "The store cannot take writes now (disk full, I/O error or database unreachable); nothing was acknowledged. Retry later."),
+            _ when StoreFaults.IsRetryable(exception) => ("Store unavailable", "The database could not complete the request now; nothing was acknowledged. Retry later."),
             _ => (null, null),
         };
         if (title is null)

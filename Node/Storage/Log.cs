@@ -28,4 +28,13 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 108, Level = LogLevel.Warning, Message = "{File} is readable by other users (mode {Mode}) and could not be made owner-only; it holds secrets and message bodies")]
     public static partial void FileModeNotTightened(ILogger logger, string file, string mode, Exception exception);
+
+    [LoggerMessage(EventId = 109, Level = LogLevel.Error, Message = "Store writes are failing; ingress answers 503 with Retry-After and the node is not ready until a write is kept again")]
+    public static partial void StoreWritesFailing(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 110, Level = LogLevel.Information, Message = "Store writes are kept again after {Duration}; {Failures} writes failed meanwhile and none of them was acknowledged")]
+    public static partial void StoreWritesRecovered(ILogger logger, TimeSpan duration, int failures);
+
+    [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "The store probe's write failed with an error that is not a store fault")]
+    public static partial void ProbeFailed(ILogger logger, Exception exception);
 }

@@ -15,8 +15,8 @@ public sealed class PostgresDatabase : SqlDatabase
     private readonly NpgsqlDataSource _dataSource;
     private readonly NpgsqlDataSource _controlSource;
 
-    public PostgresDatabase(IOptions<StorageOptions> options, ILogger<PostgresDatabase> logger)
-        : base(options.Value.Postgres.MaxBatch, logger)
+    public PostgresDatabase(IOptions<StorageOptions> options, ILogger<PostgresDatabase> logger, StoreHealth? health = null)
+        : base(options.Value.Postgres.MaxBatch, logger, health)
     {
         var settings = options.Value.Postgres;
         var connection = new NpgsqlConnectionStringBuilder(settings.ConnectionString);

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace ClusterQueue.Node.Storage;
 
@@ -13,6 +14,9 @@ namespace ClusterQueue.Node.Storage;
 /// without waiting for the disk and goes on to the next batch while a sync thread flushes every commit made so far in
 /// one go; an operation is acknowledged only once a flush that began after its commit has finished. The disk's flush
 /// and the next batch's statements overlap instead of taking turns.
+/// A write that fails with a store fault (<see cref="StoreFaults"/>: disk full, I/O error, database unreachable) fails
+/// its caller with <see cref="StoreUnavailableException"/> and is reported to <see cref="Health"/>; a kept write reports
+/// that the store works again.
 /// </summary>
 public abstract class SqlDatabase : IAsyncDisposable
 {
@@ -23,11 +27,16 @@ public abstract class SqlDatabase : IAsyncDisposable
     private readonly int _maxBatch;
     private readonly ILogger _logger;
 
-    protected SqlDatabase(int maxBatch, ILogger logger)
+    /// <param name="health">The node's; a database opened on its own (a tool, a test) keeps one of its own.</param>
+    protected SqlDatabase(int maxBatch, ILogger logger, StoreHealth? health)
     {
         _maxBatch = maxBatch;
         _logger = logger;
+        Health = health ?? new StoreHealth(TimeProvider.System, NullLogger<StoreHealth>.Instance);
     }
+
+    /// <summary>Whether writes are being kept; told of every store fault and every kept write.</summary>
+    public StoreHealth Health { get; }
 
     /// <summary>SQL that yields the strings of a JSON array parameter as rows of one column named <c>value</c>.</summary>
     public abstract string JsonStrings(string parameter);
@@ -126,11 +135,14 @@ public abstract class SqlDatabase : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                // The commits are visible but may not be on disk: nobody is told they are kept, so senders retry.
+                // The commits are visible but may not be on disk: nobody is told they are kept, so senders retry. A flush
+                // that fails is the store's fault whatever the error, so callers hear that the store is unavailable.
                 Log.SyncFailed(_logger, committed.Count, ex);
+                var unavailable = ex as StoreUnavailableException ?? new StoreUnavailableException($"Flushing the store's commits to disk failed: {ex.Message}", ex);
+                Health.WriteFailed(unavailable);
                 foreach (var operation in committed)
                 {
-                    operation.Fail(ex);
+                    operation.Fail(unavailable);
                 }
 
                 committed.Clear();
@@ -142,6 +154,7 @@ public abstract class SqlDatabase : IAsyncDisposable
                 operation.Complete();
             }
 
+            Health.WriteKept();
             committed.Clear();
         }
     }
@@ -154,6 +167,9 @@ public abstract class SqlDatabase : IAsyncDisposable
 
     /// <summary>How a transaction opens: SQLite takes its write lock up front so a batch never fails half-way on a busy lock.</summary>
     protected virtual string BeginTransaction => "BEGIN;";
+
+    /// <summary>Whether the writer's connection still has a transaction open; false once the database ended it on its own.</summary>
+    protected virtual bool InTransaction(SqlWriteContext context) => true;
 
     /// <summary>Whether a batch's transaction is the provider's object rather than BEGIN/COMMIT statements (see <see cref="SqlWriteContext.Begin"/>).</summary>
     protected virtual bool TransactionObjects => false;
@@ -196,9 +212,10 @@ public abstract class SqlDatabase : IAsyncDisposable
         }
         catch (Exception ex)
         {
+            var failure = Failure(ex);
             foreach (var operation in batch)
             {
-                operation.Fail(ex);
+                operation.Fail(failure);
             }
 
             return null;
@@ -234,7 +251,7 @@ public abstract class SqlDatabase : IAsyncDisposable
                     operation.Run(context, batch, i);
                     context.KeepCounters();
                 }
-                catch (Exception) when (batch.Count > 1 && context.IsOpen)
+                catch (Exception ex) when (batch.Count > 1 && context.IsOpen && !StoreFaults.IsWriteFault(ex))
                 {
                     context.DropCounters();
                     context.ForgetCounters();
@@ -246,7 +263,7 @@ public abstract class SqlDatabase : IAsyncDisposable
 
                     return;
                 }
-                catch (Exception ex) when (context.IsOpen)
+                catch (Exception ex) when (context.IsOpen && !StoreFaults.IsWriteFault(ex))
                 {
                     // The one operation of this transaction failed on its own: it alone is told so.
                     context.DropCounters();
@@ -261,20 +278,45 @@ public abstract class SqlDatabase : IAsyncDisposable
         }
         catch (Exception ex)
         {
-            // The commit itself failed (disk full, I/O error, connection lost): nothing in the batch is durable, so nobody is told it is.
-            Log.CommitFailed(_logger, batch.Count, ex);
+            // The commit itself failed, or the store refused a statement (disk full, I/O error, connection lost): nothing
+            // in the batch is durable, so nobody is told it is. Running the operations again one by one would only meet
+            // the same fault once per operation.
+            var failure = Failure(ex);
+            if (failure is not StoreUnavailableException)
+            {
+                Log.CommitFailed(_logger, batch.Count, ex);
+            }
+
             context.DropCounters();
             context.ForgetCounters();
             TryRollback(context);
             foreach (var operation in batch)
             {
-                operation.Fail(ex);
+                operation.Fail(failure);
             }
 
             return;
         }
 
+        if (_syncThread is null)
+        {
+            Health.WriteKept();
+        }
+
         Acknowledge(batch);
+    }
+
+    /// <summary>What the callers of a failed write are told: a store fault is reported and becomes <see cref="StoreUnavailableException"/>.</summary>
+    private Exception Failure(Exception exception)
+    {
+        if (!StoreFaults.IsWriteFault(exception))
+        {
+            return exception;
+        }
+
+        var unavailable = exception as StoreUnavailableException ?? new StoreUnavailableException($"The store refused the write: {exception.Message}", exception);
+        Health.WriteFailed(unavailable);
+        return unavailable;
     }
 
     /// <summary>Completes what a commit made durable; what still waits for the disk goes to the sync thread.</summary>
@@ -298,6 +340,12 @@ public abstract class SqlDatabase : IAsyncDisposable
     {
         try
         {
+            if (!InTransaction(context))
+            {
+                // The database rolled the transaction back itself (SQLite does on a full disk or an I/O error).
+                return;
+            }
+
             context.Rollback();
         }
         catch (DbException ex)

@@ -88,6 +88,9 @@ public sealed class SqlWriteContext(DbConnection connection, bool cacheCommands,
         transaction?.Rollback();
     }
 
+    /// <summary>The writer's connection, for what only its provider can tell (see <see cref="SqlDatabase"/>).</summary>
+    internal DbConnection Connection => connection;
+
     /// <summary>False once the server or the network dropped the connection.</summary>
     internal bool IsOpen => connection.State == ConnectionState.Open;
 

@@ -23,8 +23,8 @@ public sealed class SqliteDatabase : SqlDatabase
     private readonly bool _syncsApart;
     private SafeFileHandle? _wal;
 
-    public SqliteDatabase(IOptions<StorageOptions> options, ILogger<SqliteDatabase> logger)
-        : base(options.Value.Sqlite.MaxBatch, logger)
+    public SqliteDatabase(IOptions<StorageOptions> options, ILogger<SqliteDatabase> logger, StoreHealth? health = null)
+        : base(options.Value.Sqlite.MaxBatch, logger, health)
     {
         _options = options.Value.Sqlite;
         var path = System.IO.Path.GetFullPath(_options.Path);
@@ -58,6 +58,10 @@ public sealed class SqliteDatabase : SqlDatabase
     protected override string BeginTransaction => "BEGIN IMMEDIATE;";
 
     protected override bool SyncsApart => _syncsApart;
+
+    // SQLite may end a transaction itself on SQLITE_FULL or SQLITE_IOERR; a ROLLBACK then only fails again.
+    protected override bool InTransaction(SqlWriteContext context) =>
+        SQLitePCL.raw.sqlite3_get_autocommit(((SqliteConnection)context.Connection).Handle) == 0;
 
     protected override void SyncCommits()
     {
