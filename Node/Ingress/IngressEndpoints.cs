@@ -137,11 +137,11 @@ public static class IngressEndpoints
             }
         }
 
-        var (deliveryId, source) = DeliveryId.Find(request.Headers, group.Scheme, body);
-        if (deliveryId is { Length: > DeliveryId.MaxLength })
+        var (deliveryId, source, idError) = DeliveryId.Find(request.Headers, group.Scheme, body);
+        if (idError is not null)
         {
             metrics.Rejected("delivery_id");
-            return GroupProblems.Invalid(source!, $"{source} must be at most {DeliveryId.MaxLength} characters.");
+            return GroupProblems.Invalid(source!, idError);
         }
 
         var message = new NewMessage(

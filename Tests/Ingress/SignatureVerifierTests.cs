@@ -280,6 +280,86 @@ public sealed class SignatureVerifierTests
         Assert.Equal(SignatureCheck.Valid, result);
     }
 
+    // ---- Svix (standard-webhooks under svix-* names) ----
+
+    [Fact]
+    public void StandardWebhooks_WithSvixHeaders_IsValid()
+    {
+        SignatureCheck result = VerifyStandard(StandardSecret, SvixHeaders(), StandardBody, StandardNow);
+
+        Assert.Equal(SignatureCheck.Valid, result);
+    }
+
+    [Fact]
+    public void StandardWebhooks_WithSvixHeadersAndFlippedBodyByte_ReturnsInvalid()
+    {
+        SignatureCheck result = VerifyStandard(StandardSecret, SvixHeaders(), StandardBody.Replace('2', '3'), StandardNow);
+
+        Assert.Equal(SignatureCheck.Invalid, result);
+    }
+
+    [Fact]
+    public void StandardWebhooks_WithSvixHeadersOutsideTolerance_ReturnsOutsideTolerance()
+    {
+        SignatureCheck result = VerifyStandard(StandardSecret, SvixHeaders(), StandardBody, StandardNow + Tolerance + TimeSpan.FromSeconds(1));
+
+        Assert.Equal(SignatureCheck.OutsideTolerance, result);
+    }
+
+    [Theory]
+    [InlineData("svix-id", "webhook-id")]
+    [InlineData("svix-timestamp", "webhook-timestamp")]
+    [InlineData("svix-signature", "webhook-signature")]
+    public void StandardWebhooks_WithOneSvixHeaderUnderItsWebhookName_ReturnsMissing(string svix, string webhook)
+    {
+        // A set is used whole: a webhook-* header means the webhook-* set, whose other two headers are then missing.
+        HeaderDictionary headers = SvixHeaders();
+        headers[webhook] = headers[svix];
+        headers.Remove(svix);
+
+        SignatureCheck result = VerifyStandard(StandardSecret, headers, StandardBody, StandardNow);
+
+        Assert.Equal(SignatureCheck.Missing, result);
+    }
+
+    [Fact]
+    public void StandardWebhooks_WithWebhookIdButSvixTimestampAndSignature_IsNotValid()
+    {
+        HeaderDictionary headers = new()
+        {
+            ["webhook-id"] = StandardId,
+            ["svix-timestamp"] = StandardTimestamp.ToString(),
+            ["svix-signature"] = StandardSignature,
+        };
+
+        SignatureCheck result = VerifyStandard(StandardSecret, headers, StandardBody, StandardNow);
+
+        Assert.Equal(SignatureCheck.Missing, result);
+    }
+
+    [Fact]
+    public void StandardWebhooks_WithSvixSetAndAStrayWebhookSignature_ChecksTheWebhookSetOnly()
+    {
+        // Never a mix: a forged webhook-signature beside a valid svix set does not borrow the svix id and timestamp.
+        HeaderDictionary headers = SvixHeaders();
+        headers["webhook-signature"] = StandardSignature;
+
+        SignatureCheck result = VerifyStandard(StandardSecret, headers, StandardBody, StandardNow);
+
+        Assert.Equal(SignatureCheck.Missing, result);
+    }
+
+    [Fact]
+    public void StandardWebhooks_WithDuplicatedSvixSignatureHeader_ReturnsInvalid()
+    {
+        HeaderDictionary headers = SvixHeaders();
+        headers["svix-signature"] = new(new[] { StandardSignature, StandardSignature });
+
+        SignatureCheck result = VerifyStandard(StandardSecret, headers, StandardBody, StandardNow);
+
+        Assert.Equal(SignatureCheck.Invalid, result);
+    }
+
     // ---- GitHub ----
 
     [Fact]
@@ -630,6 +710,13 @@ public sealed class SignatureVerifierTests
         ["webhook-id"] = id,
         ["webhook-timestamp"] = timestamp ?? StandardTimestamp.ToString(),
         ["webhook-signature"] = signature,
+    };
+
+    private static HeaderDictionary SvixHeaders() => new()
+    {
+        ["svix-id"] = StandardId,
+        ["svix-timestamp"] = StandardTimestamp.ToString(),
+        ["svix-signature"] = StandardSignature,
     };
 
     private static HeaderDictionary GitHubHeaders(string signature) => new() { ["X-Hub-Signature-256"] = signature };

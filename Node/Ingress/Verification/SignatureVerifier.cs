@@ -21,9 +21,6 @@ namespace ClusterQueue.Node.Ingress.Verification;
 /// <summary>Checks a delivery's signature headers against its raw body for one <see cref="VerificationScheme"/>.</summary>
 public sealed class SignatureVerifier
 {
-    private const string StandardIdHeader = "webhook-id";
-    private const string StandardTimestampHeader = "webhook-timestamp";
-    private const string StandardSignatureHeader = "webhook-signature";
     private const string GitHubHeader = "X-Hub-Signature-256";
     private const string StripeHeader = "Stripe-Signature";
     private const string ShopifyHeader = "X-Shopify-Hmac-Sha256";
@@ -67,9 +64,11 @@ public sealed class SignatureVerifier
     private static SignatureCheck VerifyStandardWebhooks(
         string secret, IHeaderDictionary headers, ReadOnlySpan<byte> body, DateTimeOffset now, TimeSpan tolerance)
     {
-        if (!TryReadSingle(headers, StandardIdHeader, out string id, out SignatureCheck failure)
-            || !TryReadSingle(headers, StandardTimestampHeader, out string timestamp, out failure)
-            || !TryReadSingle(headers, StandardSignatureHeader, out string signatures, out failure))
+        // webhook-* or, as Svix sends them, svix-*: one set whole, never a mix (see StandardWebhooksHeaders).
+        StandardWebhooksHeaders names = StandardWebhooksHeaders.Of(headers);
+        if (!TryReadSingle(headers, names.Id, out string id, out SignatureCheck failure)
+            || !TryReadSingle(headers, names.Timestamp, out string timestamp, out failure)
+            || !TryReadSingle(headers, names.Signature, out string signatures, out failure))
         {
             return failure;
         }
