@@ -7,8 +7,8 @@ namespace ClusterQueue.Node.Queueing;
 /// <summary>
 /// Answers any request that failed because the queue's service (SQS) or the store is unavailable with 503, a
 /// Retry-After and problem details. That includes a store that refuses writes (disk full, I/O error, read-only, locked;
-/// see <see cref="StoreFaults"/>), which heals without a restart once space or the disk is back: a 500 would tell the
-/// sender its request was wrong, and a sender that does not retry a 500 would drop the webhook. Nothing was
+/// see <see cref="StoreFaults"/>), which heals without a restart once space or the disk is back: 503 with Retry-After
+/// tells the sender the refusal is temporary and when to come back, where a 500 reads as a bug in the node. Nothing was
 /// acknowledged, so the client's retry is safe; a database connection that broke during a commit may have committed
 /// it, which a retry with the same delivery id finds as a duplicate.
 /// </summary>
