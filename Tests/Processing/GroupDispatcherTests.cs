@@ -125,7 +125,7 @@ public sealed class GroupDispatcherTests
         using var logging = LoggerFactory.Create(builder => builder.AddProvider(logs));
         var handler = new RecordingHandler();
         using var dispatcher = new GroupDispatcher(
-            registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(),
+            registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(database.Health),
             ShardOwnership.Standalone(), new OutcomeWaiters(), logging.CreateLogger<GroupDispatcher>());
 
         // Two tokens, and the next one in about 17 minutes: the test sees only what the bucket held.
