@@ -26,6 +26,16 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 npm ci --prefix tools --silent --no-audit --no-fund
 
+# strace injects a failed fdatasync into a node process (the WAL flush failure test).
+if ! command -v strace >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing strace from Debian's packages for the storage fault tests." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strace >/dev/null
+  else
+    echo "test.sh: strace is not installed; the WAL flush failure test is skipped (under CI=true it fails). Install it, or run as root to let this script install it." >&2
+  fi
+fi
+
 # PostgreSQL for the store tests: installed if missing (see tools/postgres.sh).
 source tools/postgres.sh
 pg_find_or_install || exit 1

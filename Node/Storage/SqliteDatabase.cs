@@ -14,6 +14,10 @@ namespace ClusterQueue.Node.Storage;
 /// SQLite's FULL, which fsyncs the WAL at every commit, but the single writer no longer waits for the disk between
 /// batches. The WAL file lives as long as the writer's connection (SQLite deletes it only when the last connection
 /// closes), so the handle opened on it after the first commit names the file SQLite writes to.
+/// A flush that fails leaves it unknown which of the WAL's pages reached the disk, and Linux reports a failed write-back
+/// once: the next fdatasync can succeed although the pages that failed never will, and a WAL with a hole loses every
+/// later frame when it is recovered. So after a failed flush nothing more is acknowledged until a checkpoint has copied
+/// the whole WAL into the database file, synced that file, and started the WAL afresh.
 /// </summary>
 public sealed class SqliteDatabase : SqlDatabase
 {
@@ -22,6 +26,9 @@ public sealed class SqliteDatabase : SqlDatabase
     private readonly string _walPath;
     private readonly bool _syncsApart;
     private SafeFileHandle? _wal;
+
+    // Set by a failed flush, cleared by a checkpoint that took in the whole WAL; only the sync thread touches it.
+    private bool _flushFailed;
 
     public SqliteDatabase(IOptions<StorageOptions> options, ILogger<SqliteDatabase> logger, StoreHealth? health = null)
         : base(options.Value.Sqlite.MaxBatch, logger, health)
@@ -65,6 +72,26 @@ public sealed class SqliteDatabase : SqlDatabase
 
     protected override void SyncCommits()
     {
+        if (_flushFailed)
+        {
+            CheckpointWholeLog();
+            _flushFailed = false;
+            return;
+        }
+
+        try
+        {
+            FlushLog();
+        }
+        catch
+        {
+            _flushFailed = true;
+            throw;
+        }
+    }
+
+    private void FlushLog()
+    {
         // Opened at the first flush: by then the writer has committed, so the WAL exists and is the one it writes.
         _wal ??= File.OpenHandle(_walPath, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite | FileShare.Delete);
         if (!OperatingSystem.IsLinux())
@@ -79,6 +106,28 @@ public sealed class SqliteDatabase : SqlDatabase
         if (fdatasync((int)_wal.DangerousGetHandle()) != 0)
         {
             throw new IOException($"fdatasync of {_walPath} failed: errno {Marshal.GetLastPInvokeError()}.");
+        }
+    }
+
+    /// <summary>
+    /// Copies every frame of the WAL into the database file, syncs it and truncates the WAL, or throws: afterwards no
+    /// commit made so far depends on a WAL page that may not have reached the disk.
+    /// </summary>
+    private void CheckpointWholeLog()
+    {
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+
+        // FULL makes the checkpoint sync the database file once the frames are in it; the busy timeout lets it wait for
+        // the writer's current batch and for readers still on the old frames.
+        Execute(connection, "PRAGMA synchronous = FULL;");
+        Execute(connection, "PRAGMA busy_timeout = 5000;");
+        using var command = connection.CreateCommand();
+        command.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+        using var reader = command.ExecuteReader();
+        if (!reader.Read() || reader.GetInt64(0) != 0)
+        {
+            throw new IOException($"After a failed flush of {_walPath}, the checkpoint that makes its commits durable could not finish (busy); it is tried again at the next flush.");
         }
     }
 

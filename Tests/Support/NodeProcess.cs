@@ -49,19 +49,27 @@ public sealed class NodeProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts a node; <paramref name="unset"/> names variables of this process's environment the node must not inherit.</summary>
-    public static async Task<NodeProcess> StartAsync(string databasePath, IDictionary<string, string>? settings = null, IEnumerable<string>? unset = null)
+    /// <summary>
+    /// Starts a node; <paramref name="unset"/> names variables of this process's environment the node must not inherit;
+    /// <paramref name="launcher"/> is a command the node runs under (its arguments, then "dotnet" and the node's own).
+    /// </summary>
+    public static async Task<NodeProcess> StartAsync(
+        string databasePath, IDictionary<string, string>? settings = null, IEnumerable<string>? unset = null, IReadOnlyList<string>? launcher = null)
     {
         var port = LoopbackServer.FreePort();
         var dll = Path.Combine(AppContext.BaseDirectory, "ClusterQueue.Node.dll");
-        var start = new ProcessStartInfo("dotnet")
+        var start = new ProcessStartInfo(launcher is [var program, ..] ? program : "dotnet")
         {
-            ArgumentList = { dll, "--urls", $"http://127.0.0.1:{port}" },
             WorkingDirectory = Path.GetDirectoryName(databasePath)!,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        IEnumerable<string> arguments = launcher is null ? [] : [.. launcher.Skip(1), "dotnet"];
+        foreach (var argument in arguments.Concat([dll, "--urls", $"http://127.0.0.1:{port}"]))
+        {
+            start.ArgumentList.Add(argument);
+        }
         start.Environment["ClusterQueue__Sqlite__Path"] = databasePath;
         start.Environment["ClusterQueue__AdminToken"] = NodeHost.AdminToken;
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
@@ -190,7 +198,8 @@ public sealed class NodeProcess : IAsyncDisposable
         Client.Dispose();
         if (!_process.HasExited)
         {
-            _process.Kill();
+            // The whole tree: a node started under a launcher is that launcher's child.
+            _process.Kill(entireProcessTree: true);
             await _process.WaitForExitAsync();
         }
 
