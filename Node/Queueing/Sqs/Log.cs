@@ -2,9 +2,6 @@ namespace ClusterQueue.Node.Queueing.Sqs;
 
 internal static partial class Log
 {
-    [LoggerMessage(EventId = 250, Level = LogLevel.Warning, Message = "SQS {Action} failed with {ErrorCode} (attempt {Attempt} of {MaxAttempts}); retrying in {Delay}")]
-    public static partial void Retrying(ILogger logger, string action, string errorCode, int attempt, int maxAttempts, TimeSpan delay);
-
     [LoggerMessage(EventId = 251, Level = LogLevel.Warning, Message = "Could not check the SQS queue of group {GroupId} at start; it is created on demand")]
     public static partial void RecoverFailed(ILogger logger, string groupId, Exception exception);
 

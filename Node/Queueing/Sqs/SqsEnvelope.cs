@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Amazon.SQS.Model;
 
 namespace ClusterQueue.Node.Queueing.Sqs;
 
@@ -42,48 +43,48 @@ public static class SqsEnvelope
 
     public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null, bool wantsResult = false, int step = 1, string? cursor = null)
     {
-        var attributes = new Dictionary<string, SqsMessageAttribute>(5)
+        var attributes = new Dictionary<string, MessageAttributeValue>(5)
         {
-            [IdAttribute] = SqsMessageAttribute.String(id),
-            [CreatedAttribute] = SqsMessageAttribute.Number(createdAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)),
+            [IdAttribute] = SqsOutgoingMessage.Text(id),
+            [CreatedAttribute] = SqsOutgoingMessage.Number(createdAt.ToUnixTimeMilliseconds()),
         };
 
         // SQS refuses empty attribute values, so an absent content type is an absent attribute.
         if (!string.IsNullOrEmpty(contentType))
         {
-            attributes[ContentTypeAttribute] = SqsMessageAttribute.String(contentType);
+            attributes[ContentTypeAttribute] = SqsOutgoingMessage.Text(contentType);
         }
 
         if (cursor is not null)
         {
-            attributes[StepAttribute] = SqsMessageAttribute.Number(step.ToString(CultureInfo.InvariantCulture));
-            attributes[CursorAttribute] = SqsMessageAttribute.String(cursor);
+            attributes[StepAttribute] = SqsOutgoingMessage.Number(step);
+            attributes[CursorAttribute] = SqsOutgoingMessage.Text(cursor);
         }
 
         if (wantsResult)
         {
-            attributes[WantsResultAttribute] = SqsMessageAttribute.String("1");
+            attributes[WantsResultAttribute] = SqsOutgoingMessage.Text("1");
         }
 
         if (notBefore is { } due)
         {
-            attributes[NotBeforeAttribute] = SqsMessageAttribute.Number(due.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture));
+            attributes[NotBeforeAttribute] = SqsOutgoingMessage.Number(due.ToUnixTimeMilliseconds());
         }
 
         if (spentAttempts > 0)
         {
-            attributes[SpentAttribute] = SqsMessageAttribute.Number(spentAttempts.ToString(CultureInfo.InvariantCulture));
+            attributes[SpentAttribute] = SqsOutgoingMessage.Number(spentAttempts);
         }
 
         string text;
         if (offloaded)
         {
-            attributes[BodyAttribute] = SqsMessageAttribute.String(OffloadedBody);
+            attributes[BodyAttribute] = SqsOutgoingMessage.Text(OffloadedBody);
             text = Placeholder;
         }
         else if (body.Length == 0)
         {
-            attributes[BodyAttribute] = SqsMessageAttribute.String(EmptyBody);
+            attributes[BodyAttribute] = SqsOutgoingMessage.Text(EmptyBody);
             text = Placeholder;
         }
         else if (TryText(body, out var asText))
@@ -92,45 +93,34 @@ public static class SqsEnvelope
         }
         else
         {
-            attributes[BodyAttribute] = SqsMessageAttribute.String(Base64Body);
+            attributes[BodyAttribute] = SqsOutgoingMessage.Text(Base64Body);
             text = Convert.ToBase64String(body);
         }
 
         return new SqsOutgoingMessage(text, delay, attributes);
     }
 
-    /// <summary>The size SQS counts against its limit: the body's UTF-8 bytes plus each attribute's name, type and value.</summary>
-    public static int Size(SqsOutgoingMessage message)
-    {
-        var size = Encoding.UTF8.GetByteCount(message.Body);
-        foreach (var (name, attribute) in message.Attributes ?? new Dictionary<string, SqsMessageAttribute>())
-        {
-            size += Encoding.UTF8.GetByteCount(name) + Encoding.UTF8.GetByteCount(attribute.DataType)
-                + (attribute.StringValue is { } value ? Encoding.UTF8.GetByteCount(value) : attribute.BinaryValue?.Length ?? 0);
-        }
-
-        return size;
-    }
-
     /// <summary>Reads a received message back; false when it was not sent by ClusterQueue (no id or creation time).</summary>
-    public static bool TryDecode(SqsMessage message, out Decoded decoded)
+    public static bool TryDecode(Message message, out Decoded decoded)
     {
         decoded = default;
-        if (!message.MessageAttributes.TryGetValue(IdAttribute, out var id) || string.IsNullOrEmpty(id.StringValue)
-            || !message.MessageAttributes.TryGetValue(CreatedAttribute, out var created)
+        var attributes = message.MessageAttributes ?? [];
+        var text = message.Body ?? "";
+        if (!attributes.TryGetValue(IdAttribute, out var id) || string.IsNullOrEmpty(id.StringValue)
+            || !attributes.TryGetValue(CreatedAttribute, out var created)
             || !long.TryParse(created.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var createdMs))
         {
             return false;
         }
 
-        var spent = message.MessageAttributes.TryGetValue(SpentAttribute, out var spentValue)
+        var spent = attributes.TryGetValue(SpentAttribute, out var spentValue)
             && int.TryParse(spentValue.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : 0;
-        var kind = message.MessageAttributes.TryGetValue(BodyAttribute, out var bodyKind) ? bodyKind.StringValue : null;
+        var kind = attributes.TryGetValue(BodyAttribute, out var bodyKind) ? bodyKind.StringValue : null;
         byte[]? body;
         switch (kind)
         {
             case null:
-                body = Encoding.UTF8.GetBytes(message.Body);
+                body = Encoding.UTF8.GetBytes(text);
                 break;
             case EmptyBody:
                 body = [];
@@ -141,7 +131,7 @@ public static class SqsEnvelope
             case Base64Body:
                 try
                 {
-                    body = Convert.FromBase64String(message.Body);
+                    body = Convert.FromBase64String(text);
                 }
                 catch (FormatException)
                 {
@@ -156,17 +146,17 @@ public static class SqsEnvelope
         decoded = new Decoded(
             id.StringValue,
             DateTimeOffset.FromUnixTimeMilliseconds(createdMs),
-            message.MessageAttributes.TryGetValue(ContentTypeAttribute, out var contentType) ? contentType.StringValue : null,
+            attributes.TryGetValue(ContentTypeAttribute, out var contentType) ? contentType.StringValue : null,
             spent,
             body,
-            message.MessageAttributes.TryGetValue(NotBeforeAttribute, out var due)
+            attributes.TryGetValue(NotBeforeAttribute, out var due)
                 && long.TryParse(due.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var dueMs)
                 ? DateTimeOffset.FromUnixTimeMilliseconds(dueMs)
                 : null,
-            message.MessageAttributes.ContainsKey(WantsResultAttribute),
-            message.MessageAttributes.TryGetValue(StepAttribute, out var step)
+            attributes.ContainsKey(WantsResultAttribute),
+            attributes.TryGetValue(StepAttribute, out var step)
                 && int.TryParse(step.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var stepNumber) ? stepNumber : 1,
-            message.MessageAttributes.TryGetValue(CursorAttribute, out var cursor) ? cursor.StringValue : null);
+            attributes.TryGetValue(CursorAttribute, out var cursor) ? cursor.StringValue : null);
         return true;
     }
 

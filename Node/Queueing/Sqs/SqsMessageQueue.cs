@@ -1,4 +1,7 @@
 using System.Collections.Concurrent;
+using System.Globalization;
+using Amazon.SQS;
+using Amazon.SQS.Model;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Queueing.Payloads;
@@ -20,15 +23,17 @@ namespace ClusterQueue.Node.Queueing.Sqs;
 /// </summary>
 public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 {
+    /// <summary>The longest wait the AWS SDK's standard retry mode puts between two attempts.</summary>
+    private static readonly TimeSpan SdkMaxBackoff = TimeSpan.FromSeconds(20);
+
     /// <summary>SQS's longest visibility timeout.</summary>
     private static readonly TimeSpan MaxVisibility = TimeSpan.FromHours(12);
 
-    private static readonly string[] ReceiveAttributes = ["ApproximateReceiveCount"];
-    private static readonly string[] AllMessageAttributes = ["All"];
-    private static readonly string[] BacklogAttributes =
+    private const string ReceiveCountAttribute = "ApproximateReceiveCount";
+    private static readonly List<string> BacklogAttributes =
         ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"];
 
-    private static readonly string[] RecoveryAttributes = [.. BacklogAttributes, "VisibilityTimeout"];
+    private static readonly List<string> RecoveryAttributes = [.. BacklogAttributes, "VisibilityTimeout"];
 
     private static readonly TimeSpan DefaultHandlerTimeout = TimeSpan.FromSeconds(GroupSettings.DefaultHandlerTimeoutSeconds);
 
@@ -39,14 +44,14 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     private readonly ConcurrentDictionary<string, int> _emptyReceives = new(StringComparer.Ordinal);
 
     private readonly ConcurrentDictionary<string, GroupQueue> _queues = new(StringComparer.Ordinal);
-    private readonly SqsClient _client;
+    private readonly IAmazonSQS _client;
     private readonly SqsSendBatcher _sender;
     private readonly IPayloadStore _payloads;
     private readonly SqsOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
-    public SqsMessageQueue(SqsClient client, SqsSendBatcher sender, MessageRecords records, IPayloadStore payloads, SqsOptions options, TimeProvider time, ILogger<SqsMessageQueue> logger)
+    public SqsMessageQueue(IAmazonSQS client, SqsSendBatcher sender, MessageRecords records, IPayloadStore payloads, SqsOptions options, TimeProvider time, ILogger<SqsMessageQueue> logger)
         : base(records)
     {
         _client = client;
@@ -86,12 +91,12 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             string url;
             try
             {
-                url = await _client.GetQueueUrlAsync(name, cancellationToken);
+                url = (await _client.GetQueueUrlAsync(name, cancellationToken)).QueueUrl;
                 await _client.SetQueueAttributesAsync(url, attributes, cancellationToken);
             }
-            catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+            catch (Exception e) when (SqsErrors.IsMissingQueue(e))
             {
-                url = await _client.CreateQueueAsync(name, attributes, cancellationToken);
+                url = (await _client.CreateQueueAsync(new CreateQueueRequest { QueueName = name, Attributes = attributes }, cancellationToken)).QueueUrl;
             }
 
             await RememberQueueAsync(groupId, name, url);
@@ -106,10 +111,10 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             try
             {
-                var url = known?.Url ?? await _client.GetQueueUrlAsync(name, cancellationToken);
+                var url = known?.Url ?? (await _client.GetQueueUrlAsync(name, cancellationToken)).QueueUrl;
                 await _client.DeleteQueueAsync(url, cancellationToken);
             }
-            catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+            catch (Exception e) when (SqsErrors.IsMissingQueue(e))
             {
                 // Already gone: deleting the group finishes the job.
             }
@@ -149,7 +154,11 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             {
                 outage = e;
             }
-            catch (SqsException e)
+            catch (Exception e) when (SqsErrors.IsOutage(e))
+            {
+                outage = new QueueUnavailableException($"SQS is unavailable: could not read the queue of group {group.Id}.", e);
+            }
+            catch (Exception e) when (SqsErrors.IsSqsFailure(e))
             {
                 Log.RecoverFailed(_logger, group.Id, e);
             }
@@ -165,14 +174,14 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     private async Task<bool> ReadBacklogAsync(GroupSettings group, CancellationToken cancellationToken)
     {
         var visibility = VisibilityFor(group.HandlerTimeout);
-        IReadOnlyDictionary<string, string>? attributes = null;
+        Dictionary<string, string>? attributes = null;
         if (_queues.TryGetValue(group.Id, out var known))
         {
             try
             {
-                attributes = await _client.GetQueueAttributesAsync(known.Url, RecoveryAttributes, cancellationToken);
+                attributes = (await _client.GetQueueAttributesAsync(known.Url, RecoveryAttributes, cancellationToken)).Attributes ?? [];
             }
-            catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+            catch (Exception e) when (SqsErrors.IsMissingQueue(e))
             {
                 // Deleted behind the node's back: created again below.
                 _queues.TryRemove(group.Id, out _);
@@ -186,7 +195,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         else
         {
             await EnsureQueueAsync(group.Id, visibility, cancellationToken);
-            attributes ??= await _client.GetQueueAttributesAsync(_queues[group.Id].Url, BacklogAttributes, cancellationToken);
+            attributes ??= (await _client.GetQueueAttributesAsync(_queues[group.Id].Url, BacklogAttributes, cancellationToken)).Attributes ?? [];
         }
 
         return BacklogAttributes.Any(a => attributes.TryGetValue(a, out var n) && n != "0");
@@ -208,7 +217,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         try
         {
             var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false, delay, notBefore, message.WantsResult);
-            if (SqsEnvelope.Size(outgoing) > _options.MaxMessageBytes)
+            if (outgoing.Size() > _options.MaxMessageBytes)
             {
                 await _payloads.PutAsync(message.GroupId, message.Id, message.Body, cancellationToken);
                 offloaded = true;
@@ -217,7 +226,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
             await SendAsync(message.GroupId, outgoing);
         }
-        catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)
+        catch (Exception e) when (e is QueueUnavailableException or OperationCanceledException || SqsErrors.IsSqsFailure(e))
         {
             // Nothing was acknowledged: take the reservation back so the sender's retry is new, not a duplicate.
             await Records.AbandonAsync(message.Id, message.GroupId, CancellationToken.None);
@@ -226,7 +235,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
                 await _payloads.DeleteAsync(message.GroupId, message.Id, CancellationToken.None);
             }
 
-            if (e is SqsException { Kind: SqsErrorKind.QueueDoesNotExist })
+            if (SqsErrors.IsMissingQueue(e))
             {
                 return new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
             }
@@ -246,11 +255,11 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             {
                 await _client.PurgeQueueAsync(queue.Url, cancellationToken);
             }
-            catch (SqsException e) when (e.ErrorCode.Contains("PurgeQueueInProgress", StringComparison.Ordinal))
+            catch (AmazonSQSException e) when (e is PurgeQueueInProgressException || (e.ErrorCode ?? "").Contains("PurgeQueueInProgress", StringComparison.Ordinal))
             {
                 throw new QueueUnavailableException($"SQS allows one purge of group {groupId}'s queue every 60 seconds; the last one is still under way.", e);
             }
-            catch (SqsException e) when (e.Kind != SqsErrorKind.QueueDoesNotExist)
+            catch (Exception e) when (SqsErrors.IsSqsFailure(e) && !SqsErrors.IsMissingQueue(e))
             {
                 throw new QueueUnavailableException($"SQS did not purge the queue of group {groupId}: {e.Message}", e);
             }
@@ -271,26 +280,30 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             return new LeaseBatch([], null);
         }
 
-        IReadOnlyList<SqsMessage> received;
+        List<Message> received;
         try
         {
-            received = await _client.ReceiveMessagesAsync(queue.Url, new SqsReceiveRequest
+            var response = await _client.ReceiveMessageAsync(new ReceiveMessageRequest
             {
+                QueueUrl = queue.Url,
                 MaxNumberOfMessages = Math.Clamp(max, 1, 10),
-                WaitTime = _options.ReceiveWait,
-                VisibilityTimeout = leaseDuration,
-                AttributeNames = ReceiveAttributes,
-                MessageAttributeNames = AllMessageAttributes,
+                WaitTimeSeconds = WholeSeconds(_options.ReceiveWait),
+                VisibilityTimeout = WholeSeconds(leaseDuration),
+                MessageSystemAttributeNames = [ReceiveCountAttribute],
+                MessageAttributeNames = ["All"],
             }, cancellationToken);
+
+            // The SDK leaves a list it did not receive null: an empty receive has no messages at all.
+            received = response.Messages ?? [];
         }
-        catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist)
+        catch (Exception e) when (SqsErrors.IsMissingQueue(e))
         {
             // Deleted with its group, or by hand: the start-up recovery or the next definition re-creates it.
             return new LeaseBatch([], null);
         }
 
         var leased = new List<LeasedMessage>(received.Count);
-        var records = Records.ReadSteps([.. received.Select(m => m.MessageAttributes.TryGetValue(SqsEnvelope.IdAttribute, out var id) ? id.StringValue : null).OfType<string>()]);
+        var records = Records.ReadSteps([.. received.Select(m => m.MessageAttributes?.GetValueOrDefault(SqsEnvelope.IdAttribute)?.StringValue).OfType<string>()]);
         foreach (var message in received)
         {
             if (await ReadAsync(groupId, message, records, cancellationToken) is { } readable)
@@ -326,12 +339,12 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// The received message as the actor sees it; null when it went to the dead letters (it cannot be processed), on to
     /// its next hop (a delayed message not due yet), or away as a copy left behind its record's step.
     /// </summary>
-    private async Task<LeasedMessage?> ReadAsync(string groupId, SqsMessage message, Dictionary<string, RecordedStep> records, CancellationToken cancellationToken)
+    private async Task<LeasedMessage?> ReadAsync(string groupId, Message message, Dictionary<string, RecordedStep> records, CancellationToken cancellationToken)
     {
-        var attempt = message.ReceiveCount ?? 1;
+        var attempt = ReceiveCount(message);
         if (!SqsEnvelope.TryDecode(message, out var decoded))
         {
-            var foreign = new LeasedMessage(message.MessageId, groupId, message.ReceiptHandle, attempt, null, System.Text.Encoding.UTF8.GetBytes(message.Body), _time.GetUtcNow());
+            var foreign = new LeasedMessage(message.MessageId, groupId, message.ReceiptHandle, attempt, null, System.Text.Encoding.UTF8.GetBytes(message.Body ?? ""), _time.GetUtcNow());
             await DeadLetterAsync(foreign, "not a ClusterQueue message (no cq-id/cq-created attributes)", cancellationToken);
             return null;
         }
@@ -477,7 +490,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
                     await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded, wantsResult: letter.WantsResult, step: letter.Step, cursor: letter.Cursor));
                     return (letter.Id, Sent: true);
                 }
-                catch (Exception e) when (e is SqsException or QueueUnavailableException or HttpRequestException or TaskCanceledException)
+                catch (Exception e) when (e is QueueUnavailableException or OperationCanceledException || SqsErrors.IsSqsFailure(e))
                 {
                     Log.RedriveSendFailed(_logger, letter.Id, groupId, e);
                     return (letter.Id, Sent: false);
@@ -501,7 +514,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// How long a reservation may wait for SQS before it is taken to be dead: longer than the SQS client's every
     /// attempt and backoff, so a live request is never overtaken by a retry of the same delivery.
     /// </summary>
-    private TimeSpan AcceptTimeout => (_options.RequestTimeout + _options.RetryMaxDelay) * _options.MaxAttempts + TimeSpan.FromSeconds(30);
+    private TimeSpan AcceptTimeout => (_options.RequestTimeout + _options.ReceiveWait + SdkMaxBackoff) * _options.MaxAttempts + TimeSpan.FromSeconds(30);
 
     /// <summary>Sends to the group's queue; re-creates the queue once if it went missing while the group still exists.</summary>
     private async Task SendAsync(string groupId, SqsOutgoingMessage message)
@@ -516,7 +529,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             await _sender.SendAsync(queue.Url, message, CancellationToken.None);
         }
-        catch (SqsException e) when (e.Kind == SqsErrorKind.QueueDoesNotExist && _queues.ContainsKey(groupId))
+        catch (Exception e) when (SqsErrors.IsMissingQueue(e) && _queues.ContainsKey(groupId))
         {
             Log.QueueRecreated(_logger, queue.Name, groupId);
             _queues.TryRemove(groupId, out _);
@@ -543,10 +556,10 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
         try
         {
-            await _client.ChangeMessageVisibilityAsync(queue.Url, message.Receipt, Clamp(visibility, TimeSpan.Zero, MaxVisibility), cancellationToken);
+            await _client.ChangeMessageVisibilityAsync(queue.Url, message.Receipt, WholeSeconds(Clamp(visibility, TimeSpan.Zero, MaxVisibility)), cancellationToken);
             return true;
         }
-        catch (SqsException e) when (e.Kind is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
+        catch (Exception e) when (SqsErrors.Classify(e) is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
         {
             return false;
         }
@@ -564,7 +577,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             await _client.DeleteMessageAsync(queue.Url, message.Receipt, cancellationToken);
             return true;
         }
-        catch (SqsException e) when (e.Kind is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
+        catch (Exception e) when (SqsErrors.Classify(e) is SqsErrorKind.InvalidRequest or SqsErrorKind.QueueDoesNotExist)
         {
             return false;
         }
@@ -625,11 +638,11 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             await call();
         }
-        catch (SqsException e) when (e.Kind is SqsErrorKind.Unavailable or SqsErrorKind.Throttled or SqsErrorKind.OverLimit)
+        catch (AmazonSQSException e) when (SqsErrors.IsOutage(e))
         {
-            throw new QueueUnavailableException($"SQS is unavailable: could not {what} ({e.ErrorCode}).", e);
+            throw new QueueUnavailableException($"SQS is unavailable: could not {what} ({(string.IsNullOrEmpty(e.ErrorCode) ? $"HTTP {(int)e.StatusCode}" : e.ErrorCode)}).", e);
         }
-        catch (HttpRequestException e)
+        catch (Exception e) when (SqsErrors.IsOutage(e))
         {
             throw new QueueUnavailableException($"SQS is unreachable: could not {what}.", e);
         }
@@ -637,7 +650,17 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
 
     private static TimeSpan Clamp(TimeSpan value, TimeSpan min, TimeSpan max) => value < min ? min : value > max ? max : value;
 
-    private static string Seconds(TimeSpan value) => ((int)Math.Ceiling(value.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    private static string Seconds(TimeSpan value) => WholeSeconds(value).ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>SQS counts whole seconds; rounding up never shows a message sooner than asked.</summary>
+    private static int WholeSeconds(TimeSpan value) => (int)Math.Ceiling(value.TotalSeconds);
+
+    /// <summary>How many times SQS has handed the message out, this time included (1 if it did not say).</summary>
+    private static int ReceiveCount(Message message) =>
+        message.Attributes?.GetValueOrDefault(ReceiveCountAttribute) is { } count
+        && int.TryParse(count, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : 1;
 
     /// <summary>A group's queue; Visibility is null until this node set it (the map was loaded from the store).</summary>
     private sealed record GroupQueue(string Name, string Url, TimeSpan? Visibility);

@@ -8,8 +8,9 @@ public sealed class SqsOptions : IValidatableObject
     public const string Section = "ClusterQueue:Sqs";
 
     /// <summary>
-    /// Empty means AWS itself (<c>https://sqs.{Region}.amazonaws.com</c>); set it only for an SQS-compatible server
-    /// such as a local emulator, so production never depends on a hand-typed URL.
+    /// Empty means AWS itself (the region's endpoint, as the AWS SDK resolves it); set it only for an SQS-compatible
+    /// server such as a local emulator, so production never depends on a hand-typed URL. Every call is posted here,
+    /// whatever host a queue URL names.
     /// </summary>
     public string ServiceUrl { get; set; } = "";
 
@@ -26,26 +27,21 @@ public sealed class SqsOptions : IValidatableObject
     public string QueuePrefix { get; set; } = "cq-";
 
     /// <summary>
-    /// SQS answers in milliseconds; 10 seconds rides out a slow network without stalling a group's actor for long.
-    /// A long poll gets its wait time on top, so it is never mistaken for a hung call.
+    /// How long one attempt of an SQS call may take. SQS answers in milliseconds; 10 seconds rides out a slow network
+    /// without stalling a group's actor for long. Every attempt gets <see cref="ReceiveWait"/> on top, so the node's
+    /// long poll is never mistaken for a hung call.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:05:00", ErrorMessage = "ClusterQueue:Sqs:RequestTimeout must be between 1 second and 5 minutes.")]
     public TimeSpan RequestTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>
-    /// Four attempts (three retries) ride out a throttling burst or a node restart behind the endpoint; more would
-    /// only hide an outage that callers must see and answer (ingress with 503, the actor with a backoff).
+    /// Attempts per SQS call, the first included, with the AWS SDK's standard retry mode between them (exponential
+    /// backoff with full jitter: up to 1 s, 2 s, 4 s; a per-endpoint retry quota that stops retrying while most calls
+    /// fail). Four attempts (three retries) ride out a throttling burst or a node restart behind the endpoint; more
+    /// would only hide an outage that callers must see and answer (ingress with 503, the actor with a backoff).
     /// </summary>
     [Range(1, 10, ErrorMessage = "ClusterQueue:Sqs:MaxAttempts must be between 1 and 10.")]
     public int MaxAttempts { get; set; } = 4;
-
-    /// <summary>100 ms is long enough for SQS's throttling to ease and short enough to be invisible to a sender.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.001", "00:00:10", ErrorMessage = "ClusterQueue:Sqs:RetryBaseDelay must be between 1 ms and 10 seconds.")]
-    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromMilliseconds(100);
-
-    /// <summary>Caps a call's retries at a few seconds in all, well under an ingress request's patience.</summary>
-    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00", ErrorMessage = "ClusterQueue:Sqs:RetryMaxDelay must be between 1 ms and 1 minute.")]
-    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// 256 KiB is the limit every SQS queue and SQS-compatible server accepts; a larger value (AWS allows up to 1 MiB)
@@ -97,10 +93,6 @@ public sealed class SqsOptions : IValidatableObject
     /// </summary>
     public string S3ServiceUrl { get; set; } = "";
 
-    /// <summary>The endpoint every request is posted to: the configured server, else the region's AWS endpoint.</summary>
-    public Uri ResolveEndpoint() =>
-        string.IsNullOrWhiteSpace(ServiceUrl) ? new Uri($"https://sqs.{Region}.amazonaws.com/") : new Uri(ServiceUrl);
-
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (!string.IsNullOrWhiteSpace(ServiceUrl) && !IsHttpUrl(ServiceUrl))
@@ -119,12 +111,6 @@ public sealed class SqsOptions : IValidatableObject
         {
             yield return new ValidationResult(
                 "ClusterQueue:Sqs:PayloadBucket is required when ClusterQueue:Sqs:PayloadStore is s3.", [nameof(PayloadBucket)]);
-        }
-
-        if (RetryMaxDelay < RetryBaseDelay)
-        {
-            yield return new ValidationResult(
-                "ClusterQueue:Sqs:RetryMaxDelay must not be shorter than ClusterQueue:Sqs:RetryBaseDelay.", [nameof(RetryMaxDelay)]);
         }
     }
 

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Net;
-using System.Text;
+using Amazon.Runtime;
+using Amazon.SQS;
+using Amazon.SQS.Model;
 
 namespace ClusterQueue.Node.Queueing.Sqs;
 
@@ -12,7 +14,7 @@ namespace ClusterQueue.Node.Queueing.Sqs;
 /// grow exactly when the queue is busy, and an idle queue sends each message the moment it arrives.
 /// <code>
 ///   SendAsync ──▶ waiting ──(a slot is free, or a batch finishes)──▶ in a batch ──▶ accepted (message id)
-///                    │                                                    └────▶ refused (SqsException)
+///                    │                                                    └────▶ refused (AmazonSQSException)
 ///                    └──(caller cancels)──▶ removed, OperationCanceledException
 /// </code>
 /// A queue's state lives only while something waits or is in flight: thousands of groups leave nothing behind when
@@ -23,7 +25,7 @@ public sealed class SqsSendBatcher
     /// <summary>SQS refuses a SendMessageBatch with more entries than this.</summary>
     private const int MaxEntriesPerBatch = 10;
 
-    private readonly SqsClient _client;
+    private readonly IAmazonSQS _client;
     private readonly int _maxBatchBytes;
     private readonly int _maxBatchesInFlightPerQueue;
 
@@ -40,7 +42,7 @@ public sealed class SqsSendBatcher
     /// How many calls may be on the wire for one queue at once: more lowers latency under load, fewer makes bigger,
     /// cheaper batches.
     /// </param>
-    public SqsSendBatcher(SqsClient client, int maxBatchBytes = 262_144, int maxBatchesInFlightPerQueue = 4)
+    public SqsSendBatcher(IAmazonSQS client, int maxBatchBytes = 262_144, int maxBatchesInFlightPerQueue = 4)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxBatchBytes, 1);
@@ -63,7 +65,8 @@ public sealed class SqsSendBatcher
     }
 
     /// <summary>
-    /// Completes when SQS accepted the message (returns the SQS message id); throws SqsException when SQS refused this entry or the whole call failed.
+    /// Completes when SQS accepted the message (returns the SQS message id); throws the AWS SDK's exception when SQS
+    /// refused this entry (an <see cref="AmazonSQSException"/> with the entry's code) or the whole call failed.
     /// Cancelling <paramref name="cancellationToken"/> withdraws the message only while it still waits for a batch;
     /// once it is in one, the caller gets the real outcome, because SQS may already have accepted it.
     /// </summary>
@@ -72,10 +75,10 @@ public sealed class SqsSendBatcher
         ArgumentException.ThrowIfNullOrEmpty(queueUrl);
         ArgumentNullException.ThrowIfNull(message);
 
-        // Checked here because the client would reject it for the whole batch, failing other callers' messages.
+        // Checked here because it would fail the whole batch, failing other callers' messages.
         ArgumentOutOfRangeException.ThrowIfLessThan(message.Delay, TimeSpan.Zero, nameof(message));
 
-        var pending = new Pending(message, PayloadBytes(message));
+        var pending = new Pending(message, message.Size());
 
         // Registered before the message is queued, so no batch can take it while the registration is still unset;
         // a token cancelled in between is caught by the check under the lock below.
@@ -154,28 +157,32 @@ public sealed class SqsSendBatcher
         }
     }
 
-    private async Task<(SqsBatchResult<SqsSentEntry>? Result, Exception? Failure)> SendBatchAsync(string queueUrl, List<Pending> batch)
+    private async Task<(SendMessageBatchResponse? Result, Exception? Failure)> SendBatchAsync(string queueUrl, List<Pending> batch)
     {
         try
         {
             // A lone message goes this way too, not through SendMessage: one call and one answer shape, so a message
             // gets the same verdict (say, a refused entry rather than a failed call) whether it travelled alone or not.
             // Entry ids are positions in the batch: unique within it, and all SQS needs to tie results back.
-            List<SqsSendEntry> entries = [.. batch.Select((p, i) => new SqsSendEntry(i.ToString(CultureInfo.InvariantCulture), p.Message))];
+            var request = new SendMessageBatchRequest
+            {
+                QueueUrl = queueUrl,
+                Entries = [.. batch.Select((p, i) => p.Message.ToBatchEntry(i.ToString(CultureInfo.InvariantCulture)))],
+            };
 
             // No caller's token: the call carries other callers' messages, and once it is on the wire SQS may accept
-            // them whoever stops waiting. The client's own deadlines and bounded retries end it.
-            var result = await _client.SendMessageBatchAsync(queueUrl, entries, CancellationToken.None);
+            // them whoever stops waiting. The SDK's per-attempt timeout and bounded retries end it.
+            var result = await _client.SendMessageBatchAsync(request, CancellationToken.None);
             return (result, null);
         }
         catch (Exception e)
         {
-            // The whole call failed (an SqsException from the client, or a bug): every caller in it hears why.
+            // The whole call failed (the SDK's exception, or a bug): every caller in it hears why.
             return (null, e);
         }
     }
 
-    private static void Complete(List<Pending> batch, SqsBatchResult<SqsSentEntry>? result, Exception? failure)
+    private static void Complete(List<Pending> batch, SendMessageBatchResponse? result, Exception? failure)
     {
         if (result is null)
         {
@@ -188,13 +195,13 @@ public sealed class SqsSendBatcher
         }
 
         var accepted = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var sent in result.Successful)
+        foreach (var sent in result.Successful ?? [])
         {
             accepted[sent.Id] = sent.MessageId;
         }
 
-        var refused = new Dictionary<string, SqsBatchFailure>(StringComparer.Ordinal);
-        foreach (var failed in result.Failed)
+        var refused = new Dictionary<string, BatchResultErrorEntry>(StringComparer.Ordinal);
+        foreach (var failed in result.Failed ?? [])
         {
             refused[failed.Id] = failed;
         }
@@ -209,29 +216,30 @@ public sealed class SqsSendBatcher
             }
             else if (refused.TryGetValue(id, out var entry))
             {
-                completion.TrySetException(EntryFailure(entry));
+                completion.TrySetException(EntryFailure(entry, result.ResponseMetadata?.RequestId));
             }
             else
             {
                 // A malformed answer must still end the caller's wait; whether SQS kept the message is unknown.
-                completion.TrySetException(new SqsException(
-                    SqsErrorKind.Other,
-                    "MissingBatchEntry",
+                completion.TrySetException(new AmazonSQSException(
                     $"SendMessageBatch answered without a result for entry {id}; the message may or may not have been accepted.",
+                    ErrorType.Unknown,
+                    "MissingBatchEntry",
+                    result.ResponseMetadata?.RequestId,
                     HttpStatusCode.OK));
             }
         }
     }
 
     /// <summary>
-    /// An entry SQS refused inside an accepted call. The HTTP answer was 200, so that is the status reported; the kind
-    /// comes from the entry's code, read as a 400 when the sender was at fault and as a 500 (worth retrying) when SQS was.
+    /// An entry SQS refused inside an accepted call, as the SDK's own exception type. The HTTP answer was 200, so that
+    /// is the status reported; the error type says whose fault it was: the sender's (retrying cannot help) or SQS's.
     /// </summary>
-    private static SqsException EntryFailure(SqsBatchFailure entry)
+    private static AmazonSQSException EntryFailure(BatchResultErrorEntry entry, string? requestId)
     {
         var code = string.IsNullOrEmpty(entry.Code) ? "BatchEntryFailed" : entry.Code;
-        var readAs = entry.SenderFault ? HttpStatusCode.BadRequest : HttpStatusCode.InternalServerError;
-        return new SqsException(SqsErrors.Classify(code, readAs), code, entry.Message ?? "", HttpStatusCode.OK);
+        var fault = entry.SenderFault == true ? ErrorType.Sender : ErrorType.Receiver;
+        return new AmazonSQSException(entry.Message ?? code, fault, code, requestId, HttpStatusCode.OK);
     }
 
     /// <summary>Takes waiting messages in arrival order while they fit in one call. Called under the lock.</summary>
@@ -288,27 +296,6 @@ public sealed class SqsSendBatcher
         {
             _queues.Remove(queue.Url);
         }
-    }
-
-    /// <summary>A message's size as SQS counts it against the batch limit: UTF-8 body, plus each attribute's name, data type and value.</summary>
-    private static int PayloadBytes(SqsOutgoingMessage message)
-    {
-        var bytes = Encoding.UTF8.GetByteCount(message.Body);
-        if (message.Attributes is null)
-        {
-            return bytes;
-        }
-
-        foreach (var (name, attribute) in message.Attributes)
-        {
-            bytes += Encoding.UTF8.GetByteCount(name) + Encoding.UTF8.GetByteCount(attribute.DataType);
-            bytes += attribute.StringValue is { } text ? Encoding.UTF8.GetByteCount(text) : 0;
-
-            // Binary values count as their raw bytes, as AWS counts them, not as the base64 text on the wire.
-            bytes += attribute.BinaryValue?.Length ?? 0;
-        }
-
-        return bytes;
     }
 
     /// <summary>One queue's sends: those waiting for a slot, and how many batches are on the wire. Guarded by the lock.</summary>

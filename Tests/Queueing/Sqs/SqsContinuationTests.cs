@@ -48,8 +48,8 @@ public sealed class SqsContinuationTests(SqsEmulator emulator) : IClassFixture<S
         // The node advanced the record, sent step 2 and marked it sent, then died before deleting this copy.
         var records = new MessageRecords(_rig.Database, _time);
         Assert.True(await records.AdvanceStepAsync(step1, "c1", 202, None));
-        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("jobs"));
-        await _rig.Client.SendMessageAsync(url, SqsEnvelope.Encode(step1.Id, step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
+        var url = await _rig.Client.QueueUrlAsync(_rig.QueueName("jobs"));
+        await _rig.Client.SendAsync(url, SqsEnvelope.Encode(step1.Id, step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
         await records.MarkStepSentAsync(step1.Id, 2, None);
         await Task.Delay(CrashedLease + TimeSpan.FromMilliseconds(600));
 
@@ -67,8 +67,8 @@ public sealed class SqsContinuationTests(SqsEmulator emulator) : IClassFixture<S
 
         // The node advanced the record and sent step 2, then died before marking it sent or deleting this copy.
         Assert.True(await new MessageRecords(_rig.Database, _time).AdvanceStepAsync(step1, "c1", 202, None));
-        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("jobs"));
-        await _rig.Client.SendMessageAsync(url, SqsEnvelope.Encode(step1.Id, step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
+        var url = await _rig.Client.QueueUrlAsync(_rig.QueueName("jobs"));
+        await _rig.Client.SendAsync(url, SqsEnvelope.Encode(step1.Id, step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
         await Task.Delay(CrashedLease + TimeSpan.FromMilliseconds(600));
 
         // The sent step 2, and the copy of step 2 the left-behind step 1 is replaced by (without the mark, its receive
@@ -96,8 +96,8 @@ public sealed class SqsContinuationTests(SqsEmulator emulator) : IClassFixture<S
         // The redrive marked the record and sent its copy; the copy is called and continues before the redrive ends.
         var records = new MessageRecords(_rig.Database, _time);
         Assert.Equal(["job-1"], await records.BeginRedriveAsync(["job-1"], None));
-        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("jobs"));
-        await _rig.Client.SendMessageAsync(url, SqsEnvelope.Encode("job-1", step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
+        var url = await _rig.Client.QueueUrlAsync(_rig.QueueName("jobs"));
+        await _rig.Client.SendAsync(url, SqsEnvelope.Encode("job-1", step1.CreatedAt, step1.ContentType, step1.Body, 0, offloaded: false, step: 2, cursor: "c1"));
         var redriven = Assert.Single(await LeaseStepsAsync(queue, count: 1));
         Assert.True(await queue.ContinueAsync(redriven, "c2", 202, None));
         await records.FinishRedriveAsync(["job-1"], [], None);

@@ -1,4 +1,5 @@
 using Amazon.Runtime;
+using Amazon.SQS;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Queueing;
@@ -71,7 +72,7 @@ public sealed class SqsQueueRig(SqsEmulator emulator, Func<SqlDatabase>? openRec
 {
     private readonly TempDirectory _directory = new();
     private SqlDatabase? _database;
-    private SqsClient? _client;
+    private AmazonSQSClient? _client;
     private FakeTimeProvider? _time;
 
     public SqsOptions Options { get; } = new()
@@ -81,7 +82,7 @@ public sealed class SqsQueueRig(SqsEmulator emulator, Func<SqlDatabase>? openRec
         ReceiveWait = TimeSpan.Zero,
     };
 
-    public SqsClient Client => _client ?? throw new InvalidOperationException("Start the rig first.");
+    public AmazonSQSClient Client => _client ?? throw new InvalidOperationException("Start the rig first.");
 
     public SqlDatabase Database => _database ?? throw new InvalidOperationException("Start the rig first.");
 
@@ -99,14 +100,14 @@ public sealed class SqsQueueRig(SqsEmulator emulator, Func<SqlDatabase>? openRec
         _time = time;
         var storage = new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File("records.db") } };
         _database = openRecords?.Invoke() ?? new SqliteDatabase(Microsoft.Extensions.Options.Options.Create(storage), NullLogger<SqliteDatabase>.Instance);
-        _client = SqsClient.Create(options ?? Options, new BasicAWSCredentials("test", "test"));
+        _client = SqsSetup.CreateClient(options ?? Options, new BasicAWSCredentials("test", "test"));
         Payloads = new SqlPayloadStore(_database);
         Queue = Reopen(options);
         return Queue;
     }
 
     /// <summary>A second queue over the same records and server (or another client), as a restarted node would have.</summary>
-    public SqsMessageQueue Reopen(SqsOptions? options = null, SqsClient? client = null) => new(
+    public SqsMessageQueue Reopen(SqsOptions? options = null, IAmazonSQS? client = null) => new(
         client ?? Client,
         new SqsSendBatcher(client ?? Client, (options ?? Options).MaxMessageBytes),
         new MessageRecords(Database, _time!),

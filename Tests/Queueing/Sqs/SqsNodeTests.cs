@@ -9,7 +9,7 @@ namespace ClusterQueue.Tests.Queueing.Sqs;
 /// <summary>
 /// The whole node with <c>ClusterQueue:Queue = sqs</c> against the emulator: what a group promises (rate,
 /// concurrency, one call at a time per message, retries, dead letters, large bodies) holds through SQS, an SQS outage
-/// is a clean 503, and SIGKILL loses nothing acknowledged.
+/// or SQS throttling is a clean 503, and SIGKILL loses nothing acknowledged.
 /// </summary>
 public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulator>
 {
@@ -183,7 +183,6 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
         await using var downstream = await Downstream.StartAsync();
         var settings = SqsNode.Settings(relay.Endpoint);
         settings["ClusterQueue:Sqs:MaxAttempts"] = "2";
-        settings["ClusterQueue:Sqs:RetryMaxDelay"] = "00:00:00.100";
         await using var node = NodeHost.Start(settings);
         await node.DefineGroupAsync("outage", GroupDefinitions.Forwarding(downstream, "/outage"));
         var before = await node.IngestOkAsync("outage", """{"n":"before"}""");
@@ -205,6 +204,40 @@ public sealed class SqsNodeTests(SqsEmulator emulator) : IClassFixture<SqsEmulat
         await Problems.ReadAsync(defineDuringOutage, HttpStatusCode.ServiceUnavailable);
         Assert.Equal(HttpStatusCode.NotFound, lookupDuringOutage.StatusCode);
         Assert.Equal(new HashSet<string> { before, after }, downstream.CallsTo("/outage").Select(c => c.MessageId!).ToHashSet());
+    }
+
+    [Fact]
+    public async Task SqsThrottlingSends_IngressAnswers503WithRetryAfterAndStoresNothing_WhileOneThrottledCallIsRetriedUnseen()
+    {
+        await using var proxy = await SqsProxy.StartAsync(emulator.Endpoint);
+        await using var downstream = await Downstream.StartAsync();
+        var settings = SqsNode.Settings(proxy.Endpoint);
+        settings["ClusterQueue:Sqs:MaxAttempts"] = "2";
+        await using var node = NodeHost.Start(settings);
+        await node.DefineGroupAsync("busy", GroupDefinitions.Forwarding(downstream, "/busy"));
+
+        // One throttled call: the SDK's retry rides it out and the sender never knows.
+        proxy.Throttle("SendMessageBatch", calls: 1);
+        var ridden = await node.IngestOkAsync("busy", """{"n":1}""");
+        var sendsForTheFirst = proxy.Calls("SendMessageBatch");
+
+        // Throttled through every attempt: 503 with Retry-After, and nothing kept.
+        proxy.Throttle("SendMessageBatch");
+        using var refused = await node.IngestAsync("busy", """{"n":2}""", headers: new Dictionary<string, string> { ["Idempotency-Key"] = "second" });
+        var problem = await Problems.ReadAsync(refused, HttpStatusCode.ServiceUnavailable);
+        var retryAfter = refused.Headers.RetryAfter?.Delta;
+        var sendsForTheSecond = proxy.Calls("SendMessageBatch") - sendsForTheFirst;
+        var statsWhileThrottled = await node.StatsAsync("busy");
+        proxy.StopThrottling();
+        var after = await node.IngestOkAsync("busy", """{"n":2}""", new Dictionary<string, string> { ["Idempotency-Key"] = "second" });
+        await downstream.WaitUntilAsync(d => d.CallsTo("/busy").Count == 2, TimeSpan.FromSeconds(20), "both acknowledged messages");
+
+        Assert.Equal(2, sendsForTheFirst);
+        Assert.Equal(2, sendsForTheSecond);
+        Assert.Contains("SQS", problem.GetProperty("detail").GetString());
+        Assert.NotNull(retryAfter);
+        Assert.Equal(1, statsWhileThrottled.Ingested);
+        Assert.Equal(new HashSet<string> { ridden, after }, downstream.CallsTo("/busy").Select(c => c.MessageId!).ToHashSet());
     }
 
     [Fact]

@@ -6,13 +6,6 @@ namespace ClusterQueue.Tests.Queueing.Sqs;
 public sealed class SqsOptionsTests
 {
     [Fact]
-    public void EmptyServiceUrl_ResolvesToTheRegionsAwsEndpoint()
-    {
-        Assert.Equal(new Uri("https://sqs.eu-west-1.amazonaws.com/"), new SqsOptions { Region = "eu-west-1" }.ResolveEndpoint());
-        Assert.Equal(new Uri("http://127.0.0.1:9324/"), new SqsOptions { ServiceUrl = "http://127.0.0.1:9324" }.ResolveEndpoint());
-    }
-
-    [Fact]
     public void Defaults_AreValid()
     {
         Assert.Empty(Validate(new SqsOptions()));
@@ -86,14 +79,6 @@ public sealed class SqsOptionsTests
         var options = new SqsOptions { PayloadStore = store, PayloadBucket = bucket, PayloadKeyPrefix = prefix, S3ServiceUrl = s3ServiceUrl };
 
         Assert.Empty(Validate(options));
-    }
-
-    [Fact]
-    public void RetryMaxDelayBelowBaseDelay_IsRefused()
-    {
-        var options = new SqsOptions { RetryBaseDelay = TimeSpan.FromSeconds(5), RetryMaxDelay = TimeSpan.FromSeconds(1) };
-
-        Assert.Contains(Validate(options), r => r.ErrorMessage!.StartsWith("ClusterQueue:Sqs:RetryMaxDelay", StringComparison.Ordinal));
     }
 
     private static List<ValidationResult> Validate(SqsOptions options)

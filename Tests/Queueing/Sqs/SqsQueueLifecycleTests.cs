@@ -1,5 +1,6 @@
 using System.Text;
 using Amazon.Runtime;
+using Amazon.SQS.Model;
 using ClusterQueue.Node.Queueing;
 using ClusterQueue.Node.Queueing.Sqs;
 using ClusterQueue.Tests.Support;
@@ -26,10 +27,10 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
         await _rig.DefineGroupAsync("orders", handlerTimeoutSeconds: 45);
         await _rig.DefineGroupAsync("quick", handlerTimeoutSeconds: 5);
 
-        var orders = await _rig.Client.GetQueueAttributesAsync(await _rig.Client.GetQueueUrlAsync(_rig.Options.QueuePrefix + "orders"), ["VisibilityTimeout"]);
-        var quick = await _rig.Client.GetQueueAttributesAsync(await _rig.Client.GetQueueUrlAsync(_rig.Options.QueuePrefix + "quick"), ["VisibilityTimeout"]);
-        Assert.Equal("90", orders["VisibilityTimeout"]);
-        Assert.Equal("60", quick["VisibilityTimeout"]);
+        var orders = await _rig.Client.AttributeAsync(await _rig.Client.QueueUrlAsync(_rig.Options.QueuePrefix + "orders"), "VisibilityTimeout");
+        var quick = await _rig.Client.AttributeAsync(await _rig.Client.QueueUrlAsync(_rig.Options.QueuePrefix + "quick"), "VisibilityTimeout");
+        Assert.Equal("90", orders);
+        Assert.Equal("60", quick);
     }
 
     [Fact]
@@ -40,8 +41,8 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
 
         await _rig.DefineGroupAsync("orders", handlerTimeoutSeconds: 600);
 
-        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("orders"));
-        Assert.Equal("1200", (await _rig.Client.GetQueueAttributesAsync(url, ["VisibilityTimeout"]))["VisibilityTimeout"]);
+        var url = await _rig.Client.QueueUrlAsync(_rig.QueueName("orders"));
+        Assert.Equal("1200", await _rig.Client.AttributeAsync(url, "VisibilityTimeout"));
     }
 
     [Fact]
@@ -69,8 +70,7 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
 
         await queue.RemoveGroupAsync("orders", None);
 
-        var lookup = await Assert.ThrowsAsync<SqsException>(() => _rig.Client.GetQueueUrlAsync(_rig.QueueName("orders")));
-        Assert.Equal(SqsErrorKind.QueueDoesNotExist, lookup.Kind);
+        await Assert.ThrowsAsync<QueueDoesNotExistException>(() => _rig.Client.QueueUrlAsync(_rig.QueueName("orders")));
         Assert.Null(await _rig.Payloads.GetAsync("orders", "big", None));
         Assert.Empty((await queue.LeaseAsync("orders", 10, Lease, None)).Messages);
     }
@@ -82,17 +82,17 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
         await _rig.DefineGroupAsync("lost");
         await _rig.DefineGroupAsync("busy");
         await _rig.DefineGroupAsync("idle");
-        await _rig.Client.DeleteQueueAsync(await _rig.Client.GetQueueUrlAsync(_rig.QueueName("lost")));
+        await _rig.Client.DeleteQueueAsync(await _rig.Client.QueueUrlAsync(_rig.QueueName("lost")));
 
         // A message in SQS with no record in the store: a node died between SQS accepting it and recording it.
-        var busyUrl = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("busy"));
-        await _rig.Client.SendMessageAsync(busyUrl, SqsEnvelope.Encode("orphan", _time.GetUtcNow(), null, "x"u8.ToArray(), 0, offloaded: false));
+        var busyUrl = await _rig.Client.QueueUrlAsync(_rig.QueueName("busy"));
+        await _rig.Client.SendAsync(busyUrl, SqsEnvelope.Encode("orphan", _time.GetUtcNow(), null, "x"u8.ToArray(), 0, offloaded: false));
 
         var restarted = _rig.Reopen();
         var groups = await restarted.RecoverAsync([Settings("lost"), Settings("busy"), Settings("idle")], None);
 
         Assert.Equal(["busy"], groups);
-        Assert.False(string.IsNullOrEmpty(await _rig.Client.GetQueueUrlAsync(_rig.QueueName("lost"))));
+        Assert.False(string.IsNullOrEmpty(await _rig.Client.QueueUrlAsync(_rig.QueueName("lost"))));
         Assert.Equal("orphan", Assert.Single((await restarted.LeaseAsync("busy", 10, Lease, None)).Messages).Id);
     }
 
@@ -200,10 +200,8 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
             ServiceUrl = $"http://127.0.0.1:{LoopbackServer.FreePort()}/",
             QueuePrefix = _rig.Options.QueuePrefix,
             MaxAttempts = 2,
-            RetryBaseDelay = TimeSpan.FromMilliseconds(10),
-            RetryMaxDelay = TimeSpan.FromMilliseconds(20),
         };
-        using var unreachable = SqsClient.Create(down, new BasicAWSCredentials("test", "test"));
+        using var unreachable = SqsSetup.CreateClient(down, new BasicAWSCredentials("test", "test"));
         var cutOff = _rig.Reopen(down, unreachable);
         var expires = _time.GetUtcNow() + TimeSpan.FromHours(1);
 
@@ -244,8 +242,8 @@ public sealed class SqsQueueLifecycleTests(SqsEmulator emulator) : IClassFixture
     {
         var queue = _rig.Start(_time);
         await _rig.DefineGroupAsync("orders");
-        var url = await _rig.Client.GetQueueUrlAsync(_rig.QueueName("orders"));
-        var sent = await _rig.Client.SendMessageAsync(url, new SqsOutgoingMessage("hand-made"));
+        var url = await _rig.Client.QueueUrlAsync(_rig.QueueName("orders"));
+        var sent = await _rig.Client.SendMessageAsync(url, "hand-made");
 
         var batch = await queue.LeaseAsync("orders", 10, Lease, None);
 

@@ -2,9 +2,9 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Amazon;
 using Amazon.Runtime;
-using Amazon.Runtime.Signing;
+using Amazon.SQS;
+using Amazon.SQS.Model;
 using ClusterQueue.Node.Queueing.Sqs;
 using ClusterQueue.Tests.Support;
 using Microsoft.AspNetCore.Http;
@@ -12,8 +12,8 @@ using Microsoft.AspNetCore.Http;
 namespace ClusterQueue.Tests.Queueing.Sqs;
 
 /// <summary>
-/// The send batcher against a real SQS-compatible server (fauxqs); every test makes its own queue. Calls pass through
-/// a <see cref="BatchRecorder"/> that records each SendMessageBatch and can hold calls on their way out: a test that
+/// The send batcher against a real SQS-compatible server (fauxqs) through the AWS SDK's client; every test makes its
+/// own queue. Calls pass through a <see cref="BatchRecorder"/> that records each SendMessageBatch and can hold calls on their way out: a test that
 /// holds the first batches knows every later send is waiting when they return, so it asserts the batching rule
 /// itself, whatever the machine's speed, and never a duration.
 /// </summary>
@@ -21,23 +21,24 @@ public sealed class SqsSendBatcherTests : IClassFixture<SqsEmulator>, IDisposabl
 {
     private static readonly string[] AllAttributes = ["All"];
 
-    private readonly BatchRecorder _recorder;
-    private readonly HttpClient _http;
-    private readonly SqsClient _client;
+    private static readonly BasicAWSCredentials Credentials = new("test", "test");
+
+    private readonly BatchRecorder _recorder = new();
+    private readonly AmazonSQSClient _client;
 
     public SqsSendBatcherTests(SqsEmulator emulator)
     {
-        var signing = new SigV4SigningHandler(new BasicAWSCredentials("test", "test"), RegionEndpoint.USEast1, "sqs", new SocketsHttpHandler());
-        _recorder = new BatchRecorder(signing);
-        _http = new HttpClient(_recorder) { Timeout = Timeout.InfiniteTimeSpan };
-        _client = new SqsClient(_http, emulator.Endpoint);
+        _client = SqsSetup.CreateClient(
+            new SqsOptions { ServiceUrl = emulator.Endpoint.ToString() },
+            Credentials,
+            new SqsHttp(transport =>
+            {
+                _recorder.InnerHandler = transport;
+                return _recorder;
+            }));
     }
 
-    public void Dispose()
-    {
-        _client.Dispose();
-        _http.Dispose();
-    }
+    public void Dispose() => _client.Dispose();
 
     [Fact]
     public async Task FiftyConcurrentSends_AreAllAccepted_AndEachIsReceivedOnceWithItsOwnBodyAndAttributes()
@@ -112,8 +113,8 @@ public sealed class SqsSendBatcherTests : IClassFixture<SqsEmulator>, IDisposabl
 
         foreach (var send in sends)
         {
-            var error = await Assert.ThrowsAsync<SqsException>(() => send);
-            Assert.Equal(SqsErrorKind.QueueDoesNotExist, error.Kind);
+            var error = await Assert.ThrowsAnyAsync<AmazonSQSException>(() => send);
+            Assert.Equal(SqsErrorKind.QueueDoesNotExist, SqsErrors.Classify(error));
         }
 
         Assert.Equal([1, 5], _recorder.Batches.Select(b => b.Entries));
@@ -135,8 +136,8 @@ public sealed class SqsSendBatcherTests : IClassFixture<SqsEmulator>, IDisposabl
         var after = batcher.SendAsync(url, new SqsOutgoingMessage("after"), CancellationToken.None);
         _recorder.Release();
 
-        var error = await Assert.ThrowsAsync<SqsException>(() => refused);
-        Assert.Equal(SqsErrorKind.InvalidRequest, error.Kind);
+        var error = await Assert.ThrowsAsync<AmazonSQSException>(() => refused);
+        Assert.Equal(SqsErrorKind.InvalidRequest, SqsErrors.Classify(error));
         Assert.EndsWith("InvalidMessageContents", error.ErrorCode, StringComparison.Ordinal);
         await Task.WhenAll(first, before, after);
         Assert.Equal([1, 3], _recorder.Batches.Select(b => b.Entries));
@@ -227,17 +228,19 @@ public sealed class SqsSendBatcherTests : IClassFixture<SqsEmulator>, IDisposabl
     {
         var releaseFirst = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var calls = 0;
+
+        // The SDK checks the MD5 of every body SQS says it accepted, so the script answers with the real ones.
         var (app, address) = await LoopbackServer.StartAsync(async context =>
         {
             string reply;
             if (Interlocked.Increment(ref calls) == 1)
             {
                 await releaseFirst.Task;
-                reply = """{"Successful":[{"Id":"0","MessageId":"m-first","MD5OfMessageBody":"x"}],"Failed":[]}""";
+                reply = """{"Successful":[{"Id":"0","MessageId":"m-first","MD5OfMessageBody":"8b04d5e3775d298e78455efc5ca404d5"}],"Failed":[]}""";
             }
             else
             {
-                reply = """{"Successful":[{"Id":"0","MessageId":"m-accepted","MD5OfMessageBody":"x"}],"Failed":[{"Id":"1","SenderFault":false,"Code":"InternalError","Message":"try again"}]}""";
+                reply = """{"Successful":[{"Id":"0","MessageId":"m-accepted","MD5OfMessageBody":"3e4d891a5df3d6d0d7dd9432a1bc6470"}],"Failed":[{"Id":"1","SenderFault":false,"Code":"InternalError","Message":"try again"}]}""";
             }
 
             context.Response.StatusCode = 200;
@@ -259,7 +262,7 @@ public sealed class SqsSendBatcherTests : IClassFixture<SqsEmulator>, IDisposabl
 
     private static async Task SendThroughScriptedServerAsync(Uri address, TaskCompletionSource releaseFirst)
     {
-        using var client = SqsClient.Create(new SqsOptions { ServiceUrl = address.ToString() }, new BasicAWSCredentials("test", "test"));
+        using var client = SqsSetup.CreateClient(new SqsOptions { ServiceUrl = address.ToString() }, Credentials);
         var batcher = new SqsSendBatcher(client, maxBatchesInFlightPerQueue: 1);
         const string queueUrl = "http://sqs.us-east-1.localhost:1/000000000000/q";
 
@@ -271,64 +274,66 @@ public sealed class SqsSendBatcherTests : IClassFixture<SqsEmulator>, IDisposabl
 
         Assert.Equal("m-first", await first);
         Assert.Equal("m-accepted", await accepted);
-        var fault = await Assert.ThrowsAsync<SqsException>(() => failed);
-        Assert.Equal(SqsErrorKind.Unavailable, fault.Kind);
+        var fault = await Assert.ThrowsAsync<AmazonSQSException>(() => failed);
+        Assert.Equal(SqsErrorKind.Unavailable, SqsErrors.Classify(fault));
         Assert.Equal("InternalError", fault.ErrorCode);
-        Assert.Equal("try again", fault.ErrorMessage);
+        Assert.Equal("try again", fault.Message);
+        Assert.Equal(ErrorType.Receiver, fault.ErrorType);
         Assert.Equal(HttpStatusCode.OK, fault.StatusCode);
-        var missing = await Assert.ThrowsAsync<SqsException>(() => unanswered);
+        var missing = await Assert.ThrowsAsync<AmazonSQSException>(() => unanswered);
         Assert.Equal("MissingBatchEntry", missing.ErrorCode);
         Assert.Equal(0, batcher.QueuesTracked);
     }
 
     private static SqsOutgoingMessage Numbered(int i) => new(
         $"body-{i}",
-        Attributes: new Dictionary<string, SqsMessageAttribute>
+        Attributes: new Dictionary<string, MessageAttributeValue>
         {
-            ["index"] = SqsMessageAttribute.Number(i.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-            ["tag"] = SqsMessageAttribute.String($"tag-{i}"),
+            ["index"] = SqsOutgoingMessage.Number(i),
+            ["tag"] = SqsOutgoingMessage.Text($"tag-{i}"),
         });
 
     /// <summary>100 bytes as SQS counts them: a 60-byte body of 31 characters and a 40-byte attribute.</summary>
     private static SqsOutgoingMessage HundredBytes(int i) => new(
         $"{i:D2}" + new string('é', 29),
-        Attributes: new Dictionary<string, SqsMessageAttribute> { ["k"] = SqsMessageAttribute.String(new string('v', 33)) });
+        Attributes: new Dictionary<string, MessageAttributeValue> { ["k"] = SqsOutgoingMessage.Text(new string('v', 33)) });
 
-    private static string Describe(IReadOnlyDictionary<string, SqsMessageAttribute> attributes) =>
+    private static string Describe(IReadOnlyDictionary<string, MessageAttributeValue> attributes) =>
         string.Join(";", attributes.OrderBy(a => a.Key, StringComparer.Ordinal).Select(a => $"{a.Key}={a.Value.DataType}:{a.Value.StringValue}"));
 
-    private async Task<string> NewQueueAsync(string purpose) => await _client.CreateQueueAsync(SqsEmulator.UniqueQueueName(purpose));
+    private async Task<string> NewQueueAsync(string purpose) => (await _client.CreateQueueAsync(SqsEmulator.UniqueQueueName(purpose))).QueueUrl;
 
     /// <summary>Receives until <paramref name="expected"/> messages came back, then checks nothing more is there.</summary>
-    private async Task<List<SqsMessage>> ReceiveAllAsync(string url, int expected)
+    private async Task<List<Message>> ReceiveAllAsync(string url, int expected)
     {
-        var received = new List<SqsMessage>();
+        var received = new List<Message>();
         for (var emptyRounds = 0; received.Count < expected && emptyRounds < 3;)
         {
             // Hidden for longer than the test runs, so a message received twice would be a message sent twice.
-            var batch = await _client.ReceiveMessagesAsync(url, new SqsReceiveRequest
+            var batch = (await _client.ReceiveMessageAsync(new ReceiveMessageRequest
             {
+                QueueUrl = url,
                 MaxNumberOfMessages = 10,
-                WaitTime = TimeSpan.FromSeconds(1),
-                VisibilityTimeout = TimeSpan.FromMinutes(5),
-                MessageAttributeNames = AllAttributes,
-            });
+                WaitTimeSeconds = 1,
+                VisibilityTimeout = 300,
+                MessageAttributeNames = [.. AllAttributes],
+            })).Messages ?? [];
             emptyRounds = batch.Count == 0 ? emptyRounds + 1 : 0;
             received.AddRange(batch);
         }
 
         Assert.Equal(expected, received.Count);
-        Assert.Empty(await _client.ReceiveMessagesAsync(url, new SqsReceiveRequest { MaxNumberOfMessages = 10, WaitTime = TimeSpan.Zero }));
+        Assert.Empty((await _client.ReceiveMessageAsync(new ReceiveMessageRequest { QueueUrl = url, MaxNumberOfMessages = 10, WaitTimeSeconds = 0 })).Messages ?? []);
         return received;
     }
 
     private sealed record RecordedBatch(int Entries, long PayloadBytes);
 
     /// <summary>
-    /// Sits in front of the signing handler: records each SendMessageBatch call (its entry count, and its payload as
+    /// Sits between the SDK and the wire: records each SendMessageBatch call (its entry count, and its payload as
     /// SQS counts it, worked out here independently of the batcher) and, while held, keeps calls from leaving.
     /// </summary>
-    private sealed class BatchRecorder(HttpMessageHandler inner) : DelegatingHandler(inner)
+    private sealed class BatchRecorder : DelegatingHandler
     {
         private readonly ConcurrentQueue<RecordedBatch> _batches = new();
         private volatile TaskCompletionSource _gate = Open();
