@@ -7,6 +7,9 @@
 #   wait_ready URL [ARGS]   polls with curl (ARGS such as -X POST pass through) until 2xx, at most ready_tries × 50 ms
 #   start_bare URL          the no-op endpoint (bench/BareIngest, 202 at POST /hooks/{id}): a downstream or a baseline
 #   start_node URL LOG [NAME=VALUE...]   a node logging warnings only, with those settings; sets node_pid
+#   start_node_dll DLL URL LOG [NAME=VALUE...]   the same, from another build of the node (build_baseline's)
+#   build_baseline REF      a Release build of the node as it was at git REF, from a clean export; sets baseline_dll
+#   start_fauxqs PORT       the SQS emulator (tools/node_modules/fauxqs) on 127.0.0.1:PORT, stopped on exit
 # A throwaway PostgreSQL started with tools/postgres.sh's pg_start is stopped on exit too.
 source tools/postgres.sh
 
@@ -50,9 +53,30 @@ start_bare() {
 }
 
 start_node() {
-  local url="$1" log="$2"
-  shift 2
-  (cd "$work" && exec env Logging__LogLevel__Default=Warning "$@" dotnet "$node_dll" --urls "$url") >"$log" 2>&1 &
+  start_node_dll "$node_dll" "$@"
+}
+
+start_node_dll() {
+  local dll="$1" url="$2" log="$3"
+  shift 3
+  (cd "$work" && exec env Logging__LogLevel__Default=Warning "$@" dotnet "$dll" --urls "$url") >"$log" 2>&1 &
   node_pid=$!
   pids+=("$node_pid")
+}
+
+# A clean export, not a worktree: nothing of the repository's state changes, and the build cannot see this tree's files.
+build_baseline() {
+  local ref="$1"
+  mkdir -p "$work/baseline"
+  git archive "$ref" | tar -x -C "$work/baseline"
+  dotnet build -c Release -v q --nologo "$work/baseline/Node" >/dev/null
+  baseline_dll="$work/baseline/Node/bin/Release/net10.0/ClusterQueue.Node.dll"
+}
+
+# Through fauxqs' API, not its CLI: the CLI listens on every interface.
+start_fauxqs() {
+  npm ci --prefix tools --silent --no-audit --no-fund
+  (cd tools && exec node --input-type=module -e "import {buildApp} from 'fauxqs'; await buildApp({logger:false}).listen({port:$1, host:'127.0.0.1'})") >"$work/fauxqs.log" 2>&1 &
+  pids+=($!)
+  wait_ready "http://127.0.0.1:$1/"
 }

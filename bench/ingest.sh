@@ -3,6 +3,9 @@
 # (a throwaway server on loopback with its durable defaults: fsync and synchronous_commit on), and on a node whose
 # queue is SQS (the fauxqs emulator on loopback), against a bare Kestrel endpoint that reads the body and answers 202
 # without storing anything. Same load, same machine, same run; the ratios are the figures.
+# BASELINE=<git ref> also runs an SQS node built from that commit against the same emulator (its own queues), in
+# ROUNDS rounds (default 2) alternating with this build's, so a change to the SQS path is measured before and after in
+# one run.
 # Usage: bench/ingest.sh [seconds=10] [connections=32]   (SQS=0 skips the SQS node, PG=0 the PostgreSQL node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,15 +25,20 @@ wait_ready http://127.0.0.1:18080/readyz
 define_group http://127.0.0.1:18080
 
 with_sqs="${SQS:-1}"
+baseline="${BASELINE:-}"
 if [[ "$with_sqs" == "1" ]]; then
-  npm ci --prefix tools --silent --no-audit --no-fund
-  (cd tools && exec node --input-type=module -e "import {buildApp} from 'fauxqs'; await buildApp({logger:false}).listen({port:18090, host:'127.0.0.1'})") >"$work/fauxqs.log" 2>&1 &
-  pids+=($!)
-  wait_ready http://127.0.0.1:18090/
-  start_node http://127.0.0.1:18082 "$work/node-sqs.log" ClusterQueue__Sqlite__Path="$work/bench-sqs.db" ClusterQueue__Queue=sqs \
-    ClusterQueue__Sqs__ServiceUrl=http://127.0.0.1:18090 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
+  start_fauxqs 18090
+  sqs_settings=(ClusterQueue__Queue=sqs ClusterQueue__Sqs__ServiceUrl=http://127.0.0.1:18090 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench)
+  start_node http://127.0.0.1:18082 "$work/node-sqs.log" ClusterQueue__Sqlite__Path="$work/bench-sqs.db" "${sqs_settings[@]}"
   wait_ready http://127.0.0.1:18082/readyz
   define_group http://127.0.0.1:18082
+  if [[ -n "$baseline" ]]; then
+    build_baseline "$baseline"
+    start_node_dll "$baseline_dll" http://127.0.0.1:18084 "$work/node-sqs-baseline.log" ClusterQueue__Sqlite__Path="$work/bench-sqs-baseline.db" \
+      "${sqs_settings[@]}" ClusterQueue__Sqs__QueuePrefix=base-
+    wait_ready http://127.0.0.1:18084/readyz
+    define_group http://127.0.0.1:18084
+  fi
 fi
 with_pg="${PG:-1}"
 if [[ "$with_pg" == "1" ]]; then
@@ -55,8 +63,25 @@ node="$(run http://127.0.0.1:18080/hooks/bench node)"
 non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/node.txt")"
 if [[ "$with_sqs" == "1" ]]; then
   wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18082/hooks/bench >/dev/null
-  sqs="$(run http://127.0.0.1:18082/hooks/bench sqs)"
-  sqs_non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/sqs.txt")"
+  if [[ -n "$baseline" ]]; then
+    wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18084/hooks/bench >/dev/null
+    # Rounds in alternating order, so the shared machine's drift falls on both builds alike.
+    sqs_rounds=()
+    base_rounds=()
+    for round in $(seq 1 "${ROUNDS:-2}"); do
+      if (( round % 2 == 1 )); then
+        sqs_rounds+=("$(run http://127.0.0.1:18082/hooks/bench "sqs-$round")")
+        base_rounds+=("$(run http://127.0.0.1:18084/hooks/bench "sqs-base-$round")")
+      else
+        base_rounds+=("$(run http://127.0.0.1:18084/hooks/bench "sqs-base-$round")")
+        sqs_rounds+=("$(run http://127.0.0.1:18082/hooks/bench "sqs-$round")")
+      fi
+    done
+    sqs_non2xx="$(cat "$work"/sqs-*.txt | awk '/Non-2xx/ {s += $NF} END { if (s) print s }')"
+  else
+    sqs="$(run http://127.0.0.1:18082/hooks/bench sqs)"
+    sqs_non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/sqs.txt")"
+  fi
 fi
 if [[ "$with_pg" == "1" ]]; then
   wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18083/hooks/bench >/dev/null
@@ -71,7 +96,16 @@ echo
 echo "bare endpoint:        ${bare} req/s"
 echo "durable ingest (SQLite, synchronous=FULL): ${node} req/s${non2xx:+ (non-2xx: $non2xx)}"
 awk -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint\n", n / b }'
-if [[ "$with_sqs" == "1" ]]; then
+if [[ "$with_sqs" == "1" && -n "$baseline" ]]; then
+  echo "durable ingest (SQS queue on the fauxqs emulator), round by round${sqs_non2xx:+ (non-2xx: $sqs_non2xx)}:"
+  echo "  this build:           ${sqs_rounds[*]} req/s"
+  echo "  baseline ($baseline): ${base_rounds[*]} req/s"
+  awk -v s="${sqs_rounds[*]}" -v o="${base_rounds[*]}" -v n="$node" -v b="$bare" 'BEGIN {
+    k = split(s, ss, " "); split(o, oo, " "); m = 0; mo = 0; per = "";
+    for (r = 1; r <= k; r++) { m += ss[r] / k; mo += oo[r] / k; per = per sprintf("%s%.2f", r > 1 ? ", " : "", ss[r] / oo[r]) }
+    printf "ratio (means): this build %.2f of the bare endpoint (%.2f of the embedded queue), baseline %.2f (%.2f)\n", m / b, m / n, mo / b, mo / n;
+    printf "this build / baseline: %.2f (by round: %s)\n", m / mo, per }'
+elif [[ "$with_sqs" == "1" ]]; then
   echo "durable ingest (SQS queue on the fauxqs emulator): ${sqs} req/s${sqs_non2xx:+ (non-2xx: $sqs_non2xx)}"
   awk -v s="$sqs" -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint, %.2f of the embedded queue\n", s / b, s / n }'
 fi
