@@ -511,7 +511,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         Records.PurgeExpiredAsync(deliveredBefore, _time.GetUtcNow() - AcceptTimeout, cancellationToken);
 
     /// <summary>
-    /// How long a reservation may wait for SQS before it is taken to be dead: longer than the SQS client's every
+    /// How long a reservation may wait for SQS before it is taken to be dead: longer than the SDK's every
     /// attempt and backoff, so a live request is never overtaken by a retry of the same delivery.
     /// </summary>
     private TimeSpan AcceptTimeout => (_options.RequestTimeout + _options.ReceiveWait + SdkMaxBackoff) * _options.MaxAttempts + TimeSpan.FromSeconds(30);
