@@ -30,12 +30,14 @@ if [[ "$with_sqs" == "1" ]]; then
   start_fauxqs 18090
   sqs_settings=(ClusterQueue__Queue=sqs ClusterQueue__Sqs__ServiceUrl=http://127.0.0.1:18090 AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench)
   start_node http://127.0.0.1:18082 "$work/node-sqs.log" ClusterQueue__Sqlite__Path="$work/bench-sqs.db" "${sqs_settings[@]}"
+  sqs_pid="$node_pid"
   wait_ready http://127.0.0.1:18082/readyz
   define_group http://127.0.0.1:18082
   if [[ -n "$baseline" ]]; then
     build_baseline "$baseline"
     start_node_dll "$baseline_dll" http://127.0.0.1:18084 "$work/node-sqs-baseline.log" ClusterQueue__Sqlite__Path="$work/bench-sqs-baseline.db" \
       "${sqs_settings[@]}" ClusterQueue__Sqs__QueuePrefix=base-
+    base_pid="$node_pid"
     wait_ready http://127.0.0.1:18084/readyz
     define_group http://127.0.0.1:18084
   fi
@@ -53,6 +55,9 @@ if [[ "$with_pg" == "1" ]]; then
 fi
 wait_ready http://127.0.0.1:18081/hooks/warm -X POST
 
+# A process's user and system CPU time so far, in clock ticks; and CPU milliseconds per request of one wrk run.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_per_request() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" '/requests in/ { printf "%.3f", t * 1000 / hz / $1 }' "$work/$2.txt"; }
 run() { wrk -t2 -c"$connections" -d"${seconds}s" --latency -s bench/post.lua "$1" | tee "$work/$2.txt" >&2; awk '/Requests\/sec/ {print $2}' "$work/$2.txt"; }
 # Warm both up so JIT and connection set-up are not part of the measurement.
 wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18081/hooks/bench >/dev/null
@@ -64,17 +69,39 @@ non2xx="$(awk '/Non-2xx/ {print $NF}' "$work/node.txt")"
 if [[ "$with_sqs" == "1" ]]; then
   wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18082/hooks/bench >/dev/null
   if [[ -n "$baseline" ]]; then
-    wrk -t2 -c"$connections" -d2s -s bench/post.lua http://127.0.0.1:18084/hooks/bench >/dev/null
-    # Rounds in alternating order, so the shared machine's drift falls on both builds alike.
+    # A full-length warm-up each: in 2 s the runtime had not finished compiling the SQS path, and the first round of
+    # either build ran at a third of the later ones.
+    wrk -t2 -c"$connections" -d"${seconds}s" -s bench/post.lua http://127.0.0.1:18082/hooks/bench >/dev/null
+    wrk -t2 -c"$connections" -d"${seconds}s" -s bench/post.lua http://127.0.0.1:18084/hooks/bench >/dev/null
+    # Rounds in alternating order, so the shared machine's drift falls on both builds alike. Each node's own CPU
+    # time per request is noted too: on a shared machine it moves much less than throughput does.
     sqs_rounds=()
     base_rounds=()
+    sqs_cpu=()
+    base_cpu=()
+    measure_sqs() {
+      local before after rate
+      before="$(cpu_ticks "$sqs_pid")"
+      rate="$(run http://127.0.0.1:18082/hooks/bench "sqs-$1")"
+      after="$(cpu_ticks "$sqs_pid")"
+      sqs_rounds+=("$rate")
+      sqs_cpu+=("$(cpu_per_request $((after - before)) "sqs-$1")")
+    }
+    measure_base() {
+      local before after rate
+      before="$(cpu_ticks "$base_pid")"
+      rate="$(run http://127.0.0.1:18084/hooks/bench "sqs-base-$1")"
+      after="$(cpu_ticks "$base_pid")"
+      base_rounds+=("$rate")
+      base_cpu+=("$(cpu_per_request $((after - before)) "sqs-base-$1")")
+    }
     for round in $(seq 1 "${ROUNDS:-2}"); do
       if (( round % 2 == 1 )); then
-        sqs_rounds+=("$(run http://127.0.0.1:18082/hooks/bench "sqs-$round")")
-        base_rounds+=("$(run http://127.0.0.1:18084/hooks/bench "sqs-base-$round")")
+        measure_sqs "$round"
+        measure_base "$round"
       else
-        base_rounds+=("$(run http://127.0.0.1:18084/hooks/bench "sqs-base-$round")")
-        sqs_rounds+=("$(run http://127.0.0.1:18082/hooks/bench "sqs-$round")")
+        measure_base "$round"
+        measure_sqs "$round"
       fi
     done
     sqs_non2xx="$(cat "$work"/sqs-*.txt | awk '/Non-2xx/ {s += $NF} END { if (s) print s }')"
@@ -105,6 +132,11 @@ if [[ "$with_sqs" == "1" && -n "$baseline" ]]; then
     for (r = 1; r <= k; r++) { m += ss[r] / k; mo += oo[r] / k; per = per sprintf("%s%.2f", r > 1 ? ", " : "", ss[r] / oo[r]) }
     printf "ratio (means): this build %.2f of the bare endpoint (%.2f of the embedded queue), baseline %.2f (%.2f)\n", m / b, m / n, mo / b, mo / n;
     printf "this build / baseline: %.2f (by round: %s)\n", m / mo, per }'
+  echo "  node CPU per request, this build: ${sqs_cpu[*]} ms; baseline: ${base_cpu[*]} ms"
+  awk -v s="${sqs_cpu[*]}" -v o="${base_cpu[*]}" 'BEGIN {
+    k = split(s, ss, " "); split(o, oo, " "); m = 0; mo = 0;
+    for (r = 1; r <= k; r++) { m += ss[r] / k; mo += oo[r] / k }
+    printf "  node CPU per request, this build / baseline: %.2f\n", m / mo }'
 elif [[ "$with_sqs" == "1" ]]; then
   echo "durable ingest (SQS queue on the fauxqs emulator): ${sqs} req/s${sqs_non2xx:+ (non-2xx: $sqs_non2xx)}"
   awk -v s="$sqs" -v n="$node" -v b="$bare" 'BEGIN { printf "ratio: %.2f of the bare endpoint, %.2f of the embedded queue\n", s / b, s / n }'
