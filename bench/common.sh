@@ -1,5 +1,5 @@
 # Sourced by the benchmark scripts, from the repository root: how each of them starts and stops its processes.
-#   work                    a temporary directory, deleted on exit
+#   work                    a temporary directory, deleted on exit (kept, and named, when BENCH_KEEP is set)
 #   pids                    processes killed on exit (start_bare and start_node add theirs)
 #   on_exit+=(function)     a step run on exit, after the processes stopped and before the directory goes
 #   need COMMAND...         installs Debian's package of that name when the command is missing
@@ -21,7 +21,7 @@ bench_cleanup() {
   wait 2>/dev/null || true
   for step in "${on_exit[@]}"; do "$step" || true; done
   pg_stop
-  rm -rf "$work"
+  [[ -n "${BENCH_KEEP:-}" ]] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap bench_cleanup EXIT
 

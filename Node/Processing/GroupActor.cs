@@ -314,7 +314,9 @@ internal sealed class GroupActor : ISlotWaiter
             _mayHaveVisible = true;
         }
 
-        var wanted = Math.Min(Math.Min(_settings.MaxConcurrency - _inFlight, _bucket.WholeTokensAt(now + _leaseLead)), _options.MaxLeaseBatch);
+        var wanted = Math.Min(
+            Math.Min(_settings.MaxConcurrency - _inFlight, _bucket.WholeTokensAt(now + _leaseLead)),
+            Math.Min(_options.MaxLeaseBatch, _queue.LeaseLimit));
         if (wanted <= 0)
         {
             return null;

@@ -32,6 +32,12 @@ public interface IMessageQueue
     /// <summary>Completes only when the message is durable.</summary>
     Task<EnqueueResult> EnqueueAsync(NewMessage message, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The most messages one <see cref="LeaseAsync"/> call can return, whatever it is asked for. An actor takes call
+    /// slots before it leases, so asking for more than this would hold slots no lease can fill.
+    /// </summary>
+    int LeaseLimit { get; }
+
     /// <summary>Leases up to <paramref name="max"/> visible messages of one group, oldest visibility first.</summary>
     Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken);
 

@@ -41,6 +41,8 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
     public Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken) =>
         Records.PurgeQueuedAsync(groupId, leasedToo: false, payloads: null, cancellationToken);
 
+    public int LeaseLimit => int.MaxValue;
+
     public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         var fence = _ownership.FenceFor(groupId);

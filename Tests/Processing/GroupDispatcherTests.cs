@@ -158,6 +158,45 @@ public sealed class GroupDispatcherTests
         await dispatcher.StopAsync(CancellationToken.None);
     }
 
+    [Fact]
+    public async Task Actor_TakesNoMoreCallSlotsThanOneLeaseCanFill()
+    {
+        // SQS hands out at most 10 messages a receive. An actor that took slots for its group's whole concurrency
+        // held them through the receive's long poll: a thousand groups of concurrency 64 kept a node's 1,000 slots
+        // taken while a few dozen receives waited, and the drain of a backlog crawled.
+        using var directory = new TempDirectory();
+        var time = TimeProvider.System;
+        await using var database = new SqliteDatabase(
+            Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = directory.File("clusterqueue.db") } }),
+            NullLogger<SqliteDatabase>.Instance);
+        var queue = new LeaseFaultQueue(new SqlMessageQueue(database, time), leaseLimit: 3);
+        var registry = new GroupRegistry(new GroupStore(database, time), queue, time);
+        var handler = new RecordingHandler();
+        using var dispatcher = new GroupDispatcher(
+            registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(database.Health),
+            ShardOwnership.Standalone(), new OutcomeWaiters(), NullLogger<GroupDispatcher>.Instance);
+        var written = await registry.PutAsync("fragile", new GroupDefinition
+        {
+            RatePerSecond = 1000,
+            Burst = 1000,
+            MaxConcurrency = 64,
+            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
+        }, CancellationToken.None);
+        Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
+
+        var ids = Enumerable.Range(0, 20).Select(i => $"m{i:00}").ToArray();
+        foreach (var id in ids)
+        {
+            await EnqueueAsync(queue, id);
+        }
+
+        dispatcher.Notify("fragile");
+        await Eventually.TrueAsync(() => handler.Calls.Count == ids.Length, "every message to be delivered");
+        Assert.Equal(ids, handler.Calls.Order());
+        Assert.Equal(3, queue.LargestLeaseAsked);
+        await dispatcher.StopAsync(CancellationToken.None);
+    }
+
     private static async Task EnqueueAsync(IMessageQueue queue, string id)
     {
         var result = await queue.EnqueueAsync(new NewMessage(id, "fragile", "application/json", "{}"u8.ToArray(), null, default), CancellationToken.None);
@@ -178,17 +217,33 @@ public sealed class GroupDispatcherTests
         }
     }
 
-    /// <summary>The store queue, except that a lease can be made to fail once with an out-of-memory error.</summary>
-    private sealed class LeaseFaultQueue(IMessageQueue inner) : IMessageQueue
+    /// <summary>
+    /// The store queue, except that a lease can be made to fail once with an out-of-memory error, its lease limit can be
+    /// lowered (as SQS's is), and it remembers the most a lease asked for.
+    /// </summary>
+    private sealed class LeaseFaultQueue(IMessageQueue inner, int? leaseLimit = null) : IMessageQueue
     {
         private int _failNext;
+        private int _largestAsked;
 
         public void FailNextLease() => Volatile.Write(ref _failNext, 1);
 
-        public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken) =>
-            Interlocked.Exchange(ref _failNext, 0) == 1
+        public int LargestLeaseAsked => Volatile.Read(ref _largestAsked);
+
+        public int LeaseLimit => leaseLimit ?? inner.LeaseLimit;
+
+        public Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
+        {
+            var largest = Volatile.Read(ref _largestAsked);
+            while (max > largest && Interlocked.CompareExchange(ref _largestAsked, max, largest) != largest)
+            {
+                largest = Volatile.Read(ref _largestAsked);
+            }
+
+            return Interlocked.Exchange(ref _failNext, 0) == 1
                 ? throw new OutOfMemoryException("a lease that could not be read into memory")
-                : inner.LeaseAsync(groupId, max, leaseDuration, cancellationToken);
+                : inner.LeaseAsync(groupId, Math.Min(max, LeaseLimit), leaseDuration, cancellationToken);
+        }
 
         public Task PrepareGroupAsync(string groupId, TimeSpan handlerTimeout, CancellationToken cancellationToken) => inner.PrepareGroupAsync(groupId, handlerTimeout, cancellationToken);
 

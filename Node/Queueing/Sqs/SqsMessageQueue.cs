@@ -29,6 +29,9 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>SQS's longest visibility timeout.</summary>
     private static readonly TimeSpan MaxVisibility = TimeSpan.FromHours(12);
 
+    /// <summary>ReceiveMessage hands out at most this many messages a call.</summary>
+    private const int MaxReceive = 10;
+
     private const string ReceiveCountAttribute = "ApproximateReceiveCount";
     private static readonly List<string> BacklogAttributes =
         ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"];
@@ -273,6 +276,8 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     public Task<int> PurgeDeadLettersAsync(string? groupId, DeadLetterSelection selection, CancellationToken cancellationToken) =>
         Records.PurgeDeadAsync(groupId, selection, _payloads, cancellationToken);
 
+    public int LeaseLimit => MaxReceive;
+
     public async Task<LeaseBatch> LeaseAsync(string groupId, int max, TimeSpan leaseDuration, CancellationToken cancellationToken)
     {
         if (Known(groupId) is not { } queue)
@@ -286,7 +291,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             var response = await _client.ReceiveMessageAsync(new ReceiveMessageRequest
             {
                 QueueUrl = queue.Url,
-                MaxNumberOfMessages = Math.Clamp(max, 1, 10),
+                MaxNumberOfMessages = Math.Clamp(max, 1, MaxReceive),
                 WaitTimeSeconds = WholeSeconds(_options.ReceiveWait),
                 VisibilityTimeout = WholeSeconds(leaseDuration),
                 MessageSystemAttributeNames = [ReceiveCountAttribute],
