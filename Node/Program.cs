@@ -29,7 +29,7 @@ builder.Services
     .AddCluster(builder.Configuration)
     .AddIngress(builder.Configuration)
     .AddAdmin(builder.Configuration)
-    .AddObservability();
+    .AddObservability(builder.Configuration);
 builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = builder.Configuration.GetValue(
     $"{ProcessingOptions.Section}:{nameof(ProcessingOptions.DrainTimeout)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(10));
 

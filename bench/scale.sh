@@ -88,7 +88,7 @@ node bench/scale.mjs load "$base" "$node_pid" "$active" "$rate" 3 >"$work/warm.j
 node bench/scale.mjs load "$base" "$node_pid" "$active" "$rate" "$seconds" >"$work/load.json"
 jq -c 'del(.samples)' "$work/warm.json" "$work/load.json" >&2
 acked="$(( $(jq .acknowledged "$work/warm.json") + $(jq .acknowledged "$work/load.json") ))"
-node bench/scale.mjs drain "$base" "$acked" 120 >"$work/drain.json"
+node bench/scale.mjs drain "$base" "$acked" 120 "$active" >"$work/drain.json"
 node bench/scale.mjs retire "$base" 60 >"$work/retire.json"
 
 at_rest after

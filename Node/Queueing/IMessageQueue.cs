@@ -79,8 +79,8 @@ public interface IMessageQueue
     /// </summary>
     Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken);
 
-    /// <summary>Pending messages per group, for metrics.</summary>
-    Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken);
+    /// <summary>Pending messages per group and the oldest ready one, for metrics; groups with none pending are absent.</summary>
+    Task<IReadOnlyDictionary<string, QueueDepth>> GetDepthsAsync(CancellationToken cancellationToken);
 
     /// <summary>Groups that have pending messages: whom to wake at start and after a missed wake-up.</summary>
     Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken);

@@ -731,19 +731,26 @@ public sealed class MessageRecords
             reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6)));
     }
 
-    public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Each group's pending messages and its oldest ready one. A message is ready once its visible_at has passed (a lease
+    /// moves visible_at ahead, so messages in flight are not), and the smallest visible_at of a group is that of its
+    /// longest-waiting ready message whenever it lies in the past: one pass over the pending index gives both.
+    /// </summary>
+    public Task<IReadOnlyDictionary<string, QueueDepth>> GetDepthsAsync(CancellationToken cancellationToken)
     {
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = "SELECT group_id, count(*) FROM messages WHERE state = 0 GROUP BY group_id;";
-        var depths = new Dictionary<string, long>(StringComparer.Ordinal);
+        command.CommandText = "SELECT group_id, count(*), min(visible_at) FROM messages WHERE state = 0 GROUP BY group_id;";
+        var depths = new Dictionary<string, QueueDepth>(StringComparer.Ordinal);
         using var reader = command.ExecuteReader();
         while (reader.Read())
         {
-            depths[reader.GetString(0)] = reader.GetInt64(1);
+            var oldest = reader.GetInt64(2);
+            depths[reader.GetString(0)] = new QueueDepth(reader.GetInt64(1), oldest <= now ? DateTimeOffset.FromUnixTimeMilliseconds(oldest) : null);
         }
 
-        return Task.FromResult<IReadOnlyDictionary<string, long>>(depths);
+        return Task.FromResult<IReadOnlyDictionary<string, QueueDepth>>(depths);
     }
 
     public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken)

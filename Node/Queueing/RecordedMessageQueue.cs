@@ -16,7 +16,7 @@ public abstract class RecordedMessageQueue(MessageRecords records)
     public Task<QueueCounts?> GetCountsAsync(string groupId, CancellationToken cancellationToken) =>
         Records.GetCountsAsync(groupId, cancellationToken);
 
-    public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken) =>
+    public Task<IReadOnlyDictionary<string, QueueDepth>> GetDepthsAsync(CancellationToken cancellationToken) =>
         Records.GetDepthsAsync(cancellationToken);
 
     public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken) =>

@@ -43,7 +43,7 @@ public sealed class ConcurrencyTests
 
         Assert.InRange(downstream.MaxInFlightOverall, 2, 5);
         // A call's slot comes back just after its outcome is recorded: every slot is free again once the last ones finish.
-        await Eventually.ReadAsync(() => node.Client.GetStringAsync("/metrics"), m => m.Contains("clusterqueue_handler_calls_in_flight 0", StringComparison.Ordinal), "every call slot free again");
+        await Eventually.ReadAsync(() => node.Client.GetStringAsync("/metrics"), m => Exposition.Value(m, "clusterqueue_handler_calls_in_flight") == 0, "every call slot free again");
     }
 
     [Fact]

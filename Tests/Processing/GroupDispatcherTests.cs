@@ -281,7 +281,7 @@ public sealed class GroupDispatcherTests
 
         public Task<int> PurgeQueueAsync(string groupId, CancellationToken cancellationToken) => inner.PurgeQueueAsync(groupId, cancellationToken);
 
-        public Task<IReadOnlyDictionary<string, long>> GetDepthsAsync(CancellationToken cancellationToken) => inner.GetDepthsAsync(cancellationToken);
+        public Task<IReadOnlyDictionary<string, QueueDepth>> GetDepthsAsync(CancellationToken cancellationToken) => inner.GetDepthsAsync(cancellationToken);
 
         public Task<IReadOnlyList<string>> GroupsWithPendingAsync(CancellationToken cancellationToken) => inner.GroupsWithPendingAsync(cancellationToken);
 
