@@ -62,6 +62,7 @@ public static class IngressEndpoints
         ILoggerFactory loggers,
         CancellationToken cancellationToken)
     {
+        using var span = MessageTracing.StartIngest(id);
         if (await registry.FindAsync(id, cancellationToken) is not { } group)
         {
             metrics.Rejected("unknown_group");
@@ -152,11 +153,15 @@ public static class IngressEndpoints
             deliveryId,
             now + options.Value.DeduplicationWindow,
             schedule.NotBefore,
-            WantsResult: wait is not null);
+            WantsResult: wait is not null)
+        {
+            TraceParent = MessageTracing.ContextToKeep(span, request),
+        };
 
         // Once queued, the write may commit whatever the caller does; the wake-up below must follow it regardless.
         var result = await queue.EnqueueAsync(message, CancellationToken.None);
         read.Dispose();
+        MessageTracing.Ingested(span, result);
         switch (result.Outcome)
         {
             case EnqueueOutcome.GroupNotFound:
@@ -176,7 +181,7 @@ public static class IngressEndpoints
                 break;
             default:
                 metrics.Ingested(id);
-                dispatcher.Notify(id);
+                MessageTracing.Detached(static wake => wake.dispatcher.Notify(wake.id), (dispatcher, id));
                 break;
         }
 

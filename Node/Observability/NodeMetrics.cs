@@ -56,7 +56,7 @@ public sealed class NodeMetrics
         }
     }
 
-    /// <summary>One handler call ended: how long it took and how (<see cref="DeliveryTelemetry"/> outcomes).</summary>
+    /// <summary>One handler call ended: how long it took and how (<see cref="MessageTracing.OutcomeName"/>, or cancelled).</summary>
     public void HandlerCall(TimeSpan duration, string outcome) =>
         _handlerDuration?.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("outcome", outcome));
 

@@ -4,20 +4,24 @@ using Npgsql;
 using OpenTelemetry;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 
 namespace ClusterQueue.Node.Observability;
 
 /// <summary>
 /// OpenTelemetry for the node: its own meter, the runtime's, ASP.NET Core's, HttpClient's and Npgsql's, exported at
-/// /metrics for Prometheus and by OTLP when the standard OTEL_EXPORTER_OTLP_* settings name an endpoint.
+/// /metrics for Prometheus and by OTLP when the standard OTEL_EXPORTER_OTLP_* settings name an endpoint; and, when
+/// traces are on, its spans (<see cref="MessageTracing"/>) with ASP.NET Core's, HttpClient's and Npgsql's.
 /// </summary>
 internal static class TelemetrySetup
 {
     public static IServiceCollection AddTelemetry(this IServiceCollection services, IConfiguration configuration)
     {
         var otlpMetrics = HasEndpoint(configuration, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT");
+        var otlpTraces = HasEndpoint(configuration, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
 
-        services.AddOpenTelemetry()
+        var telemetry = services.AddOpenTelemetry();
+        telemetry
             .ConfigureResource(resource => resource.AddService(configuration["OTEL_SERVICE_NAME"] is { Length: > 0 } name ? name : "clusterqueue"))
             .WithMetrics(metrics =>
             {
@@ -56,8 +60,30 @@ internal static class TelemetrySetup
             services.AddHostedService<BacklogRefresher>();
         }
 
+        // Off, no tracer provider exists: nothing listens, and every span start is a single check that returns null.
+        if (configuration.GetValue<bool?>($"{ObservabilityOptions.Section}:{nameof(ObservabilityOptions.Traces)}") ?? otlpTraces)
+        {
+            telemetry.WithTracing(tracing =>
+            {
+                tracing
+                    .SetSampler(new ParentBasedSampler(new RequestRootSampler()))
+                    .AddSource(MessageTracing.SourceName)
+                    .AddAspNetCoreInstrumentation(aspNetCore => aspNetCore.Filter = context => !IsProbe(context.Request.Path))
+                    .AddHttpClientInstrumentation()
+                    .AddNpgsql();
+                if (otlpTraces)
+                {
+                    tracing.AddOtlpExporter();
+                }
+            });
+        }
+
         return services;
     }
+
+    /// <summary>Scrapes and probes, every few seconds from every scraper and kubelet: a trace each would bury the messages'.</summary>
+    private static bool IsProbe(PathString path) =>
+        path.StartsWithSegments("/metrics") || path.StartsWithSegments("/healthz") || path.StartsWithSegments("/readyz");
 
     /// <summary>Whether OTLP has somewhere to go for a signal: its own endpoint setting or the common one.</summary>
     internal static bool HasEndpoint(IConfiguration configuration, string signalSetting) =>

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using ClusterQueue.Node.Observability;
 
 namespace ClusterQueue.Node.Processing;
 
@@ -9,7 +10,7 @@ namespace ClusterQueue.Node.Processing;
 /// Retry-After pauses the group; anything else (status, connection error) is a failed attempt. Redirects are never
 /// followed: a 3xx is a failed attempt that names its Location.
 /// </summary>
-public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, string nodeId, int maxResultBytes = 1024 * 1024) : IMessageHandler
+public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, string nodeId, int maxResultBytes = 1024 * 1024, NodeMetrics? metrics = null) : IMessageHandler
 {
     public const string HttpClientName = "forward";
     public const string MessageIdHeader = "ClusterQueue-Message-Id";
@@ -36,7 +37,29 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
     /// <summary>Enough of an error body to diagnose from the dead-letter list without storing whole pages.</summary>
     private const int ErrorBodyBytes = 256;
 
+    /// <summary>
+    /// One call, as a delivery span (see <see cref="MessageTracing"/>) and timed by outcome. The target receives the
+    /// trace context: HttpClient's own instrumentation sends the call's when the span is recorded, else the one kept
+    /// with the message is sent as it is.
+    /// </summary>
     public async Task<HandlerOutcome> HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+    {
+        using var span = MessageTracing.StartDelivery(delivery);
+        var started = time.GetTimestamp();
+        HandlerOutcome? result = null;
+        try
+        {
+            return result = await ForwardAsync(delivery, span is null ? delivery.Message.TraceParent : null, cancellationToken);
+        }
+        finally
+        {
+            var outcome = result is null ? MessageTracing.Cancelled : MessageTracing.OutcomeName(result);
+            MessageTracing.Delivered(span, outcome, result);
+            metrics?.HandlerCall(time.GetElapsedTime(started), outcome);
+        }
+    }
+
+    private async Task<HandlerOutcome> ForwardAsync(Delivery delivery, string? traceParent, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, delivery.Group.TargetUrl);
         request.Content = new ByteArrayContent(delivery.Message.Body);
@@ -50,6 +73,11 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         request.Headers.TryAddWithoutValidation(GroupHeader, delivery.Group.Id);
         request.Headers.TryAddWithoutValidation(AttemptHeader, delivery.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Headers.TryAddWithoutValidation(NodeHeader, nodeId);
+        if (traceParent is not null)
+        {
+            request.Headers.TryAddWithoutValidation(MessageTracing.TraceParentHeader, traceParent);
+        }
+
         if (delivery.Message.Cursor is { } cursor)
         {
             request.Headers.TryAddWithoutValidation(StepHeader, delivery.Message.Step.ToString(System.Globalization.CultureInfo.InvariantCulture));

@@ -18,7 +18,8 @@ public static class ProcessingSetup
             },
             provider.GetRequiredService<TimeProvider>(),
             provider.GetRequiredService<Cluster.NodeIdentity>().Id,
-            provider.GetRequiredService<IOptions<Ingress.IngressOptions>>().Value.MaxResultBytes));
+            provider.GetRequiredService<IOptions<Ingress.IngressOptions>>().Value.MaxResultBytes,
+            provider.GetRequiredService<Observability.NodeMetrics>()));
         services.AddSingleton<GroupDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<GroupDispatcher>());
         return services;

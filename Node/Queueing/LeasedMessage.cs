@@ -26,4 +26,7 @@ public sealed record LeasedMessage(
 
     /// <summary>Throttled attempts in a row on this step before this one (see <see cref="RetryKind"/>).</summary>
     public int Throttles { get; init; }
+
+    /// <summary>The W3C trace context (traceparent) the message was ingested in, or null: what its delivery continues.</summary>
+    public string? TraceParent { get; init; }
 }

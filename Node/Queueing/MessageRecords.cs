@@ -96,6 +96,7 @@ public sealed class MessageRecords
             insert.AddText($"@t{r}", message.ContentType);
             insert.AddBytes($"@b{r}", state == StateQueued ? message.Body : null);
             insert.Add($"@z{r}", message.Body.LongLength);
+            insert.AddText($"@p{r}", message.TraceParent);
         }
 
         var inserted = new HashSet<string>(StringComparer.Ordinal);
@@ -163,8 +164,8 @@ public sealed class MessageRecords
         }
 
         var insert = context.Command("""
-            INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at, wants_result)
-            SELECT @id, @group, @state, @visible, @contentType, @body, @size, @now, @wantsResult
+            INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at, wants_result, trace_parent)
+            SELECT @id, @group, @state, @visible, @contentType, @body, @size, @now, @wantsResult, @traceParent
             WHERE EXISTS (SELECT 1 FROM groups WHERE id = @group);
             """);
         insert.Add("@id", message.Id);
@@ -176,6 +177,7 @@ public sealed class MessageRecords
         insert.AddText("@contentType", message.ContentType);
         insert.AddBytes("@body", state == StateQueued ? message.Body : null);
         insert.Add("@size", message.Body.LongLength);
+        insert.AddText("@traceParent", message.TraceParent);
         if (insert.ExecuteNonQuery() == 0)
         {
             return new EnqueueResult(EnqueueOutcome.GroupNotFound, message.Id);
@@ -520,7 +522,7 @@ public sealed class MessageRecords
     {
         using var connection = _database.OpenRead();
         using var command = connection.CreateCommand();
-        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded, step, cursor, wants_result FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(_database)} ORDER BY completed_at, id LIMIT @limit;";
+        command.CommandText = $"SELECT id, content_type, body, created_at, payload_offloaded, step, cursor, wants_result, trace_parent FROM messages WHERE group_id = @group AND state = {StateDead} {selection.Condition(_database)} ORDER BY completed_at, id LIMIT @limit;";
         command.Add("@group", groupId);
         command.Add("@limit", limit);
         selection.Bind(command);
@@ -539,6 +541,7 @@ public sealed class MessageRecords
                 Step = reader.GetInt32(5),
                 Cursor = reader.IsDBNull(6) ? null : reader.GetString(6),
                 WantsResult = reader.GetInt32(7) == 1,
+                TraceParent = reader.IsDBNull(8) ? null : reader.GetString(8),
             });
         }
 
@@ -938,6 +941,9 @@ public sealed record DeadBody(string Id, string? ContentType, byte[] Body, DateT
     public string? Cursor { get; init; }
 
     public bool WantsResult { get; init; }
+
+    /// <summary>The W3C trace context the message was ingested in, carried to SQS with it when redriven.</summary>
+    public string? TraceParent { get; init; }
 }
 
 /// <summary>
@@ -956,10 +962,10 @@ internal static class InsertRowsSql
 
     // A group that no longer exists gets no row; RETURNING names the rows that went in.
     private static string Build(int rows) => $"""
-        WITH v (id, group_id, state, content_type, body, size_bytes) AS (VALUES
-        {string.Join(",\n", Enumerable.Range(0, rows).Select(r => $"(@i{r}, @g{r}, @s{r}, @t{r}, @b{r}, @z{r})"))})
-        INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at)
-        SELECT id, group_id, state, @now, content_type, body, size_bytes, @now FROM v
+        WITH v (id, group_id, state, content_type, body, size_bytes, trace_parent) AS (VALUES
+        {string.Join(",\n", Enumerable.Range(0, rows).Select(r => $"(@i{r}, @g{r}, @s{r}, @t{r}, @b{r}, @z{r}, @p{r})"))})
+        INSERT INTO messages (id, group_id, state, visible_at, content_type, body, size_bytes, created_at, trace_parent)
+        SELECT id, group_id, state, @now, content_type, body, size_bytes, @now, trace_parent FROM v
         WHERE EXISTS (SELECT 1 FROM groups g WHERE g.id = v.group_id)
         RETURNING id;
         """;

@@ -12,4 +12,8 @@ public sealed record NewMessage(
     string? DeduplicationKey,
     DateTimeOffset DeduplicationExpiresAt,
     DateTimeOffset? NotBefore = null,
-    bool WantsResult = false);
+    bool WantsResult = false)
+{
+    /// <summary>The W3C trace context (traceparent) it was ingested in, kept so its deliveries continue that trace.</summary>
+    public string? TraceParent { get; init; }
+}

@@ -61,7 +61,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                     SELECT seq FROM messages
                     WHERE group_id = @group AND state = 0 AND visible_at <= @now {(fence is null ? "" : ShardFenceSql)}
                     ORDER BY visible_at, seq LIMIT @max {database.SkipLocked})
-                RETURNING seq, id, attempts, content_type, body, created_at, wants_result, step, cursor, throttles;
+                RETURNING seq, id, attempts, content_type, body, created_at, wants_result, step, cursor, throttles, trace_parent;
                 """);
             lease.Add("@until", (now + leaseDuration).ToUnixTimeMilliseconds());
             lease.Add("@token", token);
@@ -94,6 +94,7 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
                         Step = reader.GetInt32(7),
                         Cursor = reader.IsDBNull(8) ? null : reader.GetString(8),
                         Throttles = reader.GetInt32(9),
+                        TraceParent = reader.IsDBNull(10) ? null : reader.GetString(10),
                     }));
                 }
             }

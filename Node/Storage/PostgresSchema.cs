@@ -183,6 +183,11 @@ internal static class PostgresSchema
         -- and a redrive set it back to 0.
         ALTER TABLE messages ADD COLUMN throttles integer NOT NULL DEFAULT 0;
         """,
+        """
+        -- The W3C trace context (traceparent) the message was ingested in: its deliveries continue that trace, and the
+        -- target receives it. Null when the sender sent none and traces are off.
+        ALTER TABLE messages ADD COLUMN trace_parent text;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

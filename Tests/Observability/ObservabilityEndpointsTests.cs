@@ -177,6 +177,28 @@ public sealed class ObservabilityEndpointsTests
         Assert.True(node.Get<NodeMeter>().Rebuilds >= 2, $"rebuilt {node.Get<NodeMeter>().Rebuilds} times");
     }
 
+    [Fact]
+    public async Task Metrics_HandlerCalls_AreTimedByOutcome()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        downstream.Reply = call => call.Attempt == 1 ? new DownstreamReply(500) : DownstreamReply.Ok;
+        await using var node = NodeHost.Start();
+        await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders") with
+        {
+            RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.05, MaxSeconds = 0.05 },
+        });
+        await node.IngestOkAsync("orders", """{"a":1}""");
+
+        var metrics = await Eventually.ReadAsync(
+            () => node.Client.GetStringAsync("/metrics"),
+            m => Exposition.Value(m, "clusterqueue_handler_duration_seconds_count", ("outcome", "delivered")) == 1,
+            "one delivered call timed");
+
+        Assert.Equal(1, Exposition.Value(metrics, "clusterqueue_handler_duration_seconds_count", ("outcome", "failed")));
+        Assert.Equal(1, Exposition.Value(metrics, "clusterqueue_handler_duration_seconds_bucket", ("outcome", "delivered"), ("le", "+Inf")));
+        Assert.True(Exposition.Value(metrics, "clusterqueue_handler_duration_seconds_sum", ("outcome", "delivered")) > 0);
+    }
+
     // Nothing is delivered to this target: its port refuses connections, and the rate holds a retry back for 1000 s.
     private static readonly GroupDefinition Held = new()
     {

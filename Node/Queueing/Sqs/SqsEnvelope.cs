@@ -29,6 +29,12 @@ public static class SqsEnvelope
     /// <summary>Present ("1") when a sender waits for the message's result.</summary>
     public const string WantsResultAttribute = "cq-wants-result";
 
+    /// <summary>
+    /// The W3C trace context the message was ingested in, under the name OpenTelemetry's SQS propagation uses. With it
+    /// a copy may carry ten attributes, SQS's limit: no other may be added.
+    /// </summary>
+    public const string TraceParentAttribute = "traceparent";
+
     /// <summary>How the body is carried: absent for text as it is, else one of the values below.</summary>
     public const string BodyAttribute = "cq-body";
 
@@ -41,7 +47,7 @@ public static class SqsEnvelope
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null, bool wantsResult = false, int step = 1, string? cursor = null)
+    public static SqsOutgoingMessage Encode(string id, DateTimeOffset createdAt, string? contentType, byte[] body, int spentAttempts, bool offloaded, TimeSpan delay = default, DateTimeOffset? notBefore = null, bool wantsResult = false, int step = 1, string? cursor = null, string? traceParent = null)
     {
         var attributes = new Dictionary<string, MessageAttributeValue>(5)
         {
@@ -64,6 +70,11 @@ public static class SqsEnvelope
         if (wantsResult)
         {
             attributes[WantsResultAttribute] = SqsOutgoingMessage.Text("1");
+        }
+
+        if (!string.IsNullOrEmpty(traceParent))
+        {
+            attributes[TraceParentAttribute] = SqsOutgoingMessage.Text(traceParent);
         }
 
         if (notBefore is { } due)
@@ -156,7 +167,8 @@ public static class SqsEnvelope
             attributes.ContainsKey(WantsResultAttribute),
             attributes.TryGetValue(StepAttribute, out var step)
                 && int.TryParse(step.StringValue, NumberStyles.Integer, CultureInfo.InvariantCulture, out var stepNumber) ? stepNumber : 1,
-            attributes.TryGetValue(CursorAttribute, out var cursor) ? cursor.StringValue : null);
+            attributes.TryGetValue(CursorAttribute, out var cursor) ? cursor.StringValue : null,
+            attributes.TryGetValue(TraceParentAttribute, out var traceParent) ? traceParent.StringValue : null);
         return true;
     }
 
@@ -188,5 +200,5 @@ public static class SqsEnvelope
     }
 
     /// <summary>A received ClusterQueue message; Body is null when the payload store holds it.</summary>
-    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null, bool WantsResult = false, int Step = 1, string? Cursor = null);
+    public readonly record struct Decoded(string Id, DateTimeOffset CreatedAt, string? ContentType, int SpentAttempts, byte[]? Body, DateTimeOffset? NotBefore = null, bool WantsResult = false, int Step = 1, string? Cursor = null, string? TraceParent = null);
 }

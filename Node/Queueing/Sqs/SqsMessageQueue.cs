@@ -219,12 +219,12 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         var offloaded = false;
         try
         {
-            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false, delay, notBefore, message.WantsResult);
+            var outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, message.Body, 0, offloaded: false, delay, notBefore, message.WantsResult, traceParent: message.TraceParent);
             if (outgoing.Size() > _options.MaxMessageBytes)
             {
                 await _payloads.PutAsync(message.GroupId, message.Id, message.Body, cancellationToken);
                 offloaded = true;
-                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true, delay, notBefore, message.WantsResult);
+                outgoing = SqsEnvelope.Encode(message.Id, createdAt, message.ContentType, [], 0, offloaded: true, delay, notBefore, message.WantsResult, traceParent: message.TraceParent);
             }
 
             await SendAsync(message.GroupId, outgoing);
@@ -363,7 +363,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             // A delayed message one send could not hold back long enough: the next hop, with the time left. This
             // receive is not an attempt, and the payload (if offloaded) stays where it is.
-            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due, decoded.WantsResult, decoded.Step, decoded.Cursor);
+            var hop = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], decoded.SpentAttempts + attempt - 1, decoded.Body is null, Clamp(due - now, TimeSpan.Zero, _options.MaxDelay), due, decoded.WantsResult, decoded.Step, decoded.Cursor, decoded.TraceParent);
             await Unavailable("delay message " + decoded.Id, () => SendAsync(groupId, hop));
             await DropReceivedAsync();
             return null;
@@ -377,7 +377,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         {
             if (record is { Queued: true, Sent: false })
             {
-                var current = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], 0, decoded.Body is null, wantsResult: decoded.WantsResult, step: record.Step, cursor: record.Cursor);
+                var current = SqsEnvelope.Encode(decoded.Id, decoded.CreatedAt, decoded.ContentType, decoded.Body ?? [], 0, decoded.Body is null, wantsResult: decoded.WantsResult, step: record.Step, cursor: record.Cursor, traceParent: decoded.TraceParent);
                 await Unavailable("continue message " + decoded.Id, () => SendAsync(groupId, current));
                 await Records.MarkStepSentAsync(decoded.Id, record.Step, CancellationToken.None);
             }
@@ -393,6 +393,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
             WantsResult = decoded.WantsResult,
             Step = decoded.Step,
             Cursor = decoded.Cursor,
+            TraceParent = decoded.TraceParent,
 
             // The run of throttles lives in the record, not in the copy: a failed attempt's copy stays in SQS (only its
             // visibility changes) and could not be told that the run ended.
@@ -437,7 +438,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
         var advanced = await Records.AdvanceStepAsync(message, cursor, status, CancellationToken.None);
         if (advanced)
         {
-            var next = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, 0, message.Offloaded, wantsResult: message.WantsResult, step: message.Step + 1, cursor: cursor);
+            var next = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, 0, message.Offloaded, wantsResult: message.WantsResult, step: message.Step + 1, cursor: cursor, traceParent: message.TraceParent);
             await Unavailable("continue message " + message.Id, () => SendAsync(message.GroupId, next));
             await Records.MarkStepSentAsync(message.Id, message.Step + 1, CancellationToken.None);
         }
@@ -492,7 +493,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
                 {
                     // A continued message goes back at its step, with its cursor (read with its body): a copy behind its
                     // record would be taken for a left-over.
-                    await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded, wantsResult: letter.WantsResult, step: letter.Step, cursor: letter.Cursor));
+                    await SendAsync(groupId, SqsEnvelope.Encode(letter.Id, letter.CreatedAt, letter.ContentType, letter.Body, 0, letter.Offloaded, wantsResult: letter.WantsResult, step: letter.Step, cursor: letter.Cursor, traceParent: letter.TraceParent));
                     return (letter.Id, Sent: true);
                 }
                 catch (Exception e) when (e is QueueUnavailableException or OperationCanceledException || SqsErrors.IsSqsFailure(e))
@@ -546,7 +547,7 @@ public sealed class SqsMessageQueue : RecordedMessageQueue, IMessageQueue
     /// <summary>Returns a message to its queue without counting the attempt: a new copy carries the attempts spent, then the received copy goes.</summary>
     private async Task<bool> SendAgainAsync(LeasedMessage message, TimeSpan delay, CancellationToken cancellationToken)
     {
-        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay), wantsResult: message.WantsResult, step: message.Step, cursor: message.Cursor);
+        var copy = SqsEnvelope.Encode(message.Id, message.CreatedAt, message.ContentType, message.Offloaded ? [] : message.Body, message.Attempt - 1, message.Offloaded, Clamp(delay, TimeSpan.Zero, _options.MaxDelay), wantsResult: message.WantsResult, step: message.Step, cursor: message.Cursor, traceParent: message.TraceParent);
         await Unavailable("return message " + message.Id, () => SendAsync(message.GroupId, copy));
         return await DeleteAsync(message, cancellationToken);
     }
