@@ -5,6 +5,7 @@
 #   - fauxqs, an SQS emulator from npm, passed to the tests in CLUSTERQUEUE_TEST_SQS_URL;
 #   - a throwaway PostgreSQL cluster in a temp directory (Debian's postgresql package), passed in
 #     CLUSTERQUEUE_TEST_POSTGRES. Its data is never kept: fsync is off and the directory is deleted on exit.
+# Debian's prometheus package is installed if missing: the metrics tests start a Prometheus of their own per test.
 # Arguments go to 'dotnet test' (for example --filter).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -39,6 +40,10 @@ fi
 # PostgreSQL for the store tests: installed if missing (see tools/postgres.sh).
 source tools/postgres.sh
 pg_find_or_install || exit 1
+
+# Prometheus and promtool for the metrics tests, which start their own server on loopback (see tools/prometheus.sh).
+source tools/prometheus.sh
+prom_find_or_install || exit 1
 
 results="$(mktemp -d)"
 sqs_pid=""
