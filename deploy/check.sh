@@ -6,6 +6,10 @@
 #   - the Helm chart, when deploy/k8s/helm/clusterqueue exists: `helm lint --strict`, then `helm template` with its
 #     default values (which the chart may refuse for want of credentials: then with existingSecret set as well) and
 #     with each ci/*-values.yaml (sqs-values.yaml must exist), each render validated the same way.
+#   - the alert rules (the chart's files/clusterqueue-rules.yaml): `promtool check rules`, then `promtool test rules`
+#     with deploy/prometheus/clusterqueue-rules.test.yaml;
+#   - the Grafana dashboards in deploy/grafana: their JSON shape (deploy/check-dashboard.mjs), and every panel's PromQL
+#     parsed by promtool.
 # One line per check; the last line is `deploy checks: N passed` (exit 0) or names the failures (exit 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -168,6 +172,37 @@ if [[ -f $chart/Chart.yaml ]]; then
   done
 else
   echo "skip helm: no $chart/Chart.yaml"
+fi
+
+# --- Prometheus rules and Grafana dashboards -------------------------------------------------------------------
+# promtool comes with Debian's prometheus package (tools/prometheus.sh installs it when missing).
+source tools/prometheus.sh
+if prom_find_or_install; then
+  rules=$chart/files/clusterqueue-rules.yaml
+  if promtool check rules --lint=all --lint-fatal "$rules" >"$work/promtool.txt" 2>&1; then
+    pass "promtool check rules $rules ($(sed -n 's/.*SUCCESS: \([0-9]*\) rules found.*/\1/p' "$work/promtool.txt") rules)"
+  else
+    fail "promtool check rules $rules" "$work/promtool.txt"
+  fi
+  if (cd deploy/prometheus && promtool test rules clusterqueue-rules.test.yaml) >"$work/promtool.txt" 2>&1; then
+    pass "promtool test rules deploy/prometheus/clusterqueue-rules.test.yaml"
+  else
+    fail "promtool test rules deploy/prometheus/clusterqueue-rules.test.yaml" "$work/promtool.txt"
+  fi
+  for dashboard in deploy/grafana/*.json; do
+    if node deploy/check-dashboard.mjs "$dashboard" "$work/dashboard-rules.yaml" >"$work/dashboard.txt" 2>&1; then
+      pass "grafana $dashboard: shape ($(sed -n 's/^ok   [^:]*: //p' "$work/dashboard.txt"))"
+      if promtool check rules "$work/dashboard-rules.yaml" >"$work/promtool.txt" 2>&1; then
+        pass "grafana $dashboard: every panel's PromQL parses"
+      else
+        fail "grafana $dashboard: PromQL" "$work/promtool.txt"
+      fi
+    else
+      fail "grafana $dashboard: shape" "$work/dashboard.txt"
+    fi
+  done
+else
+  fail "promtool: not installed (Debian's prometheus package)"
 fi
 
 if ((${#failed[@]})); then

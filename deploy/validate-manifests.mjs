@@ -47,7 +47,7 @@ const KINDS = {
   "networking.k8s.io/v1/NetworkPolicy": "networking.k8s.io/v1/NetworkPolicy",
 };
 // Custom resources kubernetes-models has no schema for.
-const STRUCTURAL_ONLY = new Set(["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PodMonitor"]);
+const STRUCTURAL_ONLY = new Set(["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PodMonitor", "monitoring.coreos.com/v1/PrometheusRule"]);
 
 // ---- field lists from kubernetes-models' .d.ts files ----------------------------------------------------------
 // Each model's declaration file has one `export interface I<Name> { "field"?: Type; ... }` with the fields at four
@@ -140,6 +140,8 @@ async function check(obj) {
 
   if (STRUCTURAL_ONLY.has(key)) {
     if (obj.spec === null || typeof obj.spec !== "object" || Array.isArray(obj.spec)) errors.push("spec must be an object");
+    // The rules themselves are checked by promtool (deploy/check.sh); here only that the file became spec.groups.
+    else if (kind === "PrometheusRule" && !(Array.isArray(obj.spec.groups) && obj.spec.groups.length > 0)) errors.push("spec.groups must be a non-empty list");
     return { id, errors, structural: true };
   }
   const model = KINDS[key];
