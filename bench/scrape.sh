@@ -68,6 +68,10 @@ run() {
   measure "GET /metrics" /metrics
   curl -fs "$base/metrics" >"$work/metrics-$series.txt"
   echo "    series: $(grep -vc '^#' "$work/metrics-$series.txt") lines, of them clusterqueue_queue_depth: $(grep -c '^clusterqueue_queue_depth{' "$work/metrics-$series.txt"); groups under (other): $(sed -n 's/^clusterqueue_groups_in_other{*}* //p' "$work/metrics-$series.txt")"
+  # The bound is the point: at most that many groups named, plus the aggregate.
+  local named
+  named="$(grep -c '^clusterqueue_queue_depth{' "$work/metrics-$series.txt")"
+  (( named <= series + 1 )) || { echo "the scrape named $named groups' backlogs, more than MaxGroupSeries=$series allows" >&2; exit 1; }
   kill -TERM "$node_pid"
   wait "$node_pid" || true
 }

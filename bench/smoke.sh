@@ -20,7 +20,9 @@ run() {
 
 run bench/ingest.sh 2 16
 run bench/dispatch.sh 2 50
+run env QUEUE=sqs bench/dispatch.sh 2 50
 run bench/latency.sh 2
 run bench/rate.sh 8 50
 run bench/scale.sh 2000 200 5
+run bench/scrape.sh 2000 100
 exit "$status"
