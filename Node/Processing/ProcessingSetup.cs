@@ -20,6 +20,7 @@ public static class ProcessingSetup
             provider.GetRequiredService<Cluster.NodeIdentity>().Id,
             provider.GetRequiredService<IOptions<Ingress.IngressOptions>>().Value.MaxResultBytes,
             provider.GetRequiredService<Observability.NodeMetrics>()));
+        services.AddActors();
         services.AddSingleton<GroupDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<GroupDispatcher>());
         return services;
