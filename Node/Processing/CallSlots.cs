@@ -17,8 +17,9 @@ internal interface ISlotWaiter
 internal sealed class CallSlots
 {
     private readonly Lock _gate = new();
-    private readonly Queue<ISlotWaiter> _waiting = new();
-    private readonly HashSet<ISlotWaiter> _queued = [];
+    // The line, and each waiter's place in it (so one that goes away can leave from the middle).
+    private readonly LinkedList<ISlotWaiter> _waiting = new();
+    private readonly Dictionary<ISlotWaiter, LinkedListNode<ISlotWaiter>> _queued = [];
     private int _free;
 
     public CallSlots(int limit)
@@ -50,9 +51,9 @@ internal sealed class CallSlots
         {
             granted = Math.Min(Math.Max(wanted, 0), _free);
             _free -= granted;
-            if (granted < wanted && _queued.Add(waiter))
+            if (granted < wanted && !_queued.ContainsKey(waiter))
             {
-                _waiting.Enqueue(waiter);
+                _queued[waiter] = _waiting.AddLast(waiter);
             }
 
             if (_free > 0)
@@ -83,6 +84,21 @@ internal sealed class CallSlots
         next?.SlotsFreed();
     }
 
+    /// <summary>
+    /// Takes a waiter that is going away out of the line, so a turn is never given to it and lost. (A turn it was
+    /// already given is its own to pass on.)
+    /// </summary>
+    public void Leave(ISlotWaiter waiter)
+    {
+        lock (_gate)
+        {
+            if (_queued.Remove(waiter, out var place))
+            {
+                _waiting.Remove(place);
+            }
+        }
+    }
+
     /// <summary>A waiter that was woken but took nothing hands its turn to the next in line.</summary>
     public void PassOn()
     {
@@ -97,12 +113,13 @@ internal sealed class CallSlots
 
     private ISlotWaiter? NextWaiter()
     {
-        if (!_waiting.TryDequeue(out var next))
+        if (_waiting.First is not { } first)
         {
             return null;
         }
 
-        _queued.Remove(next);
-        return next;
+        _waiting.RemoveFirst();
+        _queued.Remove(first.Value);
+        return first.Value;
     }
 }

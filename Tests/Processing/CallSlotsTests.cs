@@ -33,6 +33,44 @@ public sealed class CallSlotsTests
     }
 
     [Fact]
+    public void AWaiterThatLeft_IsSkipped_AndTheTurnGoesToTheNextInLine()
+    {
+        var slots = new CallSlots(1);
+        var holder = new Waiter();
+        var gone = new Waiter();
+        var next = new Waiter();
+        Assert.Equal(1, slots.Take(1, holder));
+        Assert.Equal(0, slots.Take(1, gone));
+        Assert.Equal(0, slots.Take(1, next));
+
+        slots.Leave(gone);
+        slots.Return(1);
+
+        Assert.Equal((0, 1), (gone.Woken, next.Woken));
+    }
+
+    [Fact]
+    public void AWaiterThatLeftAndCameBack_IsWokenOnceInItsNewPlace()
+    {
+        var slots = new CallSlots(1);
+        var holder = new Waiter();
+        var returning = new Waiter();
+        var other = new Waiter();
+        Assert.Equal(1, slots.Take(1, holder));
+        Assert.Equal(0, slots.Take(1, returning));
+        slots.Leave(returning);
+        Assert.Equal(0, slots.Take(1, other));
+        Assert.Equal(0, slots.Take(1, returning));
+
+        // Its old place is stale: the turn goes to the one that queued before its new place.
+        slots.Return(1);
+        Assert.Equal((1, 0), (other.Woken, returning.Woken));
+        Assert.Equal(1, slots.Take(1, other));
+        slots.Return(1);
+        Assert.Equal(1, returning.Woken);
+    }
+
+    [Fact]
     public void Waiters_AreWokenInTurn()
     {
         var slots = new CallSlots(1);
