@@ -1,3 +1,4 @@
+using Akka.Actor;
 using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Observability;
@@ -8,9 +9,10 @@ namespace ClusterQueue.Node.Processing;
 
 /// <summary>
 /// Keeps one actor per group that has work, and none for idle groups: an idle group costs an entry in the group
-/// registry and nothing else (no task, no timer). Actors are created by a wake-up (ingress after a commit, a redrive,
-/// the start-up recovery scan, the periodic sweep) and retire themselves when idle. Creation and retirement happen
-/// under one lock, so a wake-up either reaches a live actor or creates a new one; it is never lost.
+/// registry and nothing else (no actor, no timer). Actors are Akka.NET actors of the node's actor system, created by a
+/// wake-up (ingress after a commit, a redrive, the start-up recovery scan, the periodic sweep) and retired by
+/// themselves when idle. Creation and retirement happen under one lock, and an actor retires only when it has read
+/// every message the dispatcher sent it, so a wake-up either reaches a live actor or creates a new one; it is never lost.
 ///
 /// In a cluster the dispatcher runs only the groups of the shards this node holds. A wake-up for another node's group
 /// is passed on (<see cref="WakeElsewhere"/>); shards that move away are handed over (<see cref="ReleaseShardsAsync"/>)
@@ -18,7 +20,7 @@ namespace ClusterQueue.Node.Processing;
 /// </summary>
 public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 {
-    private readonly Dictionary<string, GroupActor> _actors = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GroupActorHandle> _actors = new(StringComparer.Ordinal);
     private readonly Dictionary<int, CancellationTokenSource> _shardAborts = [];
 
     // The tokens of actors that failed, by group, until the group's next actor starts from them. Only a failure leaves
@@ -35,6 +37,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     private readonly NodeMetrics _metrics;
     private readonly NodeReadiness _readiness;
     private readonly ShardOwnership _ownership;
+    private readonly ActorSystem _system;
     private readonly ILogger<GroupDispatcher> _logger;
     private readonly Lock _stopGate = new();
     private Task _sweeper = Task.CompletedTask;
@@ -51,6 +54,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         NodeReadiness readiness,
         ShardOwnership ownership,
         Ingress.OutcomeWaiters outcomes,
+        ActorSystem system,
         ILogger<GroupDispatcher> logger)
     {
         Outcomes = outcomes;
@@ -62,6 +66,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         _metrics = metrics;
         _readiness = readiness;
         _ownership = ownership;
+        _system = system;
         _logger = logger;
         CallSlots = new CallSlots(_options.MaxCallsInFlight);
         _registry.Changed += OnGroupChanged;
@@ -72,6 +77,19 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 
     /// <summary>The node-wide cap on handler calls in flight, shared by every actor.</summary>
     internal CallSlots CallSlots { get; }
+
+    // What every group actor shares, read by each as it starts.
+    internal IMessageQueue Queue => _queue;
+
+    internal TimeProvider Time => _time;
+
+    internal ProcessingOptions Options => _options;
+
+    internal NodeMetrics Metrics => _metrics;
+
+    internal ShardOwnership Ownership => _ownership;
+
+    internal ILogger Logger => _logger;
 
     public int ActiveActors
     {
@@ -127,9 +145,10 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
             var startTokens = _failedBuckets.Remove(groupId, out var left)
                 ? TokensAt(left, settings, now)
                 : _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, now);
-            actor = new GroupActor(settings, this, _queue, _handler, _time, _options, _metrics, _logger, _ownership, startTokens, ShardAbort(_ownership.ShardOf(groupId)));
-            _actors[groupId] = actor;
-            actor.Start();
+            var handle = new GroupActorHandle(groupId);
+            var calls = new CallRunner(groupId, _queue, _handler, _time, _options, _metrics, CallSlots, Outcomes, _logger, ShardAbort(_ownership.ShardOf(groupId)));
+            handle.Actor = _system.ActorOf(Props.Create(() => new GroupActor(handle, settings, startTokens, this, calls)));
+            _actors[groupId] = handle;
         }
     }
 
@@ -142,12 +161,15 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         }
     }
 
-    /// <summary>Called by an idle actor; refused when a signal arrived meanwhile, so that signal is still handled.</summary>
-    internal bool TryRetire(GroupActor actor)
+    /// <summary>
+    /// Called by an idle actor with the number of the dispatcher's messages it has read; refused when one is still on
+    /// its way, so that message is still handled.
+    /// </summary>
+    internal bool TryRetire(GroupActorHandle actor, int received)
     {
         lock (_gate)
         {
-            if (actor.HasSignals)
+            if (actor.Sent != received)
             {
                 return false;
             }
@@ -161,7 +183,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     /// Called by an actor whose loop failed, with its tokens at <paramref name="at"/>: the group's next actor (made by the
     /// next wake-up) starts from them plus what accrued since, as after a handover, not from a full bucket.
     /// </summary>
-    internal void Failed(GroupActor actor, double tokens, DateTimeOffset at)
+    internal void Failed(GroupActorHandle actor, double tokens, DateTimeOffset at)
     {
         lock (_gate)
         {
@@ -177,7 +199,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     private static double TokensAt(SavedBucket left, GroupSettings settings, DateTimeOffset now) =>
         Math.Min(settings.Burst, left.Tokens + (settings.RatePerSecond * Math.Max(0, (now - left.At).TotalSeconds)));
 
-    internal void Forget(GroupActor actor)
+    internal void Forget(GroupActorHandle actor)
     {
         lock (_gate)
         {
@@ -204,7 +226,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     /// Takes the shards' actors, abort tokens and failed actors' tokens out of the dispatcher, in one pass, so nothing
     /// new starts for them.
     /// </summary>
-    private (GroupActor[] Actors, List<CancellationTokenSource> Aborts, List<(string GroupId, SavedBucket Bucket)> Failed) Detach(IReadOnlySet<int> shards)
+    private (GroupActorHandle[] Actors, List<CancellationTokenSource> Aborts, List<(string GroupId, SavedBucket Bucket)> Failed) Detach(IReadOnlySet<int> shards)
     {
         lock (_gate)
         {
@@ -398,19 +420,19 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     {
         _readiness.MarkDraining();
         await _stopSweeping.CancelAsync();
-        GroupActor[] actors;
+        GroupActorHandle[] actors;
         lock (_gate)
         {
             _stopping = true;
             actors = [.. _actors.Values];
             _actors.Clear();
+            foreach (var actor in actors)
+            {
+                actor.Stop();
+            }
         }
 
         Log.Draining(_logger, actors.Length, _options.DrainTimeout);
-        foreach (var actor in actors)
-        {
-            actor.Stop();
-        }
 
         var drained = Task.WhenAll(actors.Select(a => a.Completion));
         try

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Json;
+using Akka.Actor;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
@@ -124,9 +125,10 @@ public sealed class GroupDispatcherTests
         var logs = new CapturedLogs();
         using var logging = LoggerFactory.Create(builder => builder.AddProvider(logs));
         var handler = new RecordingHandler();
+        using var system = ActorSystem.Create("dispatcher-test", ActorsSetup.Settings);
         using var dispatcher = new GroupDispatcher(
             registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(database.Health),
-            ShardOwnership.Standalone(), new OutcomeWaiters(), logging.CreateLogger<GroupDispatcher>());
+            ShardOwnership.Standalone(), new OutcomeWaiters(), system, logging.CreateLogger<GroupDispatcher>());
 
         // Two tokens, and the next one in about 17 minutes: the test sees only what the bucket held.
         var written = await registry.PutAsync("fragile", new GroupDefinition
