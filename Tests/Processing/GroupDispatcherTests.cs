@@ -174,9 +174,10 @@ public sealed class GroupDispatcherTests
         var queue = new LeaseFaultQueue(new SqlMessageQueue(database, time), leaseLimit: 3);
         var registry = new GroupRegistry(new GroupStore(database, time), queue, time);
         var handler = new RecordingHandler();
+        using var system = ActorSystem.Create("dispatcher-test", ActorsSetup.Settings);
         using var dispatcher = new GroupDispatcher(
             registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(database.Health),
-            ShardOwnership.Standalone(), new OutcomeWaiters(), NullLogger<GroupDispatcher>.Instance);
+            ShardOwnership.Standalone(), new OutcomeWaiters(), system, NullLogger<GroupDispatcher>.Instance);
         var written = await registry.PutAsync("fragile", new GroupDefinition
         {
             RatePerSecond = 1000,
