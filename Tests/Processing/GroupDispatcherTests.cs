@@ -115,30 +115,9 @@ public sealed class GroupDispatcherTests
     [Fact]
     public async Task ActorThatFails_IsReplacedByOneWithItsTokens_NotAFreshBurst()
     {
-        using var directory = new TempDirectory();
-        var time = TimeProvider.System;
-        await using var database = new SqliteDatabase(
-            Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = directory.File("clusterqueue.db") } }),
-            NullLogger<SqliteDatabase>.Instance);
-        var queue = new LeaseFaultQueue(new SqlMessageQueue(database, time));
-        var registry = new GroupRegistry(new GroupStore(database, time), queue, time);
-        var logs = new CapturedLogs();
-        using var logging = LoggerFactory.Create(builder => builder.AddProvider(logs));
-        var handler = new RecordingHandler();
-        using var system = ActorSystem.Create("dispatcher-test", ActorsSetup.Settings);
-        using var dispatcher = new GroupDispatcher(
-            registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(database.Health),
-            ShardOwnership.Standalone(), new OutcomeWaiters(), system, logging.CreateLogger<GroupDispatcher>());
-
         // Two tokens, and the next one in about 17 minutes: the test sees only what the bucket held.
-        var written = await registry.PutAsync("fragile", new GroupDefinition
-        {
-            RatePerSecond = 0.001,
-            Burst = 2,
-            MaxConcurrency = 4,
-            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
-        }, CancellationToken.None);
-        Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
+        await using var rig = await DispatcherRig.StartAsync(rate: 0.001, burst: 2, concurrency: 4);
+        var (queue, dispatcher, handler) = (rig.Queue, rig.Dispatcher, rig.Handler);
 
         await EnqueueAsync(queue, "first");
         dispatcher.Notify("fragile");
@@ -150,14 +129,13 @@ public sealed class GroupDispatcherTests
         await EnqueueAsync(queue, "second");
         await EnqueueAsync(queue, "third");
         dispatcher.Notify("fragile");
-        await Eventually.TrueAsync(() => logs.Entries.Any(e => e.EventId.Id == 313), "the actor to fail");
+        await Eventually.TrueAsync(() => rig.Logs.Entries.Any(e => e.EventId.Id == 313), "the actor to fail");
         dispatcher.Notify("fragile");
 
         await Eventually.TrueAsync(() => handler.Calls.Count >= 2, "the replacement actor to spend the token left");
         await Task.Delay(TimeSpan.FromSeconds(2));
         Assert.Equal(["first", "second"], handler.Calls);
         Assert.Equal(1, (await queue.GetCountsAsync("fragile", CancellationToken.None))!.Queued);
-        await dispatcher.StopAsync(CancellationToken.None);
     }
 
     [Fact]
@@ -166,38 +144,79 @@ public sealed class GroupDispatcherTests
         // SQS hands out at most 10 messages a receive. An actor that took slots for its group's whole concurrency
         // held them through the receive's long poll: a thousand groups of concurrency 64 kept a node's 1,000 slots
         // taken while a few dozen receives waited, and the drain of a backlog crawled.
-        using var directory = new TempDirectory();
-        var time = TimeProvider.System;
-        await using var database = new SqliteDatabase(
-            Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = directory.File("clusterqueue.db") } }),
-            NullLogger<SqliteDatabase>.Instance);
-        var queue = new LeaseFaultQueue(new SqlMessageQueue(database, time), leaseLimit: 3);
-        var registry = new GroupRegistry(new GroupStore(database, time), queue, time);
-        var handler = new RecordingHandler();
-        using var system = ActorSystem.Create("dispatcher-test", ActorsSetup.Settings);
-        using var dispatcher = new GroupDispatcher(
-            registry, queue, handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry), new NodeReadiness(database.Health),
-            ShardOwnership.Standalone(), new OutcomeWaiters(), system, NullLogger<GroupDispatcher>.Instance);
-        var written = await registry.PutAsync("fragile", new GroupDefinition
-        {
-            RatePerSecond = 1000,
-            Burst = 1000,
-            MaxConcurrency = 64,
-            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
-        }, CancellationToken.None);
-        Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
+        await using var rig = await DispatcherRig.StartAsync(rate: 1000, burst: 1000, concurrency: 64, leaseLimit: 3);
 
         var ids = Enumerable.Range(0, 20).Select(i => $"m{i:00}").ToArray();
         foreach (var id in ids)
         {
-            await EnqueueAsync(queue, id);
+            await EnqueueAsync(rig.Queue, id);
         }
 
-        dispatcher.Notify("fragile");
-        await Eventually.TrueAsync(() => handler.Calls.Count == ids.Length, "every message to be delivered");
-        Assert.Equal(ids, handler.Calls.Order());
-        Assert.Equal(3, queue.LargestLeaseAsked);
-        await dispatcher.StopAsync(CancellationToken.None);
+        rig.Dispatcher.Notify("fragile");
+        await Eventually.TrueAsync(() => rig.Handler.Calls.Count == ids.Length, "every message to be delivered");
+        Assert.Equal(ids, rig.Handler.Calls.Order());
+        Assert.Equal(3, rig.Queue.LargestLeaseAsked);
+    }
+
+    /// <summary>
+    /// A dispatcher on its own SQLite file and actor system, over a <see cref="LeaseFaultQueue"/>, with one group
+    /// ("fragile") defined and a <see cref="RecordingHandler"/> for its calls. Disposing stops the dispatcher first.
+    /// </summary>
+    private sealed class DispatcherRig : IAsyncDisposable
+    {
+        private readonly TempDirectory _directory = new();
+        private SqliteDatabase? _database;
+        private ILoggerFactory? _logging;
+        private ActorSystem? _system;
+
+        public CapturedLogs Logs { get; } = new();
+
+        public RecordingHandler Handler { get; } = new();
+
+        public LeaseFaultQueue Queue { get; private set; } = null!;
+
+        public GroupDispatcher Dispatcher { get; private set; } = null!;
+
+        public static async Task<DispatcherRig> StartAsync(double rate, int burst, int concurrency, int? leaseLimit = null)
+        {
+            var rig = new DispatcherRig();
+            var time = TimeProvider.System;
+            rig._database = new SqliteDatabase(
+                Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = rig._directory.File("clusterqueue.db") } }),
+                NullLogger<SqliteDatabase>.Instance);
+            rig.Queue = new LeaseFaultQueue(new SqlMessageQueue(rig._database, time), leaseLimit);
+            var registry = new GroupRegistry(new GroupStore(rig._database, time), rig.Queue, time);
+            rig._logging = LoggerFactory.Create(builder => builder.AddProvider(rig.Logs));
+            rig._system = ActorSystem.Create("dispatcher-test", ActorsSetup.Settings);
+            rig.Dispatcher = new GroupDispatcher(
+                registry, rig.Queue, rig.Handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry),
+                new NodeReadiness(rig._database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(), rig._system,
+                rig._logging.CreateLogger<GroupDispatcher>());
+
+            var written = await registry.PutAsync("fragile", new GroupDefinition
+            {
+                RatePerSecond = rate,
+                Burst = burst,
+                MaxConcurrency = concurrency,
+                Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
+            }, CancellationToken.None);
+            Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
+            return rig;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await Dispatcher.StopAsync(CancellationToken.None);
+            Dispatcher.Dispose();
+            _system?.Dispose();
+            _logging?.Dispose();
+            if (_database is not null)
+            {
+                await _database.DisposeAsync();
+            }
+
+            _directory.Dispose();
+        }
     }
 
     private static async Task EnqueueAsync(IMessageQueue queue, string id)
