@@ -188,6 +188,18 @@ internal static class PostgresSchema
         -- target receives it. Null when the sender sent none and traces are off.
         ALTER TABLE messages ADD COLUMN trace_parent text;
         """,
+        """
+        -- Named leases for Akka.Coordination (Node/Cluster/Leases/PostgresLease.cs). owner holds the lease until
+        -- expires_at, by the database's clock. epoch grows by one whenever another owner takes the lease and fences the
+        -- holder's writes. A released lease keeps its row with no owner, so its epoch never starts over.
+        CREATE TABLE leases (
+            name         text PRIMARY KEY,
+            owner        text,
+            epoch        bigint NOT NULL,
+            acquired_at  timestamptz NOT NULL,
+            expires_at   timestamptz NOT NULL
+        );
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)
