@@ -12,6 +12,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Xunit.Abstractions;
 
 namespace ClusterQueue.Tests.Cluster;
 
@@ -20,7 +21,7 @@ namespace ClusterQueue.Tests.Cluster;
 /// store (some through a TCP relay the test can freeze), sharing one database. Times are short but every bound leaves
 /// seconds of room for a loaded 2-core machine.
 /// </summary>
-public sealed class PostgresLeaseTests(PostgresServer server) : IClassFixture<PostgresServer>, IAsyncLifetime
+public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper output) : IClassFixture<PostgresServer>, IAsyncLifetime
 {
     private const string Name = "clusterqueue-shard-groups-7";
 
@@ -156,12 +157,14 @@ public sealed class PostgresLeaseTests(PostgresServer server) : IClassFixture<Po
 
         // A partition: connections stay open, nothing answers, no error warns the holder.
         relay.Freeze();
+        var frozen = Stopwatch.GetTimestamp();
         var (at, checkedInCallback) = await lost.Task.WaitAsync(TimeSpan.FromSeconds(20));
 
         // Map the callback's moment onto the database's clock, erring late: the query runs after it was sent.
         var asked = Stopwatch.GetTimestamp();
         var row = await RowAsync(Name);
         var callbackAtLatest = row.Now - Stopwatch.GetElapsedTime(at, asked);
+        output.WriteLine($"lost {Stopwatch.GetElapsedTime(frozen, at).TotalSeconds:F2} s after the freeze, at least {(row.ExpiresAt - callbackAtLatest).TotalSeconds:F2} s before the row expired");
         Assert.True(callbackAtLatest < row.ExpiresAt, $"lost at {callbackAtLatest:O} by the database's clock, the row expires at {row.ExpiresAt:O}");
         Assert.False(checkedInCallback);
         Assert.False(a.CheckLease());
