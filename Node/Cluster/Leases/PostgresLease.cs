@@ -282,6 +282,7 @@ public sealed class PostgresLease : Lease
     {
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stop);
         var work = statement(cancel.Token);
+        Observe(work);
         try
         {
             return await work.WaitAsync(timeout, _time, stop);
@@ -289,7 +290,6 @@ public sealed class PostgresLease : Lease
         catch (TimeoutException e)
         {
             await cancel.CancelAsync();
-            Observe(work);
             throw new LeaseTimeoutException($"Lease {Settings.LeaseName}: {operation} did not finish within {timeout}.", e);
         }
         catch (OperationCanceledException e) when (!stop.IsCancellationRequested)
@@ -356,7 +356,7 @@ public sealed class PostgresLease : Lease
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 
-    /// <summary>An abandoned statement still ends, in an error perhaps: observed, so it is not reported as unobserved.</summary>
+    /// <summary>A statement given up on still ends, in an error perhaps: observed, so it is not reported as unobserved.</summary>
     private static void Observe(Task task) => task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
     /// <summary>The actor system's services: Akka.Hosting hands it the node's service provider.</summary>
