@@ -6,13 +6,15 @@ namespace ClusterQueue.Node.Cluster;
 public static class ClusterSetup
 {
     /// <summary>
-    /// Membership, shard leases and the notifications between nodes when the store is PostgreSQL; with the embedded
-    /// store, one node that owns every group. Register after processing: hosted services stop in reverse order, and the
+    /// Akka.Cluster membership on every node (<see cref="MembershipOptions"/>); shard leases and the notifications
+    /// between nodes when the store is PostgreSQL; with the embedded store, one node that owns every group. Register after processing: hosted services stop in reverse order, and the
     /// coordinator's graceful handover must run before the dispatcher's own drain.
     /// </summary>
     public static IServiceCollection AddCluster(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(NodeIdentity.From(configuration));
+        services.AddOptions<MembershipOptions>().Bind(configuration.GetSection(MembershipOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ClusterMembership>();
         var clustered = string.Equals(configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Store)}"], "postgres", StringComparison.Ordinal);
         if (!clustered)
         {

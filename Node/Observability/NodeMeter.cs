@@ -38,6 +38,7 @@ public sealed class NodeMeter : IDisposable
     private readonly GroupRegistry _registry;
     private readonly GroupDispatcher _dispatcher;
     private readonly ShardOwnership _ownership;
+    private readonly ClusterMembership _membership;
     private readonly NodeReadiness _readiness;
     private readonly IMeterFactory _factory;
     private readonly TimeProvider _time;
@@ -54,6 +55,7 @@ public sealed class NodeMeter : IDisposable
         GroupRegistry registry,
         GroupDispatcher dispatcher,
         ShardOwnership ownership,
+        ClusterMembership membership,
         NodeReadiness readiness,
         IMeterFactory factory,
         IOptions<ObservabilityOptions> options,
@@ -65,6 +67,7 @@ public sealed class NodeMeter : IDisposable
         _registry = registry;
         _dispatcher = dispatcher;
         _ownership = ownership;
+        _membership = membership;
         _readiness = readiness;
         _factory = factory;
         _time = time;
@@ -164,7 +167,12 @@ public sealed class NodeMeter : IDisposable
             meter.CreateObservableGauge("clusterqueue.shards_held", () => _ownership.Held.Count, description: "Shards whose lease this node holds.");
         }
 
-        meter.CreateObservableGauge("clusterqueue.ready", () => _readiness.IsReady ? 1 : 0, description: "1 when this node takes traffic (recovered, joined, not draining, store writable).");
+        meter.CreateObservableGauge("clusterqueue.cluster_members", () => _membership.UpMembers, description: "Akka.Cluster members Up, as this node sees them (1 for a node alone).");
+        meter.CreateObservableGauge(
+            "clusterqueue.cluster_unreachable_members",
+            () => _membership.UnreachableMembers,
+            description: "Akka.Cluster members some member's failure detector marks unreachable; above 0 for long means a crashed or cut-off node.");
+        meter.CreateObservableGauge("clusterqueue.ready", () => _readiness.IsReady ? 1 : 0, description: "1 when this node takes traffic (recovered, cluster member Up, joined, not draining, store writable).");
         meter.CreateObservableGauge("clusterqueue.process_working_set", () => Environment.WorkingSet, unit: "By", description: "Resident memory of the node process.");
         meter.CreateObservableGauge("clusterqueue.gc_heap", () => GC.GetTotalMemory(false), unit: "By", description: "Managed heap size.");
         _metrics.UseHandlerDuration(meter.CreateHistogram(

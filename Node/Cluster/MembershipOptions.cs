@@ -1,0 +1,60 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace ClusterQueue.Node.Cluster;
+
+/// <summary>
+/// Where the node's actor system listens and which members it joins: Akka.Cluster membership. Bound from
+/// ClusterQueue:Cluster, on every node (the embedded default is a one-node cluster that joins itself).
+/// </summary>
+public sealed class MembershipOptions : IValidatableObject
+{
+    public const string Section = ClusterOptions.Section;
+
+    /// <summary>Loopback: a node reaches no other machine unless it is told to; a cluster over hosts names its own address.</summary>
+    public string RemotingHost { get; set; } = "127.0.0.1";
+
+    /// <summary>0 takes a free port, so several nodes (and tests) share one machine; a cluster over hosts fixes it (seed nodes name it).</summary>
+    [Range(0, 65_535, ErrorMessage = "ClusterQueue:Cluster:RemotingPort must be between 0 and 65535.")]
+    public int RemotingPort { get; set; }
+
+    /// <summary>The address other members use when it differs from the one listened on (a container listening on 0.0.0.0); unset: RemotingHost.</summary>
+    public string? PublicHostname { get; set; }
+
+    /// <summary>
+    /// Members to join, as akka.tcp://clusterqueue@host:port addresses (one is enough; the first in the list that is
+    /// itself forms the cluster when none answers). None: the node joins itself, a one-node cluster.
+    /// </summary>
+    public string[] SeedNodes { get; set; } = [];
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (string.IsNullOrWhiteSpace(RemotingHost))
+        {
+            yield return new ValidationResult("ClusterQueue:Cluster:RemotingHost must name an address to listen on.", [nameof(RemotingHost)]);
+        }
+
+        if (PublicHostname is not null && string.IsNullOrWhiteSpace(PublicHostname))
+        {
+            yield return new ValidationResult("ClusterQueue:Cluster:PublicHostname must not be blank.", [nameof(PublicHostname)]);
+        }
+
+        foreach (var seed in SeedNodes)
+        {
+            if (!IsSeedAddress(seed))
+            {
+                yield return new ValidationResult(
+                    $"ClusterQueue:Cluster:SeedNodes has '{seed}'; each must be akka.tcp://{Processing.ActorsSetup.SystemName}@host:port.",
+                    [nameof(SeedNodes)]);
+            }
+        }
+    }
+
+    /// <summary>An address of this system's name with a host and a port: another name would never answer a join.</summary>
+    private static bool IsSeedAddress(string seed) =>
+        Uri.TryCreate(seed, UriKind.Absolute, out var uri)
+        && uri.Scheme == "akka.tcp"
+        && uri.UserInfo == Processing.ActorsSetup.SystemName
+        && !string.IsNullOrEmpty(uri.Host)
+        && uri.Port is > 0 and <= 65_535
+        && uri.AbsolutePath is "" or "/";
+}

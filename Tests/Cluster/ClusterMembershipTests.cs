@@ -1,0 +1,139 @@
+using System.Net;
+using ClusterQueue.Node.Cluster;
+using ClusterQueue.Node.Observability;
+using ClusterQueue.Tests.Support;
+using Microsoft.Extensions.Logging;
+
+namespace ClusterQueue.Tests.Cluster;
+
+/// <summary>
+/// The node's actor system as an Akka.Cluster member: alone it joins itself; given seed nodes, nodes form one cluster;
+/// readiness waits for the member to be Up; the metrics count members and the log tells their comings and goings.
+/// </summary>
+public sealed class ClusterMembershipTests
+{
+    private static readonly TimeSpan Generous = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task EmbeddedNode_WithNoClusterConfiguration_IsReadyAsAOneMemberCluster()
+    {
+        using var directory = new TempDirectory();
+
+        // Ready means /readyz answered 200, which needs the member Up; the start-up bound is generous for a loaded machine.
+        await using var node = await NodeProcess.StartAsync(directory.File("clusterqueue.db"));
+
+        var metrics = await node.Client.GetStringAsync("/metrics");
+        Assert.Equal(1, Exposition.Value(metrics, "clusterqueue_cluster_members"));
+        Assert.Equal(0, Exposition.Value(metrics, "clusterqueue_cluster_unreachable_members"));
+        Assert.Equal(1, Exposition.Value(metrics, "clusterqueue_ready"));
+    }
+
+    [Fact]
+    public async Task Node_WhoseSeedNodeNeverAnswers_IsNotReadyAndCountsNoMember()
+    {
+        // A seed that nobody listens on: the member stays Joining (never Up), so the node must not take traffic.
+        await using var node = NodeHost.Start(new Dictionary<string, string?>
+        {
+            ["ClusterQueue:Cluster:SeedNodes:0"] = $"akka.tcp://clusterqueue@127.0.0.1:{LoopbackServer.FreePort()}",
+        });
+
+        // Recovery finishes within a second or two; readiness must still be false for want of the member being Up.
+        await Eventually.TrueAsync(() => node.Get<NodeReadiness>().NotReadyReason == "The node's cluster member is not Up yet.", "recovered but not Up");
+        using var ready = await node.Client.GetAsync("/readyz");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        Assert.Contains("not Up yet", await ready.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var metrics = await node.Client.GetStringAsync("/metrics");
+        Assert.Equal(0, Exposition.Value(metrics, "clusterqueue_cluster_members"));
+        Assert.Equal(0, Exposition.Value(metrics, "clusterqueue_ready"));
+    }
+
+    [Fact]
+    public async Task TwoNodes_GivenASeedNode_FormOneCluster_AndTheOneLeft_SeesTheOtherLeave()
+    {
+        await using var first = NodeHost.Start(new Dictionary<string, string?> { ["Logging:LogLevel:ClusterQueue.Node.Cluster"] = "Information" });
+        var logs = CapturedLogs.Attach(first.Services);
+        var membership = first.Get<ClusterMembership>();
+        await Eventually.TrueAsync(() => first.Get<NodeReadiness>().IsReady, "the first node ready", Generous);
+        var seed = membership.SelfAddress!.ToString();
+
+        var second = NodeHost.Start(new Dictionary<string, string?> { ["ClusterQueue:Cluster:SeedNodes:0"] = seed });
+        try
+        {
+            await Eventually.TrueAsync(() => second.Get<NodeReadiness>().IsReady, "the second node ready (Up)", Generous);
+            await Eventually.TrueAsync(() => membership.UpMembers == 2 && second.Get<ClusterMembership>().UpMembers == 2, "both nodes seeing 2 members", Generous);
+            Assert.Equal(2, Exposition.Value(await first.Client.GetStringAsync("/metrics"), "clusterqueue_cluster_members"));
+            Assert.Equal(2, Exposition.Value(await second.Client.GetStringAsync("/metrics"), "clusterqueue_cluster_members"));
+            Assert.Contains(logs.Entries, e => e.EventId.Id == 751 && e.Message.Contains(second.Get<ClusterMembership>().SelfAddress!.ToString(), StringComparison.Ordinal));
+        }
+        finally
+        {
+            // Stopping the host runs CoordinatedShutdown: the member leaves (not merely vanishes).
+            await second.DisposeAsync();
+        }
+
+        await Eventually.TrueAsync(() => membership.UpMembers == 1, "the first node seeing 1 member", Generous);
+        Assert.Equal(1, Exposition.Value(await first.Client.GetStringAsync("/metrics"), "clusterqueue_cluster_members"));
+        Assert.Equal(0, Exposition.Value(await first.Client.GetStringAsync("/metrics"), "clusterqueue_cluster_unreachable_members"));
+        await Eventually.TrueAsync(() => logs.Entries.Any(e => e.EventId.Id == 754), "the removal logged", Generous);
+        Assert.Contains(logs.Entries, e => e.EventId.Id == 752);
+
+        // It left gracefully: never unreachable, never downed.
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id is 753 or 755 && e.Level >= LogLevel.Warning);
+        Assert.True(first.Get<NodeReadiness>().IsReady);
+    }
+
+    [Fact]
+    public async Task Sigterm_LeavesTheClusterAfterTheDrainBegins_AndExitsPromptly()
+    {
+        using var directory = new TempDirectory();
+        await using var node = await NodeProcess.StartAsync(
+            directory.File("clusterqueue.db"),
+            new Dictionary<string, string>
+            {
+                ["Logging:LogLevel:ClusterQueue.Node.Cluster"] = "Information",
+                ["Logging:LogLevel:ClusterQueue.Node.Processing"] = "Information",
+            });
+
+        var signalled = DateTime.UtcNow;
+        await node.TerminateAsync(Generous);
+
+        Assert.Equal(0, node.ExitCode);
+        var output = node.Output;
+        var draining = output.IndexOf("[311]", StringComparison.Ordinal);
+        var leaving = output.IndexOf("[752]", StringComparison.Ordinal);
+        var removed = output.IndexOf("[754]", StringComparison.Ordinal);
+        Assert.True(draining >= 0 && leaving > draining && removed > leaving, $"expected drain, then leave, then removal:\n{output}");
+
+        // Leaving a one-node cluster takes a couple of leader ticks; the bound is for a loaded machine.
+        Assert.True(DateTime.UtcNow - signalled < TimeSpan.FromSeconds(20), $"exited {DateTime.UtcNow - signalled} after SIGTERM");
+    }
+
+    [Theory]
+    [InlineData("akka.tcp://clusterqueue@10.0.0.1:4053", true)]
+    [InlineData("akka.tcp://clusterqueue@node-a.example:4053", true)]
+    [InlineData("akka.tcp://other@10.0.0.1:4053", false)]
+    [InlineData("akka.tcp://clusterqueue@10.0.0.1", false)]
+    [InlineData("http://clusterqueue@10.0.0.1:4053", false)]
+    [InlineData("10.0.0.1:4053", false)]
+    public void SeedNodes_MustBeAddressesOfThisSystem(string seed, bool valid)
+    {
+        var options = new MembershipOptions { SeedNodes = [seed] };
+
+        var errors = options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)).ToList();
+
+        Assert.Equal(valid, errors.Count == 0);
+    }
+
+    [Fact]
+    public async Task Node_WithAMalformedSeedNode_RefusesToStart()
+    {
+        var error = await Record.ExceptionAsync(async () =>
+        {
+            await using var node = NodeHost.Start(new Dictionary<string, string?> { ["ClusterQueue:Cluster:SeedNodes:0"] = "127.0.0.1:4053" });
+            await node.Client.GetAsync("/healthz");
+        });
+
+        Assert.NotNull(error);
+        Assert.Contains("SeedNodes", error.ToString(), StringComparison.Ordinal);
+    }
+}
