@@ -1,3 +1,4 @@
+using Akka;
 using Akka.Actor;
 using Akka.Cluster;
 using ClusterQueue.Node.Observability;
@@ -12,6 +13,14 @@ namespace ClusterQueue.Node.Cluster;
 /// </summary>
 public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMembership> logger)
 {
+    /// <summary>
+    /// Cluster.Shutdown, which Akka keeps internal (its own downing calls it): the extension stops, so the leave and
+    /// exiting phases of CoordinatedShutdown find it terminated and pass at once.
+    /// </summary>
+    private static readonly System.Reflection.MethodInfo ShutdownCluster =
+        typeof(Akka.Cluster.Cluster).GetMethod("Shutdown", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic, Type.EmptyTypes)
+        ?? throw new InvalidOperationException("Akka.Cluster.Cluster.Shutdown() was not found; this Akka.Cluster version is not the one the node was built against.");
+
     private readonly ILogger _logger = logger;
     private Akka.Cluster.Cluster? _cluster;
 
@@ -43,6 +52,20 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
             Log.MemberSelfUp(_logger, cluster.SelfAddress.ToString());
         });
         cluster.RegisterOnMemberRemoved(readiness.MarkMemberRemoved);
+
+        // A member alone has nobody to tell it is leaving, and leaving waits for two leader ticks all the same (over a
+        // second, on every stop of the embedded node). Shutting the cluster extension down ends it at once instead.
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseBeforeClusterShutdown, "leave-alone-at-once", () =>
+        {
+            if (cluster.State.Members.All(m => m.Address == cluster.SelfAddress))
+            {
+                readiness.MarkMemberRemoved();
+                Log.LeftAlone(_logger);
+                ShutdownCluster.Invoke(cluster, null);
+            }
+
+            return Task.FromResult(Done.Instance);
+        });
         if (joinSelf)
         {
             cluster.Join(cluster.SelfAddress);

@@ -23,4 +23,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 756, Level = LogLevel.Information, Message = "Cluster member {Address} is reachable again")]
     public static partial void MemberReachable(ILogger logger, string address);
+
+    [LoggerMessage(EventId = 757, Level = LogLevel.Information, Message = "This node was the cluster's only member; it stops without a leaving round")]
+    public static partial void LeftAlone(ILogger logger);
 }
