@@ -7,11 +7,12 @@ using static Akka.Cluster.ClusterEvent;
 namespace ClusterQueue.Node.Cluster;
 
 /// <summary>
-/// This node as an Akka.Cluster member: joins itself when no seed nodes are configured, tells readiness when the
-/// member is Up (and when it is no longer a member), logs the other members' comings and goings, and counts members
-/// for the metrics.
+/// This node as an Akka.Cluster member: joins the members it finds in the database (<see cref="DatabaseSeeds"/>, with
+/// the PostgreSQL store) or itself when no seed nodes are configured, tells readiness when the member is Up (and when
+/// it is no longer a member), logs the other members' comings and goings, tells the node when they change, and counts
+/// members for the metrics.
 /// </summary>
-public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMembership> logger)
+public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMembership> logger, DatabaseSeeds? seeds = null, IHostApplicationLifetime? lifetime = null)
 {
     /// <summary>
     /// Cluster.Shutdown, which Akka keeps internal (its own downing calls it): the extension stops, so the leave and
@@ -22,7 +23,12 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
         ?? throw new InvalidOperationException("Akka.Cluster.Cluster.Shutdown() was not found; this Akka.Cluster version is not the one the node was built against.");
 
     private readonly ILogger _logger = logger;
+    private readonly CancellationTokenSource _leaving = new();
     private Akka.Cluster.Cluster? _cluster;
+    private Task? _announcing;
+
+    /// <summary>Another member joined, left or was removed: shards may have moved.</summary>
+    public event Action? MembersChanged;
 
     /// <summary>Members Up (or WeaklyUp) as this node sees them; 0 before the actor system has started.</summary>
     public int UpMembers
@@ -40,8 +46,11 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
     /// <summary>This node's own address as members know it: what another node names as its seed.</summary>
     public Address? SelfAddress => _cluster?.SelfAddress;
 
-    /// <summary>Called once the actor system runs: joins (itself, when there are no seed nodes) and starts listening.</summary>
-    internal void Start(ActorSystem system, bool joinSelf)
+    /// <summary>
+    /// Called once the actor system runs: starts listening, and joins, when no seed nodes are configured (with them,
+    /// Akka joins them by itself): the members in the database with the PostgreSQL store, else itself.
+    /// </summary>
+    internal void Start(ActorSystem system, bool hasSeedNodes)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         _cluster = cluster;
@@ -51,7 +60,18 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
             readiness.MarkMemberUp();
             Log.MemberSelfUp(_logger, cluster.SelfAddress.ToString());
         });
-        cluster.RegisterOnMemberRemoved(readiness.MarkMemberRemoved);
+        cluster.RegisterOnMemberRemoved(() =>
+        {
+            readiness.MarkMemberRemoved();
+
+            // Downed (or left) while the process runs on: a member never rejoins with the same actor system, so the
+            // node stops, and its supervisor (Kubernetes, systemd) starts a fresh one that joins anew.
+            if (lifetime is { ApplicationStopping.IsCancellationRequested: false })
+            {
+                Log.RemovedWhileRunning(_logger);
+                lifetime.StopApplication();
+            }
+        });
 
         // A member alone has nobody to tell it is leaving, and leaving waits for two leader ticks all the same (over a
         // second, on every stop of the embedded node). Shutting the cluster extension down ends it at once instead.
@@ -66,9 +86,46 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
 
             return Task.FromResult(Done.Instance);
         });
-        if (joinSelf)
+        if (hasSeedNodes)
+        {
+            return;
+        }
+
+        if (seeds is null)
         {
             cluster.Join(cluster.SelfAddress);
+            return;
+        }
+
+        _announcing = Task.Run(() => seeds.RunAsync(cluster, _leaving.Token));
+        CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterLeave, "forget-seed-address", async () =>
+        {
+            await StopAnnouncingAsync();
+            return Done.Instance;
+        });
+    }
+
+    /// <summary>
+    /// Takes this member's row out of the database, so joiners stop picking it and shard placement passes it over
+    /// (<see cref="DatabaseSeeds.LiveNodes"/>): the first step of a drain. Idempotent; nothing to do without the database.
+    /// </summary>
+    public async Task StopAnnouncingAsync()
+    {
+        if (seeds is null || _cluster is not { } cluster || _announcing is not { } announcing)
+        {
+            return;
+        }
+
+        await _leaving.CancelAsync();
+        await announcing.ContinueWith(_ => { }, TaskScheduler.Default);
+        try
+        {
+            await seeds.ForgetAsync(cluster.SelfAddress, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception ex)
+        {
+            // The row expires by itself; a joiner that picks it meanwhile hears no answer and looks again.
+            Log.SeedRenewalFailed(_logger, ex);
         }
     }
 
@@ -81,10 +138,19 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
         {
             _cluster = cluster;
             var log = membership._logger;
-            Receive<MemberUp>(e => Log.MemberUp(log, Name(e.Member), membership.UpMembers));
+            Receive<MemberUp>(e =>
+            {
+                Log.MemberUp(log, Name(e.Member), membership.UpMembers);
+                Changed(membership, e.Member);
+            });
             Receive<MemberLeft>(e => Log.MemberLeaving(log, Name(e.Member)));
+            Receive<MemberExited>(e => Changed(membership, e.Member));
             Receive<MemberDowned>(e => Log.MemberDowned(log, Name(e.Member)));
-            Receive<MemberRemoved>(e => Log.MemberRemoved(log, Name(e.Member), e.PreviousStatus.ToString(), membership.UpMembers));
+            Receive<MemberRemoved>(e =>
+            {
+                Log.MemberRemoved(log, Name(e.Member), e.PreviousStatus.ToString(), membership.UpMembers);
+                Changed(membership, e.Member);
+            });
             Receive<UnreachableMember>(e => Log.MemberUnreachable(log, Name(e.Member)));
             Receive<ReachableMember>(e => Log.MemberReachable(log, Name(e.Member)));
             Receive<CurrentClusterState>(_ => { });
@@ -94,6 +160,14 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
             _cluster.Subscribe(Self, InitialStateAsEvents, typeof(IMemberEvent), typeof(IReachabilityEvent));
 
         protected override void PostStop() => _cluster.Unsubscribe(Self);
+
+        private void Changed(ClusterMembership membership, Member member)
+        {
+            if (member.Address != _cluster.SelfAddress)
+            {
+                membership.MembersChanged?.Invoke();
+            }
+        }
 
         private string Name(Member member) =>
             member.Address == _cluster.SelfAddress ? $"{member.Address} (this node)" : member.Address.ToString();

@@ -25,7 +25,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
     internal static readonly Type[] Messages =
     [
         typeof(GroupProtocol.Wake), typeof(GroupProtocol.Reconfigure), typeof(GroupProtocol.Stop), typeof(GroupProtocol.Inspect),
-        typeof(ActorSnapshot),
+        typeof(ActorSnapshot), typeof(GroupEnvelope),
     ];
 
     private const string Wake = "wake";
@@ -33,6 +33,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
     private const string Stop = "stop";
     private const string Inspect = "inspect";
     private const string Snapshot = "snapshot";
+    private const string Envelope = "group";
 
     private static readonly byte[] Empty = [];
 
@@ -53,6 +54,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
         GroupProtocol.Stop => Stop,
         GroupProtocol.Inspect => Inspect,
         ActorSnapshot => Snapshot,
+        GroupEnvelope => Envelope,
         _ => throw Unknown(o.GetType().FullName),
     };
 
@@ -62,6 +64,9 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
         GroupProtocol.Wake or GroupProtocol.Stop or GroupProtocol.Inspect => Empty,
         GroupProtocol.Reconfigure reconfigure => JsonSerializer.SerializeToUtf8Bytes(reconfigure.Settings, Json),
         ActorSnapshot snapshot => JsonSerializer.SerializeToUtf8Bytes(snapshot, Json),
+
+        // What the shard region routes to another member: the group, and the message for its actor in its own form.
+        GroupEnvelope envelope => JsonSerializer.SerializeToUtf8Bytes(new EnvelopeWire(envelope.GroupId, Manifest(envelope.Message), ToBinary(envelope.Message)), Json),
         _ => throw Unknown(obj.GetType().FullName),
     };
 
@@ -72,8 +77,20 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
         Inspect => GroupProtocol.Inspect.Instance,
         Reconfigure => new GroupProtocol.Reconfigure(Read<GroupSettings>(bytes)),
         Snapshot => Read<ActorSnapshot>(bytes),
+        Envelope => ReadEnvelope(bytes),
         _ => throw Unknown(manifest),
     };
+
+    private GroupEnvelope ReadEnvelope(byte[] bytes)
+    {
+        var wire = Read<EnvelopeWire>(bytes);
+        if (wire.Manifest == Envelope)
+        {
+            throw new SerializationException("A group envelope between members held another envelope.");
+        }
+
+        return new GroupEnvelope(wire.GroupId, FromBinary(wire.Payload, wire.Manifest));
+    }
 
     private static void DropDerived(JsonTypeInfo type)
     {
@@ -96,4 +113,6 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
 
     private static SerializationException Unknown(string? what) =>
         new($"{what} is not a message ClusterQueue sends between members.");
+
+    private sealed record EnvelopeWire(string GroupId, string Manifest, byte[] Payload);
 }

@@ -1,3 +1,4 @@
+using ClusterQueue.Node.Cluster.Leases;
 using ClusterQueue.Node.Storage;
 using Microsoft.Extensions.Options;
 
@@ -6,14 +7,16 @@ namespace ClusterQueue.Node.Cluster;
 public static class ClusterSetup
 {
     /// <summary>
-    /// Akka.Cluster membership on every node (<see cref="MembershipOptions"/>); shard leases and the notifications
-    /// between nodes when the store is PostgreSQL; with the embedded store, one node that owns every group. Register after processing: hosted services stop in reverse order, and the
-    /// coordinator's graceful handover must run before the dispatcher's own drain.
+    /// Akka.Cluster membership on every node (<see cref="MembershipOptions"/>). With the PostgreSQL store: the members
+    /// find each other through the database (<see cref="DatabaseSeeds"/>), shards are fenced by leases whose events
+    /// feed <see cref="ShardOwnership"/>, and group changes reach every node by LISTEN/NOTIFY. With the embedded store,
+    /// one node that owns every group.
     /// </summary>
     public static IServiceCollection AddCluster(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton(NodeIdentity.From(configuration));
         services.AddOptions<MembershipOptions>().Bind(configuration.GetSection(MembershipOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<ClusterOptions>().Bind(configuration.GetSection(ClusterOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<ClusterMembership>();
         var clustered = string.Equals(configuration[$"{StorageOptions.Section}:{nameof(StorageOptions.Store)}"], "postgres", StringComparison.Ordinal);
         if (!clustered)
@@ -22,14 +25,31 @@ public static class ClusterSetup
             return services;
         }
 
-        services.AddOptions<ClusterOptions>().Bind(configuration.GetSection(ClusterOptions.Section)).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(provider => ShardOwnership.Clustered(provider.GetRequiredService<IOptions<ClusterOptions>>().Value.Shards));
-        services.AddSingleton(provider => new ShardLeaseStore(
-            provider.GetRequiredService<PostgresDatabase>(),
-            provider.GetRequiredService<IOptions<ClusterOptions>>().Value));
-        services.AddSingleton<ClusterCoordinator>();
-        services.AddHostedService(provider => provider.GetRequiredService<ClusterCoordinator>());
+        services.AddSingleton(provider => new ClusterStore(provider.GetRequiredService<PostgresDatabase>()));
+        services.AddSingleton<ILeaseListener, ShardLeaseEvents>();
+        services.AddSingleton<DatabaseSeeds>();
+        services.AddHostedService<ShardCountCheck>();
         services.AddHostedService<ClusterSignals>();
         return services;
+    }
+
+    /// <summary>Refuses to start a node whose shard count differs from the one the cluster was created with.</summary>
+    private sealed class ShardCountCheck(ClusterStore store, ShardOwnership ownership, ILogger<ShardCountCheck> logger) : IHostedService
+    {
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            try
+            {
+                await store.EnsureShardsAsync(ownership.Shards, cancellationToken);
+            }
+            catch (InvalidOperationException ex)
+            {
+                Log.ConfigurationConflict(logger, ex);
+                throw;
+            }
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

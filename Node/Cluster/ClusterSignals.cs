@@ -1,6 +1,4 @@
-using System.Threading.Channels;
 using ClusterQueue.Node.Groups;
-using ClusterQueue.Node.Processing;
 using ClusterQueue.Node.Storage;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -8,25 +6,20 @@ using Npgsql;
 namespace ClusterQueue.Node.Cluster;
 
 /// <summary>
-/// What nodes tell each other, through PostgreSQL LISTEN/NOTIFY on one dedicated connection:
+/// What nodes tell each other through PostgreSQL LISTEN/NOTIFY on one dedicated connection:
 /// <list type="bullet">
-/// <item>group definitions changed: read <c>group_changes</c> after the last change seen and refresh those groups;</item>
-/// <item>a group has new messages (ingress on a node that does not own it): wake its actor here if this node owns it;</item>
-/// <item>membership or leases changed: run the coordinator's round now instead of at its next tick;</item>
+/// <item>group definitions changed: read <c>group_changes</c> after the last change seen and refresh those groups
+/// (every node's registry, and so the group's actor wherever it runs);</item>
 /// <item>a message a sender waits for has its outcome: wake that sender's request if it waits here.</item>
 /// </list>
-/// A notification can be missed (a reconnect), so the change log is also polled every <c>ChangePollInterval</c>, and the
-/// dispatcher's sweep wakes groups with pending messages as before.
+/// A notification can be missed (a reconnect), so the change log is also polled every <c>ChangePollInterval</c>.
+/// Wake-ups for groups and everything about shards travel between members as Akka messages instead.
 /// </summary>
 public sealed class ClusterSignals : BackgroundService
 {
-    private readonly Channel<string> _wakes = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly PostgresDatabase _database;
-    private readonly ShardLeaseStore _leases;
     private readonly GroupRegistry _registry;
     private readonly GroupStore _groups;
-    private readonly GroupDispatcher _dispatcher;
-    private readonly ClusterCoordinator _coordinator;
     private readonly ClusterOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClusterSignals> _logger;
@@ -36,11 +29,8 @@ public sealed class ClusterSignals : BackgroundService
 
     public ClusterSignals(
         PostgresDatabase database,
-        ShardLeaseStore leases,
         GroupRegistry registry,
         GroupStore groups,
-        GroupDispatcher dispatcher,
-        ClusterCoordinator coordinator,
         IOptions<ClusterOptions> options,
         TimeProvider time,
         Ingress.OutcomeWaiters outcomes,
@@ -48,22 +38,15 @@ public sealed class ClusterSignals : BackgroundService
     {
         _outcomes = outcomes;
         _database = database;
-        _leases = leases;
         _registry = registry;
         _groups = groups;
-        _dispatcher = dispatcher;
-        _coordinator = coordinator;
         _options = options.Value;
         _time = time;
         _logger = logger;
         _seenChange = registry.LoadedThrough;
-        _dispatcher.WakeElsewhere += groupId => _wakes.Writer.TryWrite(groupId);
     }
 
-    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
-        Task.WhenAll(
-            Task.Run(() => ListenAsync(stoppingToken), CancellationToken.None),
-            Task.Run(() => SendWakesAsync(stoppingToken), CancellationToken.None));
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) => Task.Run(() => ListenAsync(stoppingToken), CancellationToken.None);
 
     private async Task ListenAsync(CancellationToken stoppingToken)
     {
@@ -75,7 +58,7 @@ public sealed class ClusterSignals : BackgroundService
                 await using var connection = await _database.ControlSource.OpenConnectionAsync(stoppingToken);
                 connection.Notification += OnNotification;
                 await using (var listen = new NpgsqlCommand(
-                    $"LISTEN {ShardLeaseStore.GroupsChannel}; LISTEN {ShardLeaseStore.WakeChannel}; LISTEN {ShardLeaseStore.ClusterChannel}; LISTEN {PostgresDatabase.OutcomesChannel};", connection))
+                    $"LISTEN {ClusterStore.GroupsChannel}; LISTEN {PostgresDatabase.OutcomesChannel};", connection))
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
@@ -115,14 +98,8 @@ public sealed class ClusterSignals : BackgroundService
     {
         switch (notification.Channel)
         {
-            case ShardLeaseStore.GroupsChannel:
+            case ClusterStore.GroupsChannel:
                 _changesPending = true;
-                break;
-            case ShardLeaseStore.WakeChannel:
-                _dispatcher.NotifyOwned(notification.Payload);
-                break;
-            case ShardLeaseStore.ClusterChannel:
-                _coordinator.Poke();
                 break;
             case PostgresDatabase.OutcomesChannel:
                 _outcomes.Announce(notification.Payload);
@@ -146,38 +123,6 @@ public sealed class ClusterSignals : BackgroundService
             }
 
             _seenChange = latest;
-        }
-    }
-
-    /// <summary>Passes wake-ups for groups owned elsewhere on, all that are waiting in one statement.</summary>
-    private async Task SendWakesAsync(CancellationToken stoppingToken)
-    {
-        var pending = new HashSet<string>(StringComparer.Ordinal);
-        try
-        {
-            while (await _wakes.Reader.WaitToReadAsync(stoppingToken))
-            {
-                while (pending.Count < 1000 && _wakes.Reader.TryRead(out var groupId))
-                {
-                    pending.Add(groupId);
-                }
-
-                try
-                {
-                    await _leases.NotifyWakeAsync(pending, stoppingToken);
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    // The owner's sweep still finds these groups' messages; a wake-up only makes it sooner.
-                    Log.WakeFailed(_logger, ex);
-                    await Task.Delay(TimeSpan.FromMilliseconds(200), _time, stoppingToken);
-                }
-
-                pending.Clear();
-            }
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
         }
     }
 }

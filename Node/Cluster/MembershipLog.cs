@@ -26,4 +26,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 757, Level = LogLevel.Information, Message = "This node was the cluster's only member; it stops without a leaving round")]
     public static partial void LeftAlone(ILogger logger);
+
+    [LoggerMessage(EventId = 758, Level = LogLevel.Error, Message = "This node is no longer a cluster member (downed); it stops so that a fresh process can join")]
+    public static partial void RemovedWhileRunning(ILogger logger);
 }

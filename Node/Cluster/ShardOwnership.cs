@@ -1,33 +1,38 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 
 namespace ClusterQueue.Node.Cluster;
 
 /// <summary>
-/// Which shards this node holds right now, with the fencing epoch of each. The coordinator grants and revokes; the
-/// dispatcher and the queue read. A node of the embedded store is not clustered and owns every group.
+/// Which shards this node holds right now, with the fencing epoch of each: the shard leases (PostgreSQL rows, see
+/// <see cref="Leases.PostgresLease"/>) that Akka's shards acquire before they start any group actor, and give up when
+/// they move away or lose them. The actors and the queue read it; the lease's events write it
+/// (<see cref="ShardLeaseEvents"/>). A node of the embedded store is not clustered and owns every group.
 /// </summary>
 public sealed class ShardOwnership
 {
+    /// <summary>How each shard lease is named: Akka.Cluster.Sharding's <c>{system}-shard-{type}-{shard}</c>.</summary>
+    public const string LeasePrefix = Processing.ActorsSetup.SystemName + "-shard-" + Processing.GroupShards.TypeName + "-";
+
     private readonly ConcurrentDictionary<int, ShardGrant> _held = new();
 
-    private ShardOwnership(bool clustered, int shards, Guid session)
+    // What the actors of shards on their way out left, saved with each shard's release for its next owner.
+    private readonly ConcurrentDictionary<int, ConcurrentDictionary<string, SavedBucket>> _left = new();
+
+    private ShardOwnership(bool clustered, int shards)
     {
         IsClustered = clustered;
         Shards = shards;
-        Session = session;
     }
 
     /// <summary>One node on its own store: owns everything, fences nothing.</summary>
-    public static ShardOwnership Standalone() => new(false, 1, Guid.Empty);
+    public static ShardOwnership Standalone() => new(false, 1);
 
-    public static ShardOwnership Clustered(int shards) => new(true, shards, Guid.NewGuid());
+    public static ShardOwnership Clustered(int shards) => new(true, shards);
 
     public bool IsClustered { get; }
 
     public int Shards { get; }
-
-    /// <summary>This process's membership: a restarted node with the same id is a new session and holds nothing of the old one.</summary>
-    public Guid Session { get; }
 
     public int ShardOf(string groupId) => IsClustered ? ShardMap.ShardOf(groupId, Shards) : 0;
 
@@ -35,7 +40,7 @@ public sealed class ShardOwnership
 
     /// <summary>The fence an owner-only write must check; null when not clustered or the shard is not held.</summary>
     public ShardFence? FenceFor(string groupId) =>
-        IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) ? new ShardFence(grant.Shard, grant.Epoch, Session) : null;
+        IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) ? new ShardFence(LeasePrefix + grant.Shard.ToString(CultureInfo.InvariantCulture), grant.Owner, grant.Epoch) : null;
 
     public IReadOnlyCollection<int> Held => [.. _held.Keys];
 
@@ -60,18 +65,44 @@ public sealed class ShardOwnership
         return grant.QuietSince is { } quiet ? Math.Min(burst, ratePerSecond * Math.Max(0, (now - quiet).TotalSeconds)) : null;
     }
 
-    internal void Grant(ShardGrant grant) => _held[grant.Shard] = grant;
+    /// <summary>Called by an actor whose shard moves away, as it stops: its tokens go to the shard's next owner.</summary>
+    public void Left(string groupId, double tokens, DateTimeOffset at)
+    {
+        if (IsClustered)
+        {
+            _left.GetOrAdd(ShardOf(groupId), _ => new(StringComparer.Ordinal))[groupId] = new SavedBucket(tokens, at);
+        }
+    }
 
-    internal bool Revoke(int shard) => _held.TryRemove(shard, out _);
+    /// <summary>The shard of a lease name, when it is one of the group shards' leases.</summary>
+    public static bool TryParseLease(string leaseName, out int shard)
+    {
+        shard = -1;
+        return leaseName.StartsWith(LeasePrefix, StringComparison.Ordinal)
+               && int.TryParse(leaseName.AsSpan(LeasePrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out shard);
+    }
+
+    internal void Grant(ShardGrant grant)
+    {
+        _left.TryRemove(grant.Shard, out _);
+        _held[grant.Shard] = grant;
+    }
+
+    internal bool Revoke(int shard, long epoch) =>
+        _held.TryGetValue(shard, out var grant) && grant.Epoch == epoch && _held.TryRemove(new KeyValuePair<int, ShardGrant>(shard, grant));
+
+    /// <summary>Takes what the shard's actors left as they stopped.</summary>
+    internal IReadOnlyDictionary<string, SavedBucket> TakeLeft(int shard) =>
+        _left.TryRemove(shard, out var left) ? left : new Dictionary<string, SavedBucket>();
 }
 
 /// <summary>
-/// A shard this node acquired: its epoch, when the previous owner went quiet (a failover: it stopped before its lease
-/// expired) and the buckets a previous owner saved at a handover.
+/// A shard this node acquired: its lease owner and epoch, when the previous owner went quiet (a failover: it stopped
+/// before its lease expired) and the buckets a previous owner saved at a handover.
 /// </summary>
-public sealed record ShardGrant(int Shard, long Epoch, DateTimeOffset? QuietSince, IReadOnlyDictionary<string, SavedBucket> Buckets);
+public sealed record ShardGrant(int Shard, string Owner, long Epoch, DateTimeOffset? QuietSince, IReadOnlyDictionary<string, SavedBucket> Buckets);
 
 public readonly record struct SavedBucket(double Tokens, DateTimeOffset At);
 
-/// <summary>What an owner-only write checks in the database: the shard is still held by this session at this epoch.</summary>
-public readonly record struct ShardFence(int Shard, long Epoch, Guid Session);
+/// <summary>What an owner-only write checks in the database: the shard's lease is still this owner's at this epoch.</summary>
+public readonly record struct ShardFence(string LeaseName, string Owner, long Epoch);

@@ -28,7 +28,7 @@ public sealed class NodeReadiness(StoreHealth store)
         : _memberRemoved ? "The node is no longer a cluster member."
         : !_recovered ? "The node is still recovering."
         : !_memberUp ? "The node's cluster member is not Up yet."
-        : _joinRequired && !_joined ? "The node has not joined the cluster yet."
+        : _joinRequired && !_joined ? "The node's shard region is not registered with the cluster yet."
         : null;
 
     public void MarkRecovered() => _recovered = true;

@@ -105,7 +105,7 @@ public static class ObservabilityEndpoints
             return GroupProblems.NotFound(id);
         }
 
-        var snapshot = dispatcher.InspectAsync(id) is { } inspect ? await inspect.WaitAsync(cancellationToken) : null;
+        var snapshot = await dispatcher.InspectAsync(id).WaitAsync(cancellationToken);
         return TypedResults.Ok(new GroupStats(
             id,
             Math.Max(0, counts.Queued - (snapshot?.InFlight ?? 0)),

@@ -3,23 +3,28 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Remote.Hosting;
 using ClusterQueue.Node.Cluster;
+using ClusterQueue.Node.Cluster.Leases;
 using Microsoft.Extensions.Options;
 
 namespace ClusterQueue.Node.Processing;
 
 /// <summary>
 /// The node's one actor system (Akka.NET, through Akka.Hosting), started and stopped with the host: an Akka.Cluster
-/// member, alone (joined to itself) unless seed nodes are configured. Its settings are code and ClusterQueue:Cluster
-/// keys (<see cref="MembershipOptions"/>), not a HOCON file for users to edit. Messages between members use
-/// <see cref="ClusterMessageSerializer"/>.
+/// member whose group actors are Akka.Cluster.Sharding entities (<see cref="GroupShards"/>). With the PostgreSQL store
+/// every shard is fenced by a PostgreSQL lease (<see cref="PostgresLease"/>) and the split brain resolver decides by
+/// the same kind of lease. Its settings are code and ClusterQueue:* keys, not a HOCON file for users to edit. Messages
+/// between members use <see cref="ClusterMessageSerializer"/>.
 /// </summary>
 public static class ActorsSetup
 {
     public const string SystemName = "clusterqueue";
 
-    /// <summary>What the node sets beyond Akka's defaults; tests build their actor systems from it too.</summary>
+    /// <summary>The split brain resolver's lease: the side of a partition that holds it stays up, the other downs itself.</summary>
+    public const string SplitBrainLease = SystemName + "-split-brain";
+
+    /// <summary>What the node sets beyond Akka's defaults, whatever its store; tests build their actor systems from it too.</summary>
     public static readonly Config Settings = ConfigurationFactory.ParseString(
-        $$"""
+        """
         akka {
           # Nothing of the node's own timing runs on Akka's scheduler (group actors use TimeProvider timers: at the
           # 10 ms default tick a scheduled message came 8 ms late at p50, a TimeProvider timer 2 ms). The cluster's
@@ -28,15 +33,25 @@ public static class ActorsSetup
           # 1 s. At 500 ms a heartbeat is at most half its interval late, well inside the failure detector's pause.
           scheduler.tick-duration = 500ms
 
-          # A failed group actor stops and leaves its tokens; restarting it in place would start it with a full bucket.
-          actor.guardian-supervisor-strategy = "{{typeof(GroupActorSupervision).AssemblyQualifiedName}}"
-
           # Akka would run its shutdown on SIGTERM by itself, at once, stopping every group actor with its calls in
           # flight. The host runs it instead, after the dispatcher's drain (AkkaHostedService.StopAsync).
           coordinated-shutdown.run-by-clr-shutdown-hook = off
 
           # Timer ticks and slot offers for actors that have just stopped are expected then.
           log-dead-letters-during-shutdown = off
+
+          cluster.sharding {
+            # A group actor passivates itself once idle with a full bucket (it alone knows when a new actor starting
+            # full would not be a second burst), so no timer passivates it; and none is remembered: the store is the
+            # source of truth, and the sweeps wake what has work.
+            passivate-idle-entity-after = off
+            remember-entities = off
+            state-store-mode = ddata
+
+            # How often the coordinator moves shards to the member that should own them (RendezvousAllocation): a
+            # member that joins takes its shards within this. Akka's default is 10 s.
+            rebalance-interval = 2s
+          }
         }
         """);
 
@@ -48,7 +63,17 @@ public static class ActorsSetup
     public static IServiceCollection AddActors(this IServiceCollection services) =>
         services.AddAkka(SystemName, (builder, provider) => builder
             .AddHocon(Settings, HoconAddMode.Prepend)
-            .WithMembership(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ClusterMembership>())
+            .AddHocon(Timing(provider), HoconAddMode.Prepend)
+            .WithMembership(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ClusterMembership>(), provider.GetRequiredService<NodeIdentity>())
+            .AddStartup(async (system, _) =>
+            {
+                var dispatcher = provider.GetRequiredService<GroupDispatcher>();
+                var seeds = provider.GetService<DatabaseSeeds>();
+                await GroupShards.StartAsync(system, dispatcher, seeds is null ? null : () => seeds.LiveNodes);
+                var membership = provider.GetRequiredService<ClusterMembership>();
+                membership.MembersChanged += dispatcher.SweepSoon;
+                dispatcher.BeforeHandoff = membership.StopAnnouncingAsync;
+            })
             .ConfigureLoggers(loggers =>
             {
                 // Akka's own messages go to the node's log, filtered there like any other category.
@@ -57,7 +82,66 @@ public static class ActorsSetup
                 loggers.AddLoggerFactory();
             }));
 
-    private static AkkaConfigurationBuilder WithMembership(this AkkaConfigurationBuilder builder, MembershipOptions options, ClusterMembership membership) =>
+    /// <summary>
+    /// The settings that follow the node's own: how long a shard's handoff may take (the actors wait for their calls
+    /// up to the drain or handover timeout), and, with the PostgreSQL store, the leases and the split brain resolver.
+    /// </summary>
+    private static Config Timing(IServiceProvider provider)
+    {
+        var processing = provider.GetRequiredService<IOptions<ProcessingOptions>>().Value;
+        var cluster = provider.GetRequiredService<IOptions<Cluster.ClusterOptions>>().Value;
+        var ownership = provider.GetRequiredService<ShardOwnership>();
+
+        // Akka's handoff gives the actors this minus 5 s; the shutdown phase that runs it must not cut it short.
+        var handoff = Seconds((processing.DrainTimeout > cluster.HandoverTimeout ? processing.DrainTimeout : cluster.HandoverTimeout) + TimeSpan.FromSeconds(15));
+        var common = $$"""
+            akka.cluster.sharding.handoff-timeout = {{handoff}}
+            akka.coordinated-shutdown.phases.cluster-sharding-shutdown-region.timeout = {{handoff}}
+            """;
+        if (!ownership.IsClustered)
+        {
+            return ConfigurationFactory.ParseString(common);
+        }
+
+        return ConfigurationFactory.ParseString($$"""
+            {{common}}
+            {{PostgresLease.ConfigPath}} {
+              heartbeat-timeout = {{Seconds(cluster.LeaseTtl)}}
+              heartbeat-interval = {{Seconds(cluster.RenewInterval)}}
+              safety-margin = {{Seconds(cluster.SafetyMargin)}}
+            }
+            akka.cluster {
+              sharding {
+                # A shard starts no group actor until it holds its lease: a new owner waits for the old one's release
+                # (a handover) or expiry (a failure), and a node that cannot renew stops its shards first.
+                use-lease = "{{PostgresLease.ConfigPath}}"
+                # How soon a shard whose lease is still held elsewhere asks again: a released lease is taken within this.
+                lease-retry-interval = 200ms
+                # After a member is removed its shards' groups wait for the coordinator (which may have moved with it)
+                # and for their regions to ask again; Akka's defaults (2 s, 5 s) added seconds to every failover.
+                retry-interval = 500ms
+                coordinator-failure-backoff = 1s
+              }
+              singleton.hand-over-retry-interval = 500ms
+              downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+              split-brain-resolver {
+                active-strategy = lease-majority
+                # Akka's default is 20 s. The shard leases make a short one safe: a member downed while it still runs
+                # cannot have its groups started elsewhere until its leases are released or expire, and its watchdog
+                # stops them before that.
+                stable-after = 2s
+                lease-majority {
+                  lease-implementation = "{{PostgresLease.ConfigPath}}"
+                  lease-name = "{{SplitBrainLease}}"
+                }
+              }
+            }
+            """).WithFallback(PostgresLease.DefaultConfig);
+    }
+
+    private static string Seconds(TimeSpan span) => $"{span.TotalMilliseconds.ToString("0", System.Globalization.CultureInfo.InvariantCulture)}ms";
+
+    private static AkkaConfigurationBuilder WithMembership(this AkkaConfigurationBuilder builder, MembershipOptions options, ClusterMembership membership, NodeIdentity node) =>
         builder
             .WithRemoting(new RemoteOptions
             {
@@ -65,7 +149,13 @@ public static class ActorsSetup
                 Port = options.RemotingPort,
                 PublicHostName = options.PublicHostname,
             })
-            .WithClustering(new Akka.Cluster.Hosting.ClusterOptions { SeedNodes = options.SeedNodes })
+            .WithClustering(new Akka.Cluster.Hosting.ClusterOptions
+            {
+                SeedNodes = options.SeedNodes,
+
+                // What shard placement hashes (RendezvousAllocation): the node id, stable across restarts, not the address.
+                Roles = [RendezvousAllocation.RoleOf(node.Id)],
+            })
             .WithCustomSerializer("clusterqueue", ClusterMessageSerializer.Messages, system => new ClusterMessageSerializer(system))
-            .AddStartup((system, _) => membership.Start(system, joinSelf: options.SeedNodes.Length == 0));
+            .AddStartup((system, _) => membership.Start(system, hasSeedNodes: options.SeedNodes.Length > 0));
 }

@@ -1,5 +1,6 @@
 using System.Runtime.ExceptionServices;
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Observability;
@@ -8,22 +9,26 @@ using ClusterQueue.Node.Queueing;
 namespace ClusterQueue.Node.Processing;
 
 /// <summary>
-/// One group's actor (an Akka.NET actor): the only code that changes the group's token bucket, in-flight count,
-/// pause and AIMD state. Everything else talks to it through its mailbox (<see cref="GroupProtocol"/>).
+/// One group's actor, an Akka.Cluster.Sharding entity (<see cref="GroupShards"/>): the only code that changes the
+/// group's token bucket, in-flight count, pause and AIMD state. Everything else talks to it through its mailbox
+/// (<see cref="GroupProtocol"/>).
 /// <code>
 ///   Wake, Reconfigure, CallFinished, SlotsFreed, Stop, Tick ── each queues one Evaluate behind what is in the mailbox
 ///        │
 ///        ▼
 ///   ┌─▶ Ready ── Evaluate: start the calls the bucket, the concurrency limit and the node's call slots allow
 ///   │      ├── a lease (or a release of messages leased early) started ──▶ Busy: stash everything but its outcome ─┐
-///   │      ├── idle (nothing pending or in flight, bucket full) ──▶ retire, if the dispatcher has nothing on its way │
+///   │      ├── idle (nothing pending or in flight, bucket full) ──▶ passivate: the shard stops it (Stop)           │
 ///   │      └── otherwise arm the timer: next token, next visible message, end of a pause                           │
 ///   └──────────────────────────────────────────────── Leased / LeaseFailed / EarlyReleased: unstash ◀──────────────┘
 /// </code>
 /// Nothing inside blocks or awaits: a lease, a handler call and a release are started here and their outcomes piped
-/// back as messages. It leases only what it can start at once, so no lease is burnt waiting for a token. It retires
-/// only with a full bucket, because a fresh actor starts full: retiring earlier would hand out a second burst. (An
-/// actor that fails leaves its tokens with the dispatcher for the next one, for the same reason.) Its timer runs on
+/// back as messages. It leases only what it can start at once, so no lease is burnt waiting for a token. It passivates
+/// only with a full bucket, because a fresh actor starts full: stopping earlier would hand out a second burst. (An
+/// actor that fails leaves its tokens with the dispatcher for the next one, and one whose shard moves away leaves
+/// them for the shard's next owner, for the same reason.) A Stop (its shard moves away, the node drains, the group is
+/// deleted) ends it once its calls in flight have finished, or at the dispatcher's stop timeout, when it cancels them
+/// and their messages go back to the queue. Its timer runs on
 /// <see cref="TimeProvider"/>, not Akka's scheduler: that ticks every 10 ms, and a burst-1 group loses whatever its
 /// timer is late on every message.
 /// </summary>
@@ -44,6 +49,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private static readonly TimeSpan MaxLeaseLead = TimeSpan.FromMilliseconds(100);
 
     private readonly GroupActorHandle _handle;
+    private readonly string _groupId;
     private readonly GroupDispatcher _dispatcher;
     private readonly IMessageQueue _queue;
     private readonly TimeProvider _time;
@@ -86,19 +92,28 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private TickTimer _timer = null!;
     private bool _evaluateQueued;
 
-    // Messages read from the dispatcher; it lets the actor retire only when it has sent no more than these.
-    private int _received;
+    // Cancels this actor's calls in flight: at the stop timeout, or at once when the actor is stopped from outside
+    // (its shard's lease was lost, the actor system is going down) or fails.
+    private readonly CancellationTokenSource _abort;
+    private ITimer? _stopDeadline;
 
-    // Retired or stopped by its own decision; a stop without it is a failure (or the actor system going down).
+    // Asked the shard to passivate it; it is stopped soon, and a wake-up read meanwhile is sent again as it stops.
+    private bool _passivating;
+    private bool _wokenWhilePassivating;
+
+    // Stopped by its own decision (passivated, or a Stop with its calls finished); a stop without it is a failure, a
+    // lost lease or the actor system going down.
     private bool _ended;
     private Exception? _failure;
 
-    public GroupActor(GroupActorHandle handle, GroupSettings settings, double? startTokens, GroupDispatcher dispatcher, CallRunner calls)
+    public GroupActor(string groupId, GroupSettings settings, GroupDispatcher dispatcher)
     {
-        _handle = handle;
+        _groupId = groupId;
         _settings = settings;
         _dispatcher = dispatcher;
-        _calls = calls;
+        _abort = CancellationTokenSource.CreateLinkedTokenSource(dispatcher.NodeAbort);
+        _calls = dispatcher.CallsFor(groupId, _abort.Token);
+        _handle = dispatcher.Register(groupId, Self);
         _queue = dispatcher.Queue;
         _time = dispatcher.Time;
         _options = dispatcher.Options;
@@ -106,13 +121,13 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         _logger = dispatcher.Logger;
         _ownership = dispatcher.Ownership;
         var now = _time.GetUtcNow();
-        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, now, startTokens);
+        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, now, dispatcher.StartTokens(groupId, settings, now));
         _adaptive = settings.Adaptive is { } adaptive ? new AdaptiveRate(settings.RatePerSecond, adaptive, now) : null;
     }
 
     public IStash Stash { get; set; } = null!;
 
-    private string GroupId => _settings.Id;
+    private string GroupId => _groupId;
 
     protected override void PreStart()
     {
@@ -127,26 +142,49 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     protected override void PostStop()
     {
         _timer.Dispose();
+        _stopDeadline?.Dispose();
         var now = _time.GetUtcNow();
+        var tokens = _bucket.Available(now);
         if (!_ended)
         {
-            // The early messages' leases run out by themselves; their slots must come back now.
+            // Stopped from outside or failed: its calls in flight must not outlive it (a successor may start the group's
+            // calls now), so they are cancelled and their messages go back. The early messages' leases run out by
+            // themselves; their slots must come back now.
+            _abort.Cancel();
             _dispatcher.CallSlots.Return(_early.Count + _leaseSlots);
             _early.Clear();
 
-            // The next actor of the group starts from this one's tokens: a fresh, full bucket would be a burst the group
-            // never earned, once per failure. Logged after the dispatcher has let go, so a wake-up from then on makes it.
-            _dispatcher.Failed(_handle, _bucket.Available(now), now);
+            // The next actor of the group here starts from this one's tokens: a fresh, full bucket would be a burst the
+            // group never earned, once per failure.
+            _dispatcher.Failed(GroupId, tokens, now);
             if (_failure is not null)
             {
                 Log.ActorFailed(_logger, GroupId, _failure);
+            }
+        }
+        else if (_stopping && !_passivating)
+        {
+            // Its shard moves away (or the node drains): the next owner starts from these tokens, not a full bucket,
+            // and at once when the group has work left: the wake-up waits in the region for the shard's new home.
+            _dispatcher.Ownership.Left(GroupId, tokens, now);
+            if (_mayHaveVisible || _nextVisibleAt is not null)
+            {
+                _dispatcher.WakeAfterHandoff(GroupId);
             }
         }
 
         // It may still be in line for call slots, or have been given a turn it never read: the turn must not die with it.
         _dispatcher.CallSlots.Leave(_waiter);
         PassOnUntakenSlots();
-        _handle.Stopped(_bucket.Available(now), now, _bucket.RatePerSecond, _bucket.Burst);
+        _dispatcher.Unregister(_handle);
+        _handle.Stopped();
+        _abort.Dispose();
+        if (_wokenWhilePassivating)
+        {
+            // A message came after it asked to passivate: the wake-up goes out again, and the shard, which holds what
+            // arrives for a passivating entity, starts the group's next actor with it.
+            _dispatcher.Notify(GroupId);
+        }
     }
 
     protected override bool AroundReceive(Receive receive, object message)
@@ -157,9 +195,11 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         }
         catch (Exception ex)
         {
-            // The supervisor stops the actor (GroupActorSupervision); PostStop logs this once the tokens are saved.
+            // Stopped here rather than by a supervisor: the shard's would restart it in place, from a full bucket.
+            // PostStop logs the failure once the tokens are saved.
             _failure = ex;
-            throw;
+            Context.Stop(Self);
+            return true;
         }
     }
 
@@ -168,10 +208,14 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         switch (message)
         {
             case GroupProtocol.Wake:
-                _received++;
-
                 // Cleared before the lease that follows, so a message committed after this point wakes the actor again.
                 _handle.WakeRead();
+                if (_passivating)
+                {
+                    _wokenWhilePassivating = true;
+                    break;
+                }
+
                 _mayHaveVisible = true;
                 EvaluateSoon();
                 break;
@@ -180,7 +224,6 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 EvaluateSoon();
                 break;
             case GroupProtocol.Reconfigure reconfigure:
-                _received++;
                 Reconfigure(reconfigure.Settings);
                 EvaluateSoon();
                 break;
@@ -189,16 +232,17 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 EvaluateSoon();
                 break;
             case GroupProtocol.Stop:
-                _received++;
-                _stopping = true;
+                if (!_stopping)
+                {
+                    _stopping = true;
+                    var timeout = _dispatcher.StopTimeout;
+                    _stopDeadline = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), _abort, timeout, Timeout.InfiniteTimeSpan);
+                }
+
                 EvaluateSoon();
                 break;
             case GroupProtocol.Inspect:
-                _received++;
                 Sender.Tell(Snapshot());
-
-                // It may be what kept the actor from retiring.
-                EvaluateSoon();
                 break;
             case GroupProtocol.Tick tick:
                 if (tick.Generation == _timer.Generation)
@@ -257,6 +301,14 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
 
     private void Evaluate()
     {
+        if (_passivating && !_stopping)
+        {
+            // Asked to be stopped: it starts nothing more, and its next actor takes up whatever comes meanwhile.
+            PassOnUntakenSlots();
+            _timer.Disarm();
+            return;
+        }
+
         if (_stopping)
         {
             if (_early.Count > 0)
@@ -285,15 +337,16 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         var now = _time.GetUtcNow();
         if (IsIdle(now))
         {
-            if (_dispatcher.TryRetire(_handle, _received))
+            if (!_passivating)
             {
-                _ended = true;
+                // The shard answers with a Stop, and holds whatever arrives for the group meanwhile.
+                _passivating = true;
                 _metrics.EffectiveRate(GroupId, _settings.RatePerSecond, _settings.RatePerSecond);
                 Log.ActorRetired(_logger, GroupId);
-                Context.Stop(Self);
+                Context.Parent.Tell(new Passivate(GroupProtocol.Stop.Instance));
             }
 
-            // Refused: a message from the dispatcher is in the mailbox, and reading it evaluates again.
+            _timer.Disarm();
             return;
         }
 

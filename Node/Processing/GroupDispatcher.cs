@@ -1,4 +1,6 @@
+using System.Collections.Concurrent;
 using Akka.Actor;
+using Akka.Cluster.Sharding;
 using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Observability;
@@ -8,41 +10,42 @@ using Microsoft.Extensions.Options;
 namespace ClusterQueue.Node.Processing;
 
 /// <summary>
-/// Keeps one actor per group that has work, and none for idle groups: an idle group costs an entry in the group
-/// registry and nothing else (no actor, no timer). Actors are Akka.NET actors of the node's actor system, created by a
-/// wake-up (ingress after a commit, a redrive, the start-up recovery scan, the periodic sweep) and retired by
-/// themselves when idle. Creation and retirement happen under one lock, and an actor retires only when it has read
-/// every message the dispatcher sent it, so a wake-up either reaches a live actor or creates a new one; it is never lost.
-///
-/// In a cluster the dispatcher runs only the groups of the shards this node holds. A wake-up for another node's group
-/// is passed on (<see cref="WakeElsewhere"/>); shards that move away are handed over (<see cref="ReleaseShardsAsync"/>)
-/// or, when their leases are lost, stopped at once (<see cref="AbortShards"/>).
+/// The node's side of the group actors, which are Akka.Cluster.Sharding entities (<see cref="GroupShards"/>): wakes a
+/// group wherever its shard lives (ingress after a commit, a redrive, the start-up recovery scan, the periodic sweep, a
+/// change of members), keeps the local actors' addresses for the senders that need no routing, and drains the node.
+/// An idle group costs an entry in the group registry and nothing else: its actor passivates itself once it has nothing
+/// pending, nothing in flight and a full bucket, and the shard holds whatever arrives meanwhile and starts the next one
+/// with it, so a wake-up is never lost.
 /// </summary>
 public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 {
-    private readonly Dictionary<string, GroupActorHandle> _actors = new(StringComparer.Ordinal);
-    private readonly Dictionary<int, CancellationTokenSource> _shardAborts = [];
+    private readonly ConcurrentDictionary<string, GroupActorHandle> _actors = new(StringComparer.Ordinal);
 
     // The tokens of actors that failed, by group, until the group's next actor starts from them. Only a failure leaves
-    // an entry (an actor retires with a full bucket, which a new actor has anyway), so this stays small.
-    private readonly Dictionary<string, SavedBucket> _failedBuckets = new(StringComparer.Ordinal);
-    private readonly Lock _gate = new();
+    // an entry (an actor passivates with a full bucket, which a new actor has anyway), so this stays small.
+    private readonly ConcurrentDictionary<string, SavedBucket> _failedBuckets = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _abort = new();
     private readonly CancellationTokenSource _stopSweeping = new();
+    private readonly SemaphoreSlim _sweepNow = new(0, 1);
     private readonly GroupRegistry _registry;
     private readonly IMessageQueue _queue;
     private readonly IMessageHandler _handler;
     private readonly TimeProvider _time;
     private readonly ProcessingOptions _options;
+    private readonly TimeSpan _handoverTimeout;
     private readonly NodeMetrics _metrics;
     private readonly NodeReadiness _readiness;
     private readonly ShardOwnership _ownership;
-    private readonly ActorSystem _system;
     private readonly ILogger<GroupDispatcher> _logger;
     private readonly Lock _stopGate = new();
+
+    // Beyond the drain timeout, for the actors to cancel their calls and the shards to release their leases.
+    private static readonly TimeSpan DrainGrace = TimeSpan.FromSeconds(5);
+    private readonly TaskCompletionSource _attached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private IActorRef? _region;
     private Task _sweeper = Task.CompletedTask;
     private Task? _stopped;
-    private bool _stopping;
+    private volatile bool _stopping;
 
     public GroupDispatcher(
         GroupRegistry registry,
@@ -50,11 +53,11 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         IMessageHandler handler,
         TimeProvider time,
         IOptions<ProcessingOptions> options,
+        IOptions<ClusterOptions> cluster,
         NodeMetrics metrics,
         NodeReadiness readiness,
         ShardOwnership ownership,
         Ingress.OutcomeWaiters outcomes,
-        ActorSystem system,
         ILogger<GroupDispatcher> logger)
     {
         Outcomes = outcomes;
@@ -63,10 +66,10 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         _handler = handler;
         _time = time;
         _options = options.Value;
+        _handoverTimeout = cluster.Value.HandoverTimeout;
         _metrics = metrics;
         _readiness = readiness;
         _ownership = ownership;
-        _system = system;
         _logger = logger;
         CallSlots = new CallSlots(_options.MaxCallsInFlight);
         _registry.Changed += OnGroupChanged;
@@ -91,107 +94,153 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 
     internal ILogger Logger => _logger;
 
-    public int ActiveActors
+    /// <summary>Cancelled when the node's drain runs out of time: every call still in flight ends.</summary>
+    internal CancellationToken NodeAbort => _abort.Token;
+
+    /// <summary>How long a stopping actor waits for its calls in flight: the drain's timeout while the node drains, else the handover's.</summary>
+    internal TimeSpan StopTimeout => _stopping ? _options.DrainTimeout : _handoverTimeout;
+
+    /// <summary>Run as the drain begins, before the shards are handed off: the member stops announcing itself, so none comes back to it.</summary>
+    internal Func<Task>? BeforeHandoff { get; set; }
+
+    /// <summary>Group actors running on this node.</summary>
+    public int ActiveActors => _actors.Count;
+
+    /// <summary>The shard region, once the actor system has started it; wake-ups before then are left to the recovery sweep.</summary>
+    internal void Attach(IActorRef region)
     {
-        get
+        Volatile.Write(ref _region, region);
+        _attached.TrySetResult();
+    }
+
+    /// <summary>
+    /// Marks the node ready for shards once its region is registered with the shard coordinator, so that groups placed
+    /// from then on can land here: asks the coordinator for the regions until this member's is among them.
+    /// </summary>
+    internal async Task AwaitPlacementAsync(ActorSystem system, IActorRef region)
+    {
+        _readiness.RequireJoin();
+        var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
+        while (!_stopping)
         {
-            lock (_gate)
+            try
             {
-                return _actors.Count;
+                var regions = await region.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(2));
+                if (regions.Regions.Contains(self))
+                {
+                    _readiness.MarkJoined();
+                    return;
+                }
             }
+            catch (Exception ex) when (ex is AskTimeoutException or TaskCanceledException)
+            {
+                // The coordinator is not there yet (the member has just come Up).
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), _time);
         }
     }
 
-    /// <summary>Raised for a wake-up of a group whose shard another node holds; the cluster passes it on.</summary>
-    public event Action<string>? WakeElsewhere;
-
-    /// <summary>
-    /// Tells the group's actor that messages may be visible, creating the actor if the group has none; a group this
-    /// node does not own is woken on its owner.
-    /// </summary>
+    /// <summary>Tells the group's actor that messages may be visible, on whichever member holds its shard, starting it if it has none.</summary>
     public void Notify(string groupId)
     {
-        if (!_ownership.Owns(groupId))
+        if (_stopping)
         {
-            WakeElsewhere?.Invoke(groupId);
             return;
         }
 
-        NotifyOwned(groupId);
-    }
-
-    /// <summary>Wakes the group's actor if this node owns the group; does nothing otherwise.</summary>
-    public void NotifyOwned(string groupId)
-    {
-        lock (_gate)
+        if (_actors.TryGetValue(groupId, out var actor) && !actor.TryMarkWakePending())
         {
-            if (_stopping || !_ownership.Owns(groupId))
-            {
-                return;
-            }
-
-            if (_actors.TryGetValue(groupId, out var actor))
-            {
-                actor.Wake();
-                return;
-            }
-
-            if (!_registry.TryGet(groupId, out var settings))
-            {
-                return;
-            }
-
-            var now = _time.GetUtcNow();
-            var startTokens = _failedBuckets.Remove(groupId, out var left)
-                ? TokensAt(left, settings, now)
-                : _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, now);
-            var handle = new GroupActorHandle(groupId);
-            var calls = new CallRunner(groupId, _queue, _handler, _time, _options, _metrics, CallSlots, Outcomes, _logger, ShardAbort(_ownership.ShardOf(groupId)));
-            handle.Actor = _system.ActorOf(Props.Create(() => new GroupActor(handle, settings, startTokens, this, calls)));
-            _actors[groupId] = handle;
+            return;
         }
+
+        Volatile.Read(ref _region)?.Tell(new GroupEnvelope(groupId, GroupProtocol.Wake.Instance), ActorRefs.NoSender);
     }
 
-    /// <summary>The actor's live state, or null when the group has no actor (nothing in flight, bucket full).</summary>
-    public Task<ActorSnapshot>? InspectAsync(string groupId)
+    /// <summary>
+    /// Wakes a group whose actor has just been handed off with work left, even while this node drains: in a cluster the
+    /// region holds the wake-up until the coordinator names the shard's new home and sends it there. (Alone, there is
+    /// no other home, and the group waits for this node's next start.)
+    /// </summary>
+    internal void WakeAfterHandoff(string groupId)
     {
-        lock (_gate)
+        if (_ownership.IsClustered)
         {
-            return _actors.TryGetValue(groupId, out var actor) ? actor.InspectAsync() : null;
+            Volatile.Read(ref _region)?.Tell(new GroupEnvelope(groupId, GroupProtocol.Wake.Instance), ActorRefs.NoSender);
         }
     }
 
     /// <summary>
-    /// Called by an idle actor with the number of the dispatcher's messages it has read; refused when one is still on
-    /// its way, so that message is still handled.
+    /// The actor's live state, or null when the group has no actor on this node (nothing in flight, bucket full, or
+    /// another member's), including one that stopped before it answered.
     /// </summary>
-    internal bool TryRetire(GroupActorHandle actor, int received)
+    public async Task<ActorSnapshot?> InspectAsync(string groupId)
     {
-        lock (_gate)
+        if (!_actors.TryGetValue(groupId, out var actor))
         {
-            if (actor.Sent != received)
-            {
-                return false;
-            }
+            return null;
+        }
 
-            Forget(actor);
-            return true;
+        try
+        {
+            return await actor.InspectAsync();
+        }
+        catch (AskTimeoutException) when (actor.Completion.IsCompleted)
+        {
+            return null;
         }
     }
 
-    /// <summary>
-    /// Called by an actor whose loop failed, with its tokens at <paramref name="at"/>: the group's next actor (made by the
-    /// next wake-up) starts from them plus what accrued since, as after a handover, not from a full bucket.
-    /// </summary>
-    internal void Failed(GroupActorHandle actor, double tokens, DateTimeOffset at)
+    /// <summary>Runs the sweep now: members changed, so some groups' shards may have moved and need a wake-up on their new owner.</summary>
+    public void SweepSoon()
     {
-        lock (_gate)
+        try
         {
-            if (_actors.TryGetValue(actor.GroupId, out var current) && ReferenceEquals(current, actor))
-            {
-                _actors.Remove(actor.GroupId);
-                _failedBuckets[actor.GroupId] = new SavedBucket(tokens, at);
-            }
+            _sweepNow.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A sweep is already due.
+        }
+    }
+
+    /// <summary>What the shard region starts for a group: its actor, or, for a group that no longer exists, one that stops at once.</summary>
+    internal Props EntityProps(string groupId) =>
+        _registry.TryGet(groupId, out var settings)
+            ? Props.Create(() => new GroupActor(groupId, settings, this))
+            : Props.Create(() => new AbsentGroup());
+
+    internal CallRunner CallsFor(string groupId, CancellationToken abort) =>
+        new(groupId, _queue, _handler, _time, _options, _metrics, CallSlots, Outcomes, _logger, abort);
+
+    internal GroupActorHandle Register(string groupId, IActorRef actor)
+    {
+        var handle = new GroupActorHandle(groupId, actor);
+        _actors[groupId] = handle;
+        return handle;
+    }
+
+    internal void Unregister(GroupActorHandle handle) =>
+        _actors.TryRemove(new KeyValuePair<string, GroupActorHandle>(handle.GroupId, handle));
+
+    /// <summary>
+    /// The tokens a new actor of the group starts with: what a failed actor here left, what the shard's previous owner
+    /// left, or only what accrued since a failed owner went quiet; null (a full bucket) when none applies.
+    /// </summary>
+    internal double? StartTokens(string groupId, GroupSettings settings, DateTimeOffset now) =>
+        _failedBuckets.TryRemove(groupId, out var left)
+            ? TokensAt(left, settings, now)
+            : _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, now);
+
+    /// <summary>
+    /// Called by an actor that failed or was stopped from outside, with its tokens at <paramref name="at"/>: the group's
+    /// next actor here starts from them plus what accrued since, not from a full bucket.
+    /// </summary>
+    internal void Failed(string groupId, double tokens, DateTimeOffset at)
+    {
+        if (_ownership.Owns(groupId) && _registry.TryGet(groupId, out _))
+        {
+            _failedBuckets[groupId] = new SavedBucket(tokens, at);
         }
     }
 
@@ -199,147 +248,26 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     private static double TokensAt(SavedBucket left, GroupSettings settings, DateTimeOffset now) =>
         Math.Min(settings.Burst, left.Tokens + (settings.RatePerSecond * Math.Max(0, (now - left.At).TotalSeconds)));
 
-    internal void Forget(GroupActorHandle actor)
-    {
-        lock (_gate)
-        {
-            if (_actors.TryGetValue(actor.GroupId, out var current) && ReferenceEquals(current, actor))
-            {
-                _actors.Remove(actor.GroupId);
-            }
-        }
-    }
-
-    /// <summary>The token that cancels the calls of one shard's actors (linked to the node's own), made when first needed.</summary>
-    private CancellationToken ShardAbort(int shard)
-    {
-        if (!_shardAborts.TryGetValue(shard, out var abort))
-        {
-            abort = CancellationTokenSource.CreateLinkedTokenSource(_abort.Token);
-            _shardAborts[shard] = abort;
-        }
-
-        return abort.Token;
-    }
-
-    /// <summary>
-    /// Takes the shards' actors, abort tokens and failed actors' tokens out of the dispatcher, in one pass, so nothing
-    /// new starts for them.
-    /// </summary>
-    private (GroupActorHandle[] Actors, List<CancellationTokenSource> Aborts, List<(string GroupId, SavedBucket Bucket)> Failed) Detach(IReadOnlySet<int> shards)
-    {
-        lock (_gate)
-        {
-            var actors = _actors.Values.Where(a => shards.Contains(_ownership.ShardOf(a.GroupId))).ToArray();
-            foreach (var actor in actors)
-            {
-                _actors.Remove(actor.GroupId);
-                actor.Stop();
-            }
-
-            var failed = _failedBuckets.Where(f => shards.Contains(_ownership.ShardOf(f.Key))).Select(f => (f.Key, f.Value)).ToList();
-            foreach (var (groupId, _) in failed)
-            {
-                _failedBuckets.Remove(groupId);
-            }
-
-            var aborts = new List<CancellationTokenSource>();
-            foreach (var shard in shards)
-            {
-                if (_shardAborts.Remove(shard, out var abort))
-                {
-                    aborts.Add(abort);
-                }
-            }
-
-            return (actors, aborts, failed);
-        }
-    }
-
-    /// <summary>
-    /// Hands shards over: their actors stop pulling, calls in flight get <paramref name="timeout"/> to finish, then the
-    /// rest are cancelled (their messages go back to the queue). Returns each stopped group's tokens, for the next owner.
-    /// The caller has already revoked the shards, so no new actor starts for them meanwhile.
-    /// </summary>
-    public async Task<IReadOnlyList<(int Shard, string GroupId, double Tokens)>> ReleaseShardsAsync(IReadOnlySet<int> shards, TimeSpan timeout)
-    {
-        var (actors, aborts, failed) = Detach(shards);
-        var stopped = Task.WhenAll(actors.Select(a => a.Completion));
-        try
-        {
-            await stopped.WaitAsync(timeout, _time);
-        }
-        catch (TimeoutException)
-        {
-            Log.HandoverTimedOut(_logger, shards.Count, timeout);
-            aborts.ForEach(abort => abort.Cancel());
-            await stopped.WaitAsync(TimeSpan.FromSeconds(5), _time).ContinueWith(_ => { }, TaskScheduler.Default);
-        }
-
-        aborts.ForEach(abort => abort.Dispose());
-        var now = _time.GetUtcNow();
-        var buckets = actors.Where(a => a.Completion.IsCompleted).Select(a => (_ownership.ShardOf(a.GroupId), a.GroupId, a.RemainingTokens(now))).ToList();
-
-        // A group whose actor failed hands over what that actor left, as a live one would.
-        foreach (var (groupId, left) in failed)
-        {
-            if (_registry.TryGet(groupId, out var settings))
-            {
-                buckets.Add((_ownership.ShardOf(groupId), groupId, TokensAt(left, settings, now)));
-            }
-        }
-
-        return buckets;
-    }
-
-    /// <summary>The shards' leases are lost (or about to be): stop their actors and cancel their calls now, without waiting.</summary>
-    public void AbortShards(IReadOnlySet<int> shards)
-    {
-        var (actors, aborts, _) = Detach(shards);
-        aborts.ForEach(abort =>
-        {
-            abort.Cancel();
-            abort.Dispose();
-        });
-        Log.ShardsAborted(_logger, shards.Count, actors.Length);
-    }
-
-    /// <summary>Wakes the groups with pending messages among <paramref name="shards"/>, just acquired.</summary>
-    public async Task WakeShardsAsync(IReadOnlySet<int> shards, CancellationToken cancellationToken)
-    {
-        foreach (var group in await _queue.GroupsWithPendingAsync(cancellationToken))
-        {
-            if (shards.Contains(_ownership.ShardOf(group)))
-            {
-                NotifyOwned(group);
-            }
-        }
-    }
-
     private void OnGroupChanged(GroupChange change)
     {
-        lock (_gate)
+        if (change.Settings is null)
         {
-            if (change.Settings is null)
-            {
-                _failedBuckets.Remove(change.GroupId);
-            }
+            _failedBuckets.TryRemove(change.GroupId, out _);
+        }
 
-            if (!_actors.TryGetValue(change.GroupId, out var actor))
-            {
-                return;
-            }
+        if (!_actors.TryGetValue(change.GroupId, out var actor))
+        {
+            return;
+        }
 
-            if (change.Settings is { } settings)
-            {
-                actor.Reconfigure(settings);
-            }
-            else
-            {
-                // The group and its queue are gone; calls in flight finish, and their acks find nothing to change.
-                _actors.Remove(change.GroupId);
-                actor.Stop();
-            }
+        if (change.Settings is { } settings)
+        {
+            actor.Reconfigure(settings);
+        }
+        else
+        {
+            // The group and its queue are gone; calls in flight finish, and their acks find nothing to change.
+            actor.Stop();
         }
     }
 
@@ -354,6 +282,16 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     {
         var failures = 0;
         var first = true;
+        try
+        {
+            // Wake-ups go through the region: the first sweep waits for it, or its wake-ups would be lost.
+            await _attached.Task.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+
         while (!cancellationToken.IsCancellationRequested)
         {
             try
@@ -363,7 +301,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
                     : await _queue.GroupsWithPendingAsync(cancellationToken);
                 foreach (var group in groups)
                 {
-                    NotifyOwned(group);
+                    Notify(group);
                 }
 
                 if (first)
@@ -374,7 +312,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
                 }
 
                 failures = 0;
-                await Task.Delay(_options.RecoverySweepInterval, _time, cancellationToken);
+                await WaitForNextSweepAsync(cancellationToken);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
@@ -393,6 +331,21 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
                     return;
                 }
             }
+        }
+    }
+
+    /// <summary>Until the sweep interval has passed or <see cref="SweepSoon"/> was called.</summary>
+    private async Task WaitForNextSweepAsync(CancellationToken cancellationToken)
+    {
+        using var interval = new CancellationTokenSource(_options.RecoverySweepInterval, _time);
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(interval.Token, cancellationToken);
+        try
+        {
+            await _sweepNow.WaitAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The interval passed.
         }
     }
 
@@ -419,52 +372,54 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     private async Task DrainAsync(CancellationToken cancellationToken)
     {
         _readiness.MarkDraining();
+        _stopping = true;
         await _stopSweeping.CancelAsync();
-        GroupActorHandle[] actors;
-        lock (_gate)
+        var actors = _actors.Values.ToArray();
+        Log.Draining(_logger, actors.Length, _options.DrainTimeout);
+        if (BeforeHandoff is { } announce)
         {
-            _stopping = true;
-            actors = [.. _actors.Values];
-            _actors.Clear();
-            foreach (var actor in actors)
+            await announce();
+        }
+
+        // The region hands every shard of this node off: each actor gets a Stop, leases nothing more and ends once its
+        // calls have finished, or cancels them at the drain timeout; then each shard's lease is released. Wake-ups
+        // from here on are not sent (they would keep the region waiting): what arrives is durable, and the sweep that
+        // the other members run when this one leaves wakes it on the shards' new owners.
+        if (Volatile.Read(ref _region) is { } region)
+        {
+            try
             {
-                actor.Stop();
+                await region.GracefulStop(_options.DrainTimeout + DrainGrace, GracefulShutdown.Instance).WaitAsync(cancellationToken);
+            }
+            catch (Exception ex) when (ex is TaskCanceledException or OperationCanceledException or TimeoutException)
+            {
+                Log.DrainTimedOut(_logger);
             }
         }
 
-        Log.Draining(_logger, actors.Length, _options.DrainTimeout);
-
-        var drained = Task.WhenAll(actors.Select(a => a.Completion));
-        try
-        {
-            await drained.WaitAsync(_options.DrainTimeout, _time, cancellationToken);
-        }
-        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
-        {
-            Log.DrainTimedOut(_logger);
-            await _abort.CancelAsync();
-
-            // Cancelled calls release their messages; give those writes a moment to commit.
-            await drained.WaitAsync(TimeSpan.FromSeconds(5), _time, CancellationToken.None).ContinueWith(_ => { }, TaskScheduler.Default);
-        }
-
+        // Whatever is still in flight (an actor the handoff never reached) ends now; cancelled calls release their
+        // messages, and those writes get a moment to commit.
+        await _abort.CancelAsync();
+        await Task.WhenAll(_actors.Values.Select(a => a.Completion)).WaitAsync(TimeSpan.FromSeconds(5), _time, CancellationToken.None)
+            .ContinueWith(_ => { }, TaskScheduler.Default);
         await _sweeper.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
     public void Dispose()
     {
         _registry.Changed -= OnGroupChanged;
-        lock (_gate)
-        {
-            foreach (var abort in _shardAborts.Values)
-            {
-                abort.Dispose();
-            }
-
-            _shardAborts.Clear();
-        }
-
         _abort.Dispose();
         _stopSweeping.Dispose();
+        _sweepNow.Dispose();
+    }
+
+    /// <summary>An actor that stops at once: the shard region asked for a group that was deleted meanwhile.</summary>
+    private sealed class AbsentGroup : UntypedActor
+    {
+        protected override void PreStart() => Context.Stop(Self);
+
+        protected override void OnReceive(object message)
+        {
+        }
     }
 }

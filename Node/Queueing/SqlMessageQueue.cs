@@ -11,15 +11,15 @@ namespace ClusterQueue.Node.Queueing;
 /// writer loops, so concurrent ingest requests, leases and acks share commits. A lease token (random per lease call)
 /// fences all changes to a leased message: see <see cref="IMessageQueue"/> for the lifecycle. In a cluster a lease is
 /// also fenced by the group's shard: it takes messages only while the database says this node's session holds the
-/// shard at the epoch it acquired, by the database's clock, so a node that lost its shard cannot start a message the
+/// shard's lease at the epoch it acquired, by the database's clock, so a node that lost its shard cannot start a message the
 /// new owner may also start.
 /// </summary>
 public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, ShardOwnership? ownership = null)
     : RecordedMessageQueue(new MessageRecords(database, time)), IMessageQueue
 {
     private const string ShardFenceSql = """
-        AND EXISTS (SELECT 1 FROM shard_leases
-                    WHERE shard = @shard AND epoch = @epoch AND session = @session AND expires_at > clock_timestamp())
+        AND EXISTS (SELECT 1 FROM leases
+                    WHERE name = @lease AND owner = @owner AND epoch = @epoch AND expires_at > clock_timestamp())
         """;
 
     private readonly ShardOwnership _ownership = ownership ?? ShardOwnership.Standalone();
@@ -70,9 +70,9 @@ public sealed class SqlMessageQueue(SqlDatabase database, TimeProvider time, Sha
             lease.Add("@max", max);
             if (fence is { } held)
             {
-                lease.Add("@shard", held.Shard);
+                lease.Add("@lease", held.LeaseName);
+                lease.Add("@owner", held.Owner);
                 lease.Add("@epoch", held.Epoch);
-                lease.Add("@session", held.Session);
             }
 
             var leased = new List<(long Seq, LeasedMessage Message)>();

@@ -200,6 +200,24 @@ internal static class PostgresSchema
             expires_at   timestamptz NOT NULL
         );
         """,
+        """
+        -- The cluster runs on Akka.NET: shards are placed by Akka.Cluster.Sharding and fenced by the rows of leases;
+        -- the hand-built membership and shard leases are gone (a cluster is upgraded by stopping every node first).
+        -- quiet_since: when a lease was taken from an owner whose row had expired, that row's expiry, so the new owner
+        -- starts its groups from what accrued since rather than from full buckets.
+        ALTER TABLE leases ADD COLUMN quiet_since timestamptz;
+        DROP TABLE shard_leases;
+        DROP TABLE cluster_members;
+
+        -- The remoting addresses of live members: a starting node joins them (cluster_seeds), or forms the cluster when
+        -- there are none. A member renews its row while it runs; a row is live while expires_at is ahead of the
+        -- database's clock.
+        CREATE TABLE cluster_seeds (
+            address     text PRIMARY KEY,
+            node_id     text NOT NULL,
+            expires_at  timestamptz NOT NULL
+        );
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

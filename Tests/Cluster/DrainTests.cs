@@ -36,6 +36,7 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
         var survivor = await cluster.StartAsync("node-a", Settings("node-a"));
         var stopping = await cluster.StartAsync("node-b", Settings("node-b"));
         var group = ClusterRig.GroupOwnedBy("node-b", ["node-a", "node-b"], "drain");
+        var ownerB = await cluster.LeaseOwnerOfAsync("node-b");
         await ClusterTests.DefineAsync(survivor, group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 400, burst: 20, concurrency: 20));
 
         var acknowledgedByB = new ConcurrentDictionary<string, DateTimeOffset>();
@@ -69,7 +70,7 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
             "node-b not ready");
         await stopping.WaitForExitAsync(TimeSpan.FromSeconds(40));
         var exitedAfter = clock.Elapsed;
-        var stillHeld = await LeasesHeldByAsync(cluster, "node-b");
+        var stillHeld = await cluster.ShardLeasesHeldAsync(ownerB);
         await Task.Delay(TimeSpan.FromSeconds(1));
         await stopSending.CancelAsync();
         await Task.WhenAll(senders);
@@ -93,13 +94,5 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
         Assert.True(exitedAfter < TimeSpan.FromSeconds(30), $"the drain took {exitedAfter}, past the pod's grace period");
         Assert.True(firstBySurvivor - signalledAt < TimeSpan.FromSeconds(20), "the group waited for its lease to expire instead of moving");
         Assert.True(duringDrain > 0, "node-b acknowledged nothing after SIGTERM: its drain turned ingress away");
-    }
-
-    private static async Task<long> LeasesHeldByAsync(ClusterRig cluster, string node)
-    {
-        await using var database = Npgsql.NpgsqlDataSource.Create(cluster.ConnectionString);
-        await using var count = database.CreateCommand("SELECT count(*) FROM shard_leases WHERE owner = @node AND expires_at > clock_timestamp();");
-        count.Parameters.AddWithValue("node", node);
-        return (long)(await count.ExecuteScalarAsync())!;
     }
 }

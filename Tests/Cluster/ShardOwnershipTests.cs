@@ -7,6 +7,7 @@ public sealed class ShardOwnershipTests
 {
     private const int Shards = 256;
     private const string Group = "orders";
+    private const string Owner = "clusterqueue@127.0.0.1:4053";
 
     private static readonly IReadOnlyDictionary<string, SavedBucket> NoBuckets = new Dictionary<string, SavedBucket>();
 
@@ -17,7 +18,6 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Standalone();
 
         Assert.False(ownership.IsClustered);
-        Assert.Equal(Guid.Empty, ownership.Session);
         foreach (var group in new[] { Group, "payments", "g-1", "g-2", "" })
         {
             Assert.True(ownership.Owns(group), group);
@@ -62,10 +62,10 @@ public sealed class ShardOwnershipTests
         var shard = ShardMap.ShardOf(Group, Shards);
         var otherGroup = GroupInAnotherShard(shard);
 
-        ownership.Grant(new ShardGrant(shard, 7, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 7, null, NoBuckets));
 
         Assert.True(ownership.Owns(Group));
-        Assert.Equal(new ShardFence(shard, 7, ownership.Session), ownership.FenceFor(Group));
+        Assert.Equal(new ShardFence(ShardOwnership.LeasePrefix + shard, Owner, 7), ownership.FenceFor(Group));
         Assert.Equal([shard], ownership.Held);
         Assert.True(ownership.TryGetGrant(shard, out var grant));
         Assert.Equal(7, grant.Epoch);
@@ -80,10 +80,10 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         var shard = ShardMap.ShardOf(Group, Shards);
 
-        ownership.Grant(new ShardGrant(shard, 3, null, NoBuckets));
-        ownership.Grant(new ShardGrant(shard, 4, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 3, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 4, null, NoBuckets));
 
-        Assert.Equal(new ShardFence(shard, 4, ownership.Session), ownership.FenceFor(Group));
+        Assert.Equal(new ShardFence(ShardOwnership.LeasePrefix + shard, Owner, 4), ownership.FenceFor(Group));
         Assert.Single(ownership.Held);
     }
 
@@ -92,15 +92,17 @@ public sealed class ShardOwnershipTests
     {
         var ownership = ShardOwnership.Clustered(Shards);
         var shard = ShardMap.ShardOf(Group, Shards);
-        ownership.Grant(new ShardGrant(shard, 1, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 1, null, NoBuckets));
 
-        Assert.True(ownership.Revoke(shard));
+        Assert.False(ownership.Revoke(shard, epoch: 2));
+        Assert.True(ownership.Owns(Group));
+        Assert.True(ownership.Revoke(shard, epoch: 1));
 
         Assert.False(ownership.Owns(Group));
         Assert.Null(ownership.FenceFor(Group));
         Assert.Empty(ownership.Held);
         Assert.False(ownership.TryGetGrant(shard, out _));
-        Assert.False(ownership.Revoke(shard));
+        Assert.False(ownership.Revoke(shard, epoch: 1));
     }
 
     [Fact]
@@ -111,6 +113,7 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         ownership.Grant(new ShardGrant(
             ShardMap.ShardOf(Group, Shards),
+            Owner,
             1,
             null,
             new Dictionary<string, SavedBucket> { [Group] = new(1.5, savedAt) }));
@@ -131,6 +134,7 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         ownership.Grant(new ShardGrant(
             ShardMap.ShardOf(Group, Shards),
+            Owner,
             1,
             null,
             new Dictionary<string, SavedBucket> { [Group] = new(8, clock.GetUtcNow()) }));
@@ -145,6 +149,7 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         ownership.Grant(new ShardGrant(
             ShardMap.ShardOf(Group, Shards),
+            Owner,
             1,
             null,
             new Dictionary<string, SavedBucket> { [Group] = new(1.5, clock.GetUtcNow() + TimeSpan.FromSeconds(3)) }));
@@ -158,7 +163,7 @@ public sealed class ShardOwnershipTests
         var clock = new FakeTimeProvider();
         var quietSince = clock.GetUtcNow();
         var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), 2, quietSince, NoBuckets));
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 2, quietSince, NoBuckets));
 
         Assert.Equal(0, Tokens(ownership, clock, rate: 0.5, burst: 10), precision: 9);
 
@@ -174,7 +179,7 @@ public sealed class ShardOwnershipTests
     {
         var clock = new FakeTimeProvider();
         var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), 2, clock.GetUtcNow() + TimeSpan.FromSeconds(5), NoBuckets));
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 2, clock.GetUtcNow() + TimeSpan.FromSeconds(5), NoBuckets));
 
         Assert.Equal(0, Tokens(ownership, clock, rate: 0.5, burst: 10), precision: 9);
     }
@@ -187,6 +192,7 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         ownership.Grant(new ShardGrant(
             ShardMap.ShardOf(Group, Shards),
+            Owner,
             1,
             now,
             new Dictionary<string, SavedBucket> { [Group] = new(4, now) }));
@@ -203,6 +209,7 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         ownership.Grant(new ShardGrant(
             shard,
+            Owner,
             5,
             null,
             new Dictionary<string, SavedBucket> { [neighbour] = new(0, clock.GetUtcNow()) }));
@@ -221,6 +228,7 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         ownership.Grant(new ShardGrant(
             ShardMap.ShardOf(other, Shards),
+            Owner,
             1,
             clock.GetUtcNow(),
             new Dictionary<string, SavedBucket> { [Group] = new(0, clock.GetUtcNow()) }));
@@ -229,14 +237,35 @@ public sealed class ShardOwnershipTests
     }
 
     [Fact]
-    public void Clustered_TwoInstances_HaveDifferentSessions()
+    public void Left_BucketsAreTakenOncePerShard_AndANewGrantDropsWhatWasLeft()
     {
-        var first = ShardOwnership.Clustered(Shards);
-        var second = ShardOwnership.Clustered(Shards);
+        var clock = new FakeTimeProvider();
+        var shard = ShardMap.ShardOf(Group, Shards);
+        var neighbour = GroupInShard(shard, except: Group);
+        var other = GroupInAnotherShard(shard);
+        var ownership = ShardOwnership.Clustered(Shards);
 
-        Assert.NotEqual(Guid.Empty, first.Session);
-        Assert.NotEqual(Guid.Empty, second.Session);
-        Assert.NotEqual(first.Session, second.Session);
+        ownership.Left(Group, 1.5, clock.GetUtcNow());
+        ownership.Left(neighbour, 0.25, clock.GetUtcNow());
+        ownership.Left(other, 3, clock.GetUtcNow());
+
+        var left = ownership.TakeLeft(shard);
+        Assert.Equal(new Dictionary<string, SavedBucket> { [Group] = new(1.5, clock.GetUtcNow()), [neighbour] = new(0.25, clock.GetUtcNow()) }, left);
+        Assert.Empty(ownership.TakeLeft(shard));
+
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(other, Shards), Owner, 1, null, NoBuckets));
+        Assert.Empty(ownership.TakeLeft(ShardMap.ShardOf(other, Shards)));
+    }
+
+    [Fact]
+    public void TryParseLease_ReadsTheShardOfAGroupShardLeaseOnly()
+    {
+        Assert.True(ShardOwnership.TryParseLease("clusterqueue-shard-groups-17", out var shard));
+        Assert.Equal(17, shard);
+        Assert.False(ShardOwnership.TryParseLease("clusterqueue-split-brain", out _));
+        Assert.False(ShardOwnership.TryParseLease("clusterqueue-shard-groups-", out _));
+        Assert.False(ShardOwnership.TryParseLease("clusterqueue-shard-groups--1", out _));
+        Assert.False(ShardOwnership.TryParseLease("clusterqueue-shard-other-1", out _));
     }
 
     private static double? StartTokens(ShardOwnership ownership, FakeTimeProvider clock, double rate, int burst) =>

@@ -31,12 +31,12 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
     private GroupDispatcher _dispatcher = null!;
 
     public GroupActorTests()
-        : base(ActorsSetup.Settings, nameof(GroupActorTests))
+        : base(ShardedSystem.Settings, nameof(GroupActorTests))
     {
         _handler = new HeldHandler(_time);
     }
 
-    public Task InitializeAsync()
+    public async Task InitializeAsync()
     {
         _database = new SqliteDatabase(
             Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File("clusterqueue.db") } }),
@@ -44,9 +44,9 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         _queue = new SqlMessageQueue(_database, _time);
         _registry = new GroupRegistry(new GroupStore(_database, _time), _queue, _time);
         _dispatcher = new GroupDispatcher(
-            _registry, _queue, _handler, _time, Options.Create(new ProcessingOptions()), new NodeMetrics(_registry), new NodeReadiness(_database.Health),
-            ShardOwnership.Standalone(), new OutcomeWaiters(), Sys, NullLogger<GroupDispatcher>.Instance);
-        return Task.CompletedTask;
+            _registry, _queue, _handler, _time, Options.Create(new ProcessingOptions()), Options.Create(new ClusterOptions()), new NodeMetrics(_registry),
+            new NodeReadiness(_database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(), NullLogger<GroupDispatcher>.Instance);
+        await ShardedSystem.StartShardsAsync(Sys, _dispatcher);
     }
 
     public async Task DisposeAsync()
@@ -93,13 +93,13 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         await UntilAsync(() => _handler.Started == 2);
         await Task.Delay(Settle);
         Assert.Equal(2, _handler.Started);
-        Assert.Equal(2, (await _dispatcher.InspectAsync("narrow")!).InFlight);
+        Assert.Equal(2, (await _dispatcher.InspectAsync("narrow"))!.InFlight);
 
         _handler.FinishOne();
         await UntilAsync(() => _handler.Started == 3);
         await Task.Delay(Settle);
         Assert.Equal(3, _handler.Started);
-        Assert.Equal(2, (await _dispatcher.InspectAsync("narrow")!).InFlight);
+        Assert.Equal(2, (await _dispatcher.InspectAsync("narrow"))!.InFlight);
     }
 
     [Fact]
@@ -118,11 +118,11 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         _time.Advance(TimeSpan.FromSeconds(1));
         await Task.Delay(Settle);
         Assert.Equal(1, _dispatcher.ActiveActors);
-        Assert.Equal(1, (await _dispatcher.InspectAsync("refill")!).Tokens, precision: 6);
+        Assert.Equal(1, (await _dispatcher.InspectAsync("refill"))!.Tokens, precision: 6);
 
         _time.Advance(TimeSpan.FromSeconds(1));
         await UntilAsync(() => _dispatcher.ActiveActors == 0);
-        Assert.Null(_dispatcher.InspectAsync("refill"));
+        Assert.Null(await _dispatcher.InspectAsync("refill"));
         Assert.Equal(2, _handler.Started);
     }
 

@@ -55,6 +55,14 @@ public sealed class GroupDispatcherTests
 
         var busy = new[] { "idle-0007", "idle-0500", "idle-1000", "idle-1500", "idle-1999" };
         await Task.WhenAll(busy.Select(group => node.IngestOkAsync(group, "{}")));
+
+        // The wake-ups reach the shard region at once and the actors start there a moment later; each holds its 1 s call.
+        var started = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (dispatcher.ActiveActors < busy.Length && DateTime.UtcNow < started)
+        {
+            await Task.Delay(10);
+        }
+
         Assert.Equal(busy.Length, dispatcher.ActiveActors);
 
         foreach (var group in busy)
@@ -187,11 +195,12 @@ public sealed class GroupDispatcherTests
             rig.Queue = new LeaseFaultQueue(new SqlMessageQueue(rig._database, time), leaseLimit);
             var registry = new GroupRegistry(new GroupStore(rig._database, time), rig.Queue, time);
             rig._logging = LoggerFactory.Create(builder => builder.AddProvider(rig.Logs));
-            rig._system = ActorSystem.Create("dispatcher-test", ActorsSetup.Settings);
+            rig._system = ShardedSystem.Create("dispatcher-test");
             rig.Dispatcher = new GroupDispatcher(
-                registry, rig.Queue, rig.Handler, time, Options.Create(new ProcessingOptions()), new NodeMetrics(registry),
-                new NodeReadiness(rig._database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(), rig._system,
+                registry, rig.Queue, rig.Handler, time, Options.Create(new ProcessingOptions()), Options.Create(new ClusterOptions()), new NodeMetrics(registry),
+                new NodeReadiness(rig._database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(),
                 rig._logging.CreateLogger<GroupDispatcher>());
+            await ShardedSystem.StartShardsAsync(rig._system, rig.Dispatcher);
 
             var written = await registry.PutAsync("fragile", new GroupDefinition
             {

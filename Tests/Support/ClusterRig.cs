@@ -59,7 +59,10 @@ public sealed class ClusterRig : IAsyncDisposable
         }
     }
 
-    /// <summary>A group id (<paramref name="prefix"/>-n) whose shard <paramref name="owner"/> owns when exactly <paramref name="live"/> are members.</summary>
+    /// <summary>
+    /// A group id (<paramref name="prefix"/>-n) whose shard <paramref name="owner"/> owns when exactly <paramref name="live"/>
+    /// are members: the node's shard placement is rendezvous hashing over the members' node ids.
+    /// </summary>
     public static string GroupOwnedBy(string owner, IReadOnlyCollection<string> live, string prefix)
     {
         for (var i = 0; ; i++)
@@ -70,6 +73,26 @@ public sealed class ClusterRig : IAsyncDisposable
                 return id;
             }
         }
+    }
+
+    /// <summary>The node's remoting address as its lease rows name it (<c>clusterqueue@host:port</c>), from its row in cluster_seeds.</summary>
+    public async Task<string> LeaseOwnerOfAsync(string nodeId)
+    {
+        await using var database = Npgsql.NpgsqlDataSource.Create(ConnectionString);
+        await using var read = database.CreateCommand("SELECT address FROM cluster_seeds WHERE node_id = @node;");
+        read.Parameters.AddWithValue("node", nodeId);
+        var address = (string?)await read.ExecuteScalarAsync() ?? throw new InvalidOperationException($"{nodeId} has no row in cluster_seeds.");
+        return address["akka.tcp://".Length..];
+    }
+
+    /// <summary>How many shard leases <paramref name="owner"/> holds unexpired, by the database's clock.</summary>
+    public async Task<long> ShardLeasesHeldAsync(string owner)
+    {
+        await using var database = Npgsql.NpgsqlDataSource.Create(ConnectionString);
+        await using var count = database.CreateCommand(
+            "SELECT count(*) FROM leases WHERE name LIKE 'clusterqueue-shard-groups-%' AND owner = @owner AND expires_at > clock_timestamp();");
+        count.Parameters.AddWithValue("owner", owner);
+        return (long)(await count.ExecuteScalarAsync())!;
     }
 
     public async ValueTask DisposeAsync()

@@ -16,4 +16,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 724, Level = LogLevel.Error, Message = "The lost callback of lease {Lease} failed")]
     public static partial void LostCallbackFailed(ILogger logger, string lease, Exception exception);
+
+    [LoggerMessage(EventId = 725, Level = LogLevel.Warning, Message = "Lease {Lease}: its listener failed on the release; the lease is released all the same")]
+    public static partial void ListenerFailed(ILogger logger, string lease, Exception exception);
 }

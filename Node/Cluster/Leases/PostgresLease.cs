@@ -72,6 +72,7 @@ public sealed class PostgresLease : Lease
     private readonly TimeSpan _operationTimeout;
     private readonly TimeSpan _margin;
     private readonly Lock _gate = new();
+    private readonly ILeaseListener? _listener;
     private Holding? _holding;
 
     /// <summary>The constructor <see cref="LeaseProvider"/> calls.</summary>
@@ -88,6 +89,7 @@ public sealed class PostgresLease : Lease
         _data = database.ControlSource;
         _time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         _logger = services.GetService<ILoggerFactory>()?.CreateLogger<PostgresLease>() ?? NullLogger<PostgresLease>.Instance;
+        _listener = services.GetService<ILeaseListener>();
 
         var timeouts = settings.TimeoutSettings;
         _ttl = timeouts.HeartbeatTimeout;
@@ -132,7 +134,7 @@ public sealed class PostgresLease : Lease
     public override async Task<bool> Acquire(Action<Exception>? leaseLostCallback)
     {
         var sent = _time.GetTimestamp();
-        var epoch = await RunAsync(TryAcquireAsync, "acquire", _operationTimeout, CancellationToken.None);
+        var (epoch, quietFor) = await RunAsync(TryAcquireAsync, "acquire", _operationTimeout, CancellationToken.None);
         if (epoch is null)
         {
             Holding? lost;
@@ -150,6 +152,38 @@ public sealed class PostgresLease : Lease
         }
 
         var deadline = sent + Ticks(_ttl - _margin);
+        lock (_gate)
+        {
+            if (_holding is { } current && current.Epoch == epoch && current.Extend(deadline, _time))
+            {
+                current.Callback = leaseLostCallback;
+                return true;
+            }
+        }
+
+        if (_listener is not null)
+        {
+            // Before the holder hears of it: what the listener sets up for the new tenure must be there when it acts.
+            try
+            {
+                await RunAsync(
+                    async token =>
+                    {
+                        await _listener.AcquiredAsync(Tenure(epoch.Value), quietFor, token);
+                        return true;
+                    },
+                    "report the acquisition",
+                    _operationTimeout,
+                    CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                // The row is this owner's now; unreported, it must not be used. It expires unless acquired again.
+                await ReleaseQuietlyAsync();
+                throw new LeaseException($"Lease {Settings.LeaseName}: the acquisition could not be reported: {e.Message}", e);
+            }
+        }
+
         Holding? replaced = null;
         lock (_gate)
         {
@@ -186,17 +220,64 @@ public sealed class PostgresLease : Lease
     public override async Task<bool> Release()
     {
         Holding? holding;
+        bool ended;
         lock (_gate)
         {
             holding = _holding;
             _holding = null;
-            holding?.End();
+            ended = holding?.End() ?? false;
         }
 
-        await RunAsync(ReleaseRowAsync, "release", _operationTimeout, CancellationToken.None);
+        if (ended && _listener is not null)
+        {
+            try
+            {
+                await RunAsync(
+                    async token =>
+                    {
+                        await _listener.ReleasingAsync(Tenure(holding!.Epoch), token);
+                        return true;
+                    },
+                    "report the release",
+                    _operationTimeout,
+                    CancellationToken.None);
+            }
+            catch (Exception e)
+            {
+                // What the listener would have saved is lost; the lease is released all the same.
+                Log.ListenerFailed(_logger, Settings.LeaseName, e);
+            }
+        }
+
+        try
+        {
+            await RunAsync(ReleaseRowAsync, "release", _operationTimeout, CancellationToken.None);
+        }
+        finally
+        {
+            if (ended)
+            {
+                _listener?.Ended(Tenure(holding!.Epoch));
+            }
+        }
+
         Log.Released(_logger, Settings.LeaseName, Settings.OwnerName);
         return true;
     }
+
+    private async Task ReleaseQuietlyAsync()
+    {
+        try
+        {
+            await RunAsync(ReleaseRowAsync, "release", _operationTimeout, CancellationToken.None);
+        }
+        catch (LeaseException)
+        {
+            // The row expires by itself.
+        }
+    }
+
+    private LeaseTenure Tenure(long epoch) => new(Settings.LeaseName, Settings.OwnerName, epoch);
 
     /// <summary>True only while this owner holds the lease and its own deadline (last renewal + TTL − safety-margin) is ahead.</summary>
     public override bool CheckLease()
@@ -264,6 +345,7 @@ public sealed class PostgresLease : Lease
         }
 
         Log.Lost(_logger, Settings.LeaseName, Settings.OwnerName, holding.Epoch, reason.Message);
+        _listener?.Ended(Tenure(holding.Epoch));
         try
         {
             holding.Callback?.Invoke(reason);
@@ -302,8 +384,11 @@ public sealed class PostgresLease : Lease
         }
     }
 
-    /// <summary>The new or kept epoch when this owner now holds the lease; null when another owner does.</summary>
-    private async Task<long?> TryAcquireAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// The new or kept epoch when this owner now holds the lease, null when another owner does; and, when it was taken
+    /// from an owner whose lease had expired, how long ago that was.
+    /// </summary>
+    private async Task<(long? Epoch, TimeSpan? QuietFor)> TryAcquireAsync(CancellationToken cancellationToken)
     {
         // Row lock on conflict: of two owners acquiring at once, the second sees the first's row and is refused.
         await using var command = _data.CreateCommand("""
@@ -312,15 +397,24 @@ public sealed class PostgresLease : Lease
             ON CONFLICT (name) DO UPDATE SET
                 epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch ELSE leases.epoch + 1 END,
                 acquired_at = CASE WHEN leases.owner = excluded.owner THEN leases.acquired_at ELSE excluded.acquired_at END,
+                quiet_since = CASE WHEN leases.owner = excluded.owner THEN leases.quiet_since
+                                   WHEN leases.owner IS NULL THEN NULL
+                                   ELSE leases.expires_at END,
                 owner = excluded.owner,
                 expires_at = excluded.expires_at
             WHERE leases.owner IS NULL OR leases.owner = excluded.owner OR leases.expires_at <= clock_timestamp()
-            RETURNING epoch;
+            RETURNING epoch, extract(epoch FROM clock_timestamp() - quiet_since)::float8;
             """);
         command.Parameters.AddWithValue("name", Settings.LeaseName);
         command.Parameters.AddWithValue("owner", Settings.OwnerName);
         command.Parameters.AddWithValue("ttl", _ttl);
-        return await command.ExecuteScalarAsync(cancellationToken) is long epoch ? epoch : null;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return (null, null);
+        }
+
+        return (reader.GetInt64(0), reader.IsDBNull(1) ? null : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(1))));
     }
 
     /// <summary>

@@ -1,0 +1,118 @@
+using ClusterQueue.Node.Storage;
+using Npgsql;
+
+namespace ClusterQueue.Node.Cluster;
+
+/// <summary>
+/// What the cluster keeps in PostgreSQL besides the leases (<see cref="Leases.PostgresLease"/>): the shard count every
+/// node must agree on, the buckets a shard's last owner left for the next, and the members' remoting addresses a
+/// starting node joins (<see cref="DatabaseSeeds"/>). Every time is the database's clock (<c>clock_timestamp()</c>).
+/// </summary>
+public sealed class ClusterStore(PostgresDatabase database)
+{
+    /// <summary>Notification channel: group definitions changed.</summary>
+    public const string GroupsChannel = PostgresDatabase.GroupsChannel;
+
+    private NpgsqlDataSource Data => database.ControlSource;
+
+    /// <summary>Records the shard count on first start, and refuses a node configured with another.</summary>
+    public async Task EnsureShardsAsync(int shards, CancellationToken cancellationToken)
+    {
+        await using var claim = Data.CreateCommand(
+            "INSERT INTO cluster_settings (name, value) VALUES ('shards', @shards) ON CONFLICT (name) DO NOTHING; SELECT value FROM cluster_settings WHERE name = 'shards';");
+        var text = shards.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        claim.Parameters.AddWithValue("shards", text);
+        var recorded = (string)(await claim.ExecuteScalarAsync(cancellationToken))!;
+        if (!string.Equals(recorded, text, StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException(
+                $"ClusterQueue:Cluster:Shards is {shards} on this node but the cluster was created with {recorded}; every node must use the same number.");
+        }
+    }
+
+    /// <summary>Takes (and deletes) the buckets a previous owner saved for the shard's groups, with their age by the database's clock.</summary>
+    public async Task<IReadOnlyList<(string GroupId, double Tokens, TimeSpan Age)>> TakeBucketsAsync(int shard, CancellationToken cancellationToken)
+    {
+        await using var command = Data.CreateCommand(
+            "DELETE FROM group_buckets WHERE shard = @shard RETURNING group_id, tokens, extract(epoch FROM clock_timestamp() - saved_at)::float8;");
+        command.Parameters.AddWithValue("shard", shard);
+        var buckets = new List<(string, double, TimeSpan)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            buckets.Add((reader.GetString(0), reader.GetDouble(1), TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)))));
+        }
+
+        return buckets;
+    }
+
+    /// <summary>Saves what the shard's groups' buckets hold now, for the shard's next owner; one statement however many.</summary>
+    public async Task SaveBucketsAsync(int shard, IReadOnlyCollection<(string GroupId, double Tokens)> buckets, CancellationToken cancellationToken)
+    {
+        if (buckets.Count == 0)
+        {
+            return;
+        }
+
+        await using var save = Data.CreateCommand("""
+            INSERT INTO group_buckets (group_id, shard, tokens, saved_at)
+            SELECT g, @shard, t, clock_timestamp() FROM unnest(@groups, @tokens) AS b(g, t)
+            ON CONFLICT (group_id) DO UPDATE SET shard = excluded.shard, tokens = excluded.tokens, saved_at = excluded.saved_at;
+            """);
+        save.Parameters.AddWithValue("shard", shard);
+        save.Parameters.AddWithValue("groups", buckets.Select(b => b.GroupId).ToArray());
+        save.Parameters.AddWithValue("tokens", buckets.Select(b => b.Tokens).ToArray());
+        await save.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>The remoting addresses of live members other than <paramref name="self"/>; on <paramref name="connection"/>, which holds the join lock.</summary>
+    public static async Task<IReadOnlyList<string>> LiveSeedsAsync(NpgsqlConnection connection, string self, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT address FROM cluster_seeds WHERE expires_at > clock_timestamp() AND address <> @self ORDER BY address;", connection);
+        command.Parameters.AddWithValue("self", self);
+        var seeds = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            seeds.Add(reader.GetString(0));
+        }
+
+        return seeds;
+    }
+
+    /// <summary>
+    /// Announces (or renews) this member's address for <paramref name="ttl"/> and returns the node ids of every live
+    /// row, this one's included; rows gone for an hour are deleted.
+    /// </summary>
+    public async Task<IReadOnlySet<string>> RenewSeedAsync(string address, string nodeId, TimeSpan ttl, CancellationToken cancellationToken)
+    {
+        await using var command = Data.CreateCommand("""
+            INSERT INTO cluster_seeds (address, node_id, expires_at) VALUES (@address, @node, clock_timestamp() + @ttl)
+            ON CONFLICT (address) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at;
+            DELETE FROM cluster_seeds WHERE expires_at < clock_timestamp() - interval '1 hour';
+            SELECT node_id FROM cluster_seeds WHERE expires_at > clock_timestamp();
+            """);
+        command.Parameters.AddWithValue("address", address);
+        command.Parameters.AddWithValue("node", nodeId);
+        command.Parameters.AddWithValue("ttl", ttl);
+        var live = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            live.Add(reader.GetString(0));
+        }
+
+        return live;
+    }
+
+    /// <summary>This member is leaving: nobody should join it any more.</summary>
+    public async Task RemoveSeedAsync(string address, CancellationToken cancellationToken)
+    {
+        await using var command = Data.CreateCommand("DELETE FROM cluster_seeds WHERE address = @address;");
+        command.Parameters.AddWithValue("address", address);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    public NpgsqlDataSource ControlSource => Data;
+}

@@ -1,0 +1,116 @@
+using Akka.Actor;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace ClusterQueue.Node.Cluster;
+
+/// <summary>
+/// How nodes that name the same PostgreSQL database find each other with no other setting: each Up member keeps its
+/// remoting address in <c>cluster_seeds</c>, renewed while it runs. A starting node takes a database lock that only
+/// one joiner holds at a time, reads the live addresses and joins them, or, when there are none, forms the cluster by
+/// joining itself; it writes its own address once it is Up, and only then lets the next joiner in. So two nodes
+/// starting at once never form two clusters. A row of a member that died stays until it expires
+/// (<c>ClusterQueue:Cluster:LeaseTtl</c>): a joiner that finds only such rows hears no answer, and looks again.
+/// </summary>
+public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOptions<ClusterOptions> options, TimeProvider time, ILogger<DatabaseSeeds> logger)
+{
+    // pg_advisory_lock key of the join: "CQjoin" in ASCII, apart from the schema migration's.
+    private const long JoinLock = 0x43_51_6A_6F_69_6E;
+
+    // Long enough for a join round on a loaded machine (a second or two here); a dead seed costs this much per look.
+    private static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly ClusterOptions _options = options.Value;
+    private volatile LiveView? _live;
+
+    /// <summary>
+    /// The node ids whose members renewed their row within the lease TTL, as of this node's last renewal: the members
+    /// that can reach the database. Null while unknown (not read yet, or this node's own view is older than the TTL).
+    /// </summary>
+    public IReadOnlySet<string>? LiveNodes =>
+        _live is { } view && time.GetElapsedTime(view.ReadAt) < _options.LeaseTtl ? view.Nodes : null;
+
+    /// <summary>Joins (or forms) the cluster, then keeps this member's address live until <paramref name="stop"/>.</summary>
+    public async Task RunAsync(Akka.Cluster.Cluster cluster, CancellationToken stop)
+    {
+        var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        cluster.RegisterOnMemberUp(() => up.TrySetResult());
+        var self = cluster.SelfAddress.ToString();
+        await JoinAsync(cluster, self, up.Task, stop);
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(_options.RenewInterval, time, stop);
+                var readAt = time.GetTimestamp();
+                _live = new LiveView(await store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, stop), readAt);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // Only joiners read the row; a member whose row lapses stays a member.
+                Log.SeedRenewalFailed(logger, ex);
+            }
+        }
+    }
+
+    /// <summary>This member is leaving: joiners should not pick its address any more.</summary>
+    public Task ForgetAsync(Address self, CancellationToken cancellationToken) => store.RemoveSeedAsync(self.ToString(), cancellationToken);
+
+    private async Task JoinAsync(Akka.Cluster.Cluster cluster, string self, Task up, CancellationToken stop)
+    {
+        var failures = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await store.ControlSource.OpenConnectionAsync(stop);
+                await using (var take = new NpgsqlCommand($"SELECT pg_advisory_lock({JoinLock});", connection))
+                {
+                    await take.ExecuteNonQueryAsync(stop);
+                }
+
+                // The lock is the connection's: it goes with it, whatever happens below.
+                var seeds = await ClusterStore.LiveSeedsAsync(connection, self, stop);
+                Log.JoiningThroughDatabase(logger, node.Id, seeds.Count);
+                if (seeds.Count == 0)
+                {
+                    cluster.Join(cluster.SelfAddress);
+                }
+                else
+                {
+                    cluster.JoinSeedNodes(seeds.Select(Address.Parse));
+                }
+
+                try
+                {
+                    await up.WaitAsync(JoinTimeout, time, stop);
+                }
+                catch (TimeoutException)
+                {
+                    Log.JoinTimedOut(logger, JoinTimeout);
+                    continue;
+                }
+
+                var readAt = time.GetTimestamp();
+                _live = new LiveView(await store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, stop), readAt);
+                return;
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5_000, 200 * Math.Pow(2, failures++)) * (0.5 + Random.Shared.NextDouble() / 2));
+                Log.JoinFailed(logger, delay, ex);
+                await Task.Delay(delay, time, stop).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+    }
+
+    private sealed record LiveView(IReadOnlySet<string> Nodes, long ReadAt);
+}

@@ -1,0 +1,110 @@
+using System.Collections.Immutable;
+using Akka.Actor;
+using Akka.Cluster.Sharding;
+using ClusterQueue.Node.Cluster;
+
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>
+/// Where the shard coordinator places each shard: on the member that scores highest for it by rendezvous hashing of
+/// the members' node ids (<see cref="ShardMap.OwnerOf"/>), among the members whose regions are up. Every placement is
+/// a pure function of the member list, so it is the same whichever member runs the coordinator, and predictable from
+/// outside. A member that joins takes only the shards it now scores highest on (about 1/n of them), at the next
+/// rebalance; a member that leaves gives up only its own. A member's node id travels as its cluster role
+/// <c>node-{id}</c> (<see cref="RoleOf"/>).
+/// <para>
+/// With the PostgreSQL store, a member that cannot reach the database (its row in cluster_seeds lapsed, as
+/// <paramref name="liveNodes"/> tells) is passed over while others can: it cannot hold a shard's lease, and its shards
+/// move to members that can, which take them once its leases expire.
+/// </para>
+/// </summary>
+internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? liveNodes = null) : IActorSystemDependentAllocationStrategy
+{
+    private const string RolePrefix = "node-";
+
+    private Akka.Cluster.Cluster? _cluster;
+
+    /// <summary>The role that names a member's node id.</summary>
+    public static string RoleOf(string nodeId) => RolePrefix + nodeId;
+
+    public void Start(ActorSystem system) => _cluster = Akka.Cluster.Cluster.Get(system);
+
+    public Task<IActorRef> AllocateShard(IActorRef requester, string shardId, IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations)
+    {
+        var regions = Keyed(currentShardAllocations.Keys);
+        return Task.FromResult(regions.Count == 0 ? requester : Best(shardId, regions));
+    }
+
+    public Task<IImmutableSet<string>> Rebalance(IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations, IImmutableSet<string> rebalanceInProgress)
+    {
+        var regions = Keyed(currentShardAllocations.Keys);
+        var moving = ImmutableHashSet.CreateBuilder<string>();
+        foreach (var (region, shards) in currentShardAllocations)
+        {
+            foreach (var shard in shards)
+            {
+                if (!rebalanceInProgress.Contains(shard) && !Best(shard, regions).Equals(region))
+                {
+                    moving.Add(shard);
+                }
+            }
+        }
+
+        return Task.FromResult<IImmutableSet<string>>(moving.ToImmutable());
+    }
+
+    private static IActorRef Best(string shardId, IReadOnlyDictionary<string, IActorRef> regions)
+    {
+        var shard = int.TryParse(shardId, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var number) ? number : ShardMap.ShardOf(shardId, int.MaxValue);
+        return regions[ShardMap.OwnerOf(shard, regions.Keys.ToArray())!];
+    }
+
+    /// <summary>
+    /// The regions that may hold shards, by their member's node id (its address when the member, or its role, is not
+    /// known yet): those of members that reach the database, unless none does.
+    /// </summary>
+    private Dictionary<string, IActorRef> Keyed(IEnumerable<IActorRef> regions)
+    {
+        var keyed = new Dictionary<string, IActorRef>(StringComparer.Ordinal);
+        foreach (var region in regions)
+        {
+            keyed[KeyOf(region)] = region;
+        }
+
+        if (liveNodes?.Invoke() is { } live && keyed.Keys.Any(live.Contains))
+        {
+            foreach (var key in keyed.Keys.Where(key => !live.Contains(key)).ToList())
+            {
+                keyed.Remove(key);
+            }
+        }
+
+        return keyed;
+    }
+
+    private string KeyOf(IActorRef region)
+    {
+        var address = region.Path.Address;
+        if (_cluster is { } cluster)
+        {
+            if (address.HasLocalScope)
+            {
+                address = cluster.SelfAddress;
+            }
+
+            foreach (var member in cluster.State.Members)
+            {
+                if (member.Address.Equals(address))
+                {
+                    var role = member.Roles.FirstOrDefault(r => r.StartsWith(RolePrefix, StringComparison.Ordinal));
+                    if (role is not null)
+                    {
+                        return role[RolePrefix.Length..];
+                    }
+                }
+            }
+        }
+
+        return address.ToString();
+    }
+}
