@@ -162,6 +162,23 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     }
 
     /// <summary>
+    /// Every actor's live state by group, for the dashboard; a group without an actor is absent (nothing in flight,
+    /// bucket full). An actor that does not answer within <paramref name="wait"/> (one that stopped meanwhile) is left out
+    /// rather than holding up the rest.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, ActorSnapshot>> InspectAllAsync(TimeSpan wait)
+    {
+        (string GroupId, Task<ActorSnapshot> Snapshot)[] asks;
+        lock (_gate)
+        {
+            asks = [.. _actors.Select(actor => (actor.Key, actor.Value.InspectAsync()))];
+        }
+
+        await Task.WhenAll(asks.Select(ask => ask.Snapshot)).WaitAsync(wait, _time).ContinueWith(_ => { }, TaskScheduler.Default);
+        return asks.Where(ask => ask.Snapshot.IsCompletedSuccessfully).ToDictionary(ask => ask.GroupId, ask => ask.Snapshot.Result, StringComparer.Ordinal);
+    }
+
+    /// <summary>
     /// Called by an idle actor with the number of the dispatcher's messages it has read; refused when one is still on
     /// its way, so that message is still handled.
     /// </summary>
