@@ -11,9 +11,10 @@ public sealed record GroupHistoryResponse(string GroupId, double IntervalSeconds
 
 /// <summary>
 /// GET /v1/dashboard/messages/{id}/body: the first bytes of a stored body, as Text when they are UTF-8, else as Hex.
-/// Offloaded: the body is in the payload store (SQS queue, large bodies) and not shown.
+/// Kept is false when the node no longer holds the body (a delivered message drops it; on the SQS queue a queued
+/// message's body is in SQS); Offloaded: it is in the payload store (SQS queue, large bodies). Neither is shown.
 /// </summary>
-public sealed record BodyResponse(string MessageId, string? ContentType, long SizeBytes, int ShownBytes, bool Truncated, bool Offloaded, string? Text, string? Hex);
+public sealed record BodyResponse(string MessageId, string? ContentType, long SizeBytes, int ShownBytes, bool Truncated, bool Kept, bool Offloaded, string? Text, string? Hex);
 
 /// <summary>
 /// The browser dashboard: the page at / (static files embedded in the node) and the few reads under /v1/dashboard that
@@ -113,10 +114,10 @@ public static class DashboardEndpoints
             return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Message not found", detail: $"No message '{messageId}' is kept with its body.");
         }
 
-        var truncated = body.SizeBytes > body.Bytes.Length && !body.Offloaded;
+        var truncated = body.Kept && body.SizeBytes > body.Bytes.Length;
         var text = AsText(body.Bytes, truncated);
         return TypedResults.Ok(new BodyResponse(
-            messageId, body.ContentType, body.SizeBytes, body.Bytes.Length, truncated, body.Offloaded, text, text is null ? Convert.ToHexStringLower(body.Bytes) : null));
+            messageId, body.ContentType, body.SizeBytes, body.Bytes.Length, truncated, body.Kept, body.Offloaded, body.Kept ? text : null, body.Kept && text is null ? Convert.ToHexStringLower(body.Bytes) : null));
     }
 
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);

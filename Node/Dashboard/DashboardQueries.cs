@@ -3,8 +3,11 @@ using ClusterQueue.Node.Storage;
 
 namespace ClusterQueue.Node.Dashboard;
 
-/// <summary>The first bytes of a stored message body, for the dashboard; Offloaded when the body is in a payload store.</summary>
-public sealed record BodyPreview(string MessageId, string? ContentType, long SizeBytes, bool Offloaded, byte[] Bytes);
+/// <summary>
+/// The first bytes of a stored message body, for the dashboard. Kept is false once the body is gone from the table: a
+/// delivered message drops it, and on the SQS queue a queued message's body is in SQS. Offloaded: in the payload store.
+/// </summary>
+public sealed record BodyPreview(string MessageId, string? ContentType, long SizeBytes, bool Kept, bool Offloaded, byte[] Bytes);
 
 /// <summary>
 /// The dashboard's reads of the messages table that the queue interface has no call for. Both queues keep dead
@@ -45,7 +48,8 @@ public sealed class DashboardQueries(MessageRecords records)
         }
 
         var offloaded = !reader.IsDBNull(2) && Convert.ToInt64(reader.GetValue(2), System.Globalization.CultureInfo.InvariantCulture) != 0;
-        var bytes = reader.IsDBNull(3) ? [] : (byte[])reader.GetValue(3);
-        return new BodyPreview(messageId, reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1), offloaded && bytes.Length == 0, bytes);
+        var kept = !reader.IsDBNull(3);
+        var bytes = kept ? (byte[])reader.GetValue(3) : [];
+        return new BodyPreview(messageId, reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetInt64(1), kept, offloaded && bytes.Length == 0, bytes);
     }
 }

@@ -104,6 +104,66 @@ public sealed partial class DashboardEndpointsTests
         Assert.Equal(4, second.Matched);
     }
 
+    [Fact]
+    public async Task MessageBody_IsShownAsTextOrHex_UpToThePreviewSize()
+    {
+        await using var node = NodeHost.Start(new Dictionary<string, string?> { ["ClusterQueue:Dashboard:MaxBodyPreviewBytes"] = "8" });
+        await node.DefineGroupAsync("held", new GroupDefinition { RatePerSecond = 1, Burst = 1, MaxConcurrency = 1, Target = new TargetDefinition { Url = "http://127.0.0.1:9/x" } });
+        using (var pause = await node.Client.PostAsync("/v1/groups/held/pause", null))
+        {
+            pause.EnsureSuccessStatusCode();
+        }
+
+        var text = await node.IngestOkAsync("held", "{\"greeting\":\"hello\"}");
+        var preview = (await node.Client.GetFromJsonAsync<BodyResponse>($"/v1/dashboard/messages/{text}/body", Json))!;
+        Assert.Equal("{\"greeti", preview.Text);
+        Assert.Null(preview.Hex);
+        Assert.True(preview.Truncated);
+        Assert.True(preview.Kept);
+        Assert.Equal(20, preview.SizeBytes);
+        Assert.Equal(8, preview.ShownBytes);
+
+        using var binary = new ByteArrayContent([0x00, 0x01, 0xff]);
+        binary.Headers.ContentType = new("application/octet-stream");
+        using var sent = await node.Client.PostAsync("/hooks/held", binary);
+        var id = (await sent.Content.ReadFromJsonAsync<IngestAccepted>())!.MessageId;
+        var hex = (await node.Client.GetFromJsonAsync<BodyResponse>($"/v1/dashboard/messages/{id}/body", Json))!;
+        Assert.Null(hex.Text);
+        Assert.Equal("0001ff", hex.Hex);
+        Assert.False(hex.Truncated);
+
+        using var missing = await node.Client.GetAsync("/v1/dashboard/messages/nope/body");
+        await Problems.ReadAsync(missing, HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task History_KeepsPointsForBusyGroupsOnly()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var node = NodeHost.Start(new Dictionary<string, string?> { ["ClusterQueue:Dashboard:SampleInterval"] = "00:01:00" });
+        await node.DefineGroupAsync("busy", GroupDefinitions.Forwarding(downstream, "/busy"));
+        await node.DefineGroupAsync("idle", GroupDefinitions.Forwarding(downstream, "/idle"));
+        var history = node.Get<GroupHistory>();
+        await history.SampleAsync(CancellationToken.None);
+
+        await node.IngestManyAsync("busy", 5);
+        await Eventually.ReadAsync(() => node.StatsAsync("busy"), stats => stats.Delivered == 5, "five deliveries");
+        await history.SampleAsync(CancellationToken.None);
+
+        var busy = (await node.Client.GetFromJsonAsync<GroupHistoryResponse>("/v1/dashboard/groups/busy/history", Json))!;
+        var point = Assert.Single(busy.Points);
+        Assert.True(point.DeliveredPerSecond > 0, $"delivered/s {point.DeliveredPerSecond}");
+        Assert.Equal(1000, point.RatePerSecond);
+        Assert.Equal(100, point.MaxConcurrency);
+        Assert.Equal(60, busy.IntervalSeconds);
+        var idle = (await node.Client.GetFromJsonAsync<GroupHistoryResponse>("/v1/dashboard/groups/idle/history", Json))!;
+        Assert.Empty(idle.Points);
+        Assert.Equal(1, history.Tracked);
+
+        using var unknown = await node.Client.GetAsync("/v1/dashboard/groups/nope/history");
+        await Problems.ReadAsync(unknown, HttpStatusCode.NotFound);
+    }
+
     [Theory]
     [InlineData("?sort=colour", "sort")]
     [InlineData("?order=up", "order")]
