@@ -23,6 +23,17 @@ public sealed class OverviewPageTests(BrowserFixture fixture, ITestOutputHelper 
         await using var node = new KestrelNode();
         await node.DefineGroupAsync("orders", GroupDefinitions.Forwarding(downstream, "/orders", rate: 4, burst: 2, concurrency: 3));
         await node.DefineGroupAsync("payments", GroupDefinitions.Forwarding(downstream, "/payments", rate: 250, burst: 500, concurrency: 7));
+        await node.DefineGroupAsync("invoices", GroupDefinitions.Forwarding(downstream, "/invoices", rate: 20, burst: 40, concurrency: 4));
+        using (var pause = await node.Client.PostAsync("/v1/groups/invoices/pause", null))
+        {
+            pause.EnsureSuccessStatusCode();
+        }
+
+        for (var i = 0; i < 5; i++)
+        {
+            using var held = await node.Client.PostAsync("/hooks/invoices", new StringContent("{}", Encoding.UTF8, "application/json"));
+            Assert.Equal(HttpStatusCode.Accepted, held.StatusCode);
+        }
 
         await OpenWithTokenAsync(node);
         await Browser.WaitTextAsync("tr[data-group='orders'] td[data-col='rate']", "4");
@@ -30,7 +41,7 @@ public sealed class OverviewPageTests(BrowserFixture fixture, ITestOutputHelper 
         Assert.Equal("3", await Browser.TextAsync("tr[data-group='orders'] td[data-col='concurrency']"));
         Assert.Equal("250", await Browser.TextAsync("tr[data-group='payments'] td[data-col='rate']"));
         Assert.Equal("500", await Browser.TextAsync("tr[data-group='payments'] td[data-col='tokens']"));
-        Assert.Equal("0", await Browser.TextAsync("tr[data-group='orders'] td[data-col='backlog']"));
+        Assert.Equal("5", await Browser.TextAsync("#total-backlog .value"));
 
         // Traffic while the page stays open: calls in flight reach the concurrency limit (each takes a second) with a
         // backlog behind them, which then drains, with no reload.
@@ -44,16 +55,19 @@ public sealed class OverviewPageTests(BrowserFixture fixture, ITestOutputHelper 
         await Browser.WaitTextAsync("tr[data-group='orders'] td[data-col='inFlight']", "3");
         var backlog = int.Parse(await Browser.TextAsync("tr[data-group='orders'] td[data-col='backlog']"), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(backlog, 1, 11);
-        await Browser.WaitTextAsync("#total-backlog", "0", TimeSpan.FromSeconds(30));
-        Assert.Equal("0", await Browser.TextAsync("tr[data-group='orders'] td[data-col='backlog']"));
-        Assert.True((await Browser.EvaluateAsync("window.notReloaded === true")).GetBoolean(), "the page reloaded instead of updating itself");
-        Assert.Equal("live", await Browser.AttributeAsync("#status", "data-state"));
-
-        await AssertOnlyOwnOriginAsync(node);
+        Assert.Equal("5", await Browser.TextAsync("tr[data-group='invoices'] td[data-col='backlog']"));
+        Assert.Equal("paused", await Browser.TextAsync("tr[data-group='invoices'] td[data-col='paused']"));
         if (BrowserFixture.ScreenshotPath("dashboard-overview.png") is { } path)
         {
             await Browser.ScreenshotAsync(path);
         }
+
+        await Browser.WaitTextAsync("tr[data-group='orders'] td[data-col='backlog']", "0", TimeSpan.FromSeconds(30));
+        Assert.Equal("5", await Browser.TextAsync("#total-backlog .value"));
+        Assert.True((await Browser.EvaluateAsync("window.notReloaded === true")).GetBoolean(), "the page reloaded instead of updating itself");
+        Assert.Equal("live", await Browser.AttributeAsync("#status", "data-state"));
+
+        await AssertOnlyOwnOriginAsync(node);
     }
 
     [CommandFact("chromium", Why)]
@@ -133,6 +147,27 @@ public sealed class OverviewPageTests(BrowserFixture fixture, ITestOutputHelper 
         await Browser.OpenAsync();
         await Browser.GotoAsync(node.BaseAddress);
         await Browser.WaitVisibleAsync("#token-form");
+    }
+
+    [CommandFact("chromium", Why)]
+    public async Task Header_WhenTheNodeGoesAway_SaysTheDataIsFromAnUnreachableNode()
+    {
+        var node = new KestrelNode(new Dictionary<string, string?> { ["ClusterQueue:AdminToken"] = string.Empty });
+        try
+        {
+            await node.DefineGroupAsync("orders", new GroupDefinition { RatePerSecond = 1, Burst = 1, MaxConcurrency = 1, Target = new TargetDefinition { Url = "http://127.0.0.1:9/x" } });
+            await Browser.OpenAsync();
+            await Browser.GotoAsync(node.BaseAddress);
+            await Browser.WaitTextAsync("tr[data-group='orders']", "orders");
+            await Browser.WaitTextAsync("#status", "live");
+        }
+        finally
+        {
+            await node.DisposeAsync();
+        }
+
+        await Browser.WaitTextAsync("#status[data-state='unreachable']", "node unreachable");
+        Assert.Equal("orders", await Browser.TextAsync("tr[data-group='orders'] td[data-col='id']"));
     }
 
     /// <summary>A fresh tab on the node, the admin token given at the prompt.</summary>

@@ -25,10 +25,13 @@ export function lineChart(id, title, series, times, windowMs) {
   const plotW = WIDTH - PAD.left - PAD.right;
   const plotH = HEIGHT - PAD.top - PAD.bottom;
   const max = Math.max(1e-9, ...series.flatMap((s) => s.values.filter((v) => Number.isFinite(v))));
-  const top = niceCeiling(max);
+  // Headroom above the largest value, so a line at its limit is not drawn on the frame.
+  const top = niceCeiling(max * 1.1);
   const end = Date.now();
-  const start = end - windowMs;
-  const x = (t) => PAD.left + (Math.max(0, t - start) / windowMs) * plotW;
+  // A short history (a node just started, a group just busy) spans the chart from its first point, at least a minute.
+  const spanMs = Math.min(windowMs, Math.max(60000, times.length ? end - times[0] : windowMs));
+  const start = end - spanMs;
+  const x = (t) => PAD.left + (Math.max(0, t - start) / spanMs) * plotW;
   const y = (v) => PAD.top + plotH - (v / top) * plotH;
 
   box.append(
@@ -43,7 +46,7 @@ export function lineChart(id, title, series, times, windowMs) {
   box.append(
     label(rate(top), { x: PAD.left - 4, y: PAD.top + 8, 'text-anchor': 'end' }),
     label('0', { x: PAD.left - 4, y: PAD.top + plotH, 'text-anchor': 'end' }),
-    label(`-${Math.round(windowMs / 60000)} min`, { x: PAD.left, y: HEIGHT - 4 }),
+    label(spanMs >= 120000 ? `-${Math.round(spanMs / 60000)} min` : `-${Math.round(spanMs / 1000)} s`, { x: PAD.left, y: HEIGHT - 4 }),
     label('now', { x: WIDTH - PAD.right, y: HEIGHT - 4, 'text-anchor': 'end' }),
   );
   series.forEach((s, index) => {
