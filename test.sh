@@ -6,6 +6,7 @@
 #   - a throwaway PostgreSQL cluster in a temp directory (Debian's postgresql package), passed in
 #     CLUSTERQUEUE_TEST_POSTGRES. Its data is never kept: fsync is off and the directory is deleted on exit.
 # Debian's prometheus package is installed if missing: the metrics tests start a Prometheus of their own per test.
+# Debian's chromium package is installed if missing: the dashboard's tests drive it headless through playwright-core.
 # Arguments go to 'dotnet test' (for example --filter).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,6 +27,18 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   fi
 fi
 npm ci --prefix tools --silent --no-audit --no-fund
+# playwright-core for the dashboard's browser tests (pinned in tools/dashboard/package-lock.json; it downloads no browser).
+npm ci --prefix tools/dashboard --silent --no-audit --no-fund
+
+# Debian's Chromium for the dashboard's browser tests (playwright-core drives /usr/bin/chromium, or CHROMIUM_PATH).
+if [[ -z "${CHROMIUM_PATH:-}" ]] && ! command -v chromium >/dev/null 2>&1; then
+  if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Chromium from Debian's packages for the dashboard's browser tests." >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "test.sh: chromium is not installed; the dashboard's browser tests are skipped (under CI=true they fail). Install it, or run as root to let this script install it." >&2
+  fi
+fi
 
 # strace injects a failed fdatasync into a node process (the WAL flush failure test).
 if ! command -v strace >/dev/null 2>&1; then

@@ -1,5 +1,6 @@
 using ClusterQueue.Node.Admin;
 using ClusterQueue.Node.Cluster;
+using ClusterQueue.Node.Dashboard;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Ingress;
 using ClusterQueue.Node.Observability;
@@ -29,7 +30,8 @@ builder.Services
     .AddCluster(builder.Configuration)
     .AddIngress(builder.Configuration)
     .AddAdmin(builder.Configuration)
-    .AddObservability(builder.Configuration);
+    .AddObservability(builder.Configuration)
+    .AddDashboard(builder.Configuration);
 builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = builder.Configuration.GetValue(
     $"{ProcessingOptions.Section}:{nameof(ProcessingOptions.DrainTimeout)}", TimeSpan.FromSeconds(20)) + TimeSpan.FromSeconds(10));
 
@@ -46,6 +48,7 @@ var admin = app.MapAdmin();
 admin.MapGroups();
 admin.MapQueueing();
 app.MapObservability(admin);
+app.MapDashboard(admin);
 app.Run();
 
 /// <summary>The entry point, visible to the integration tests' host factory.</summary>

@@ -40,6 +40,16 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
         }
     }
 
+    /// <summary>The node ids of members that are leaving (or exiting) the cluster, by their <c>node-{id}</c> role.</summary>
+    public IReadOnlySet<string> LeavingNodes =>
+        _cluster?.State.Members
+            .Where(m => m.Status is MemberStatus.Leaving or MemberStatus.Exiting)
+            .SelectMany(m => m.Roles)
+            .Where(role => role.StartsWith(Processing.RendezvousAllocation.RolePrefix, StringComparison.Ordinal))
+            .Select(role => role[Processing.RendezvousAllocation.RolePrefix.Length..])
+            .ToHashSet(StringComparer.Ordinal)
+        ?? [];
+
     /// <summary>Members the failure detector of some member marks unreachable.</summary>
     public int UnreachableMembers => _cluster?.State.Unreachable.Count ?? 0;
 

@@ -70,6 +70,9 @@ public sealed class NodeMetrics
 
     internal IEnumerable<KeyValuePair<string, long>> RejectedByReason => _rejected;
 
+    /// <summary>The groups that counted something on this node since its process started (the dashboard's history reads them).</summary>
+    internal IEnumerable<string> GroupsWithEvents => _groups.Keys;
+
     /// <summary>The group counted something on this node since its process started.</summary>
     internal bool HadEvents(string groupId) => _groups.ContainsKey(groupId);
 

@@ -171,6 +171,18 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     }
 
     /// <summary>
+    /// Every actor's live state by group, for the dashboard; a group without an actor is absent (nothing in flight,
+    /// bucket full). An actor that does not answer within <paramref name="wait"/> (one that stopped meanwhile) is left out
+    /// rather than holding up the rest.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<string, ActorSnapshot>> InspectAllAsync(TimeSpan wait)
+    {
+        (string GroupId, Task<ActorSnapshot> Snapshot)[] asks = [.. _actors.Select(actor => (actor.Key, actor.Value.InspectAsync()))];
+        await Task.WhenAll(asks.Select(ask => ask.Snapshot)).WaitAsync(wait, _time).ContinueWith(_ => { }, TaskScheduler.Default);
+        return asks.Where(ask => ask.Snapshot.IsCompletedSuccessfully).ToDictionary(ask => ask.GroupId, ask => ask.Snapshot.Result, StringComparer.Ordinal);
+    }
+
+    /// <summary>
     /// The actor's live state, or null when the group has no actor on this node (nothing in flight, bucket full, or
     /// another member's), including one that stopped before it answered.
     /// </summary>

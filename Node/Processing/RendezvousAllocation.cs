@@ -20,7 +20,7 @@ namespace ClusterQueue.Node.Processing;
 /// </summary>
 internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? liveNodes = null) : IActorSystemDependentAllocationStrategy
 {
-    private const string RolePrefix = "node-";
+    internal const string RolePrefix = "node-";
 
     private Akka.Cluster.Cluster? _cluster;
 
