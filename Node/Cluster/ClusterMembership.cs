@@ -57,10 +57,10 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
     public Address? SelfAddress => _cluster?.SelfAddress;
 
     /// <summary>
-    /// Called once the actor system runs: starts listening, and joins, when no seed nodes are configured (with them,
-    /// Akka joins them by itself): the members in the database with the PostgreSQL store, else itself.
+    /// Called once the actor system runs: starts listening, and joins, unless Akka joins by itself (seed nodes, or
+    /// Cluster Bootstrap in Kubernetes): the members in the database with the PostgreSQL store, else itself.
     /// </summary>
-    internal void Start(ActorSystem system, bool hasSeedNodes)
+    internal void Start(ActorSystem system, bool joinedByAkka)
     {
         var cluster = Akka.Cluster.Cluster.Get(system);
         _cluster = cluster;
@@ -96,7 +96,7 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
 
             return Task.FromResult(Done.Instance);
         });
-        if (hasSeedNodes)
+        if (joinedByAkka)
         {
             return;
         }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using ClusterQueue.Node.Cluster.Discovery;
 
 namespace ClusterQueue.Node.Cluster;
 
@@ -26,6 +27,12 @@ public sealed class MembershipOptions : IValidatableObject
     /// </summary>
     public string[] SeedNodes { get; set; } = [];
 
+    /// <summary>Config (seed nodes, or alone): what a node needs outside an orchestrator; Kubernetes is opted into by the chart and the kustomize base.</summary>
+    public MembershipDiscovery Discovery { get; set; } = MembershipDiscovery.Config;
+
+    /// <summary>Where a pod finds the others when Discovery is Kubernetes (ClusterQueue:Cluster:Kubernetes).</summary>
+    public KubernetesOptions Kubernetes { get; set; } = new();
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (string.IsNullOrWhiteSpace(RemotingHost))
@@ -45,6 +52,18 @@ public sealed class MembershipOptions : IValidatableObject
                 yield return new ValidationResult(
                     $"ClusterQueue:Cluster:SeedNodes has '{seed}'; each must be akka.tcp://{Processing.ActorsSetup.SystemName}@host:port.",
                     [nameof(SeedNodes)]);
+            }
+        }
+
+        if (!Enum.IsDefined(Discovery))
+        {
+            yield return new ValidationResult("ClusterQueue:Cluster:Discovery must be Config or Kubernetes.", [nameof(Discovery)]);
+        }
+        else if (Discovery == MembershipDiscovery.Kubernetes)
+        {
+            foreach (var result in Kubernetes.Validate(this))
+            {
+                yield return result;
             }
         }
     }

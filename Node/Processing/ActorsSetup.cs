@@ -4,6 +4,7 @@ using Akka.Hosting;
 using Akka.Remote.Hosting;
 using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Cluster.Leases;
+using ClusterQueue.Node.Cluster.Discovery;
 using Microsoft.Extensions.Options;
 
 namespace ClusterQueue.Node.Processing;
@@ -74,6 +75,7 @@ public static class ActorsSetup
                 membership.MembersChanged += dispatcher.SweepSoon;
                 dispatcher.BeforeHandoff = membership.StopAnnouncingAsync;
             })
+            .WithDiscovery(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ILoggerFactory>())
             .ConfigureLoggers(loggers =>
             {
                 // Akka's own messages go to the node's log, filtered there like any other category.
@@ -157,5 +159,5 @@ public static class ActorsSetup
                 Roles = [RendezvousAllocation.RoleOf(node.Id)],
             })
             .WithCustomSerializer("clusterqueue", ClusterMessageSerializer.Messages, system => new ClusterMessageSerializer(system))
-            .AddStartup((system, _) => membership.Start(system, hasSeedNodes: options.SeedNodes.Length > 0));
+            .AddStartup((system, _) => membership.Start(system, joinedByAkka: !options.JoinsItself()));
 }
