@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Offline checks of the deployment artefacts: no cluster, no Docker, no network beyond `npm ci` on first use.
 #   - every kustomize overlay, the base alone and the base with every component render, and every rendered object
-#     passes deploy/validate-manifests.mjs (Kubernetes schemas, unknown fields, ClusterQueue's own rules);
+#     passes deploy/validate-manifests.mjs (Kubernetes schemas, unknown fields, ClusterQueue's own rules); every
+#     cluster-mode render runs Kubernetes discovery with its ports, headless Service and RBAC (--expect-kubernetes-discovery);
 #   - the base and the aws-sqs overlay carry no Secret (the platform provides clusterqueue-secrets);
 #   - the Helm chart, when deploy/k8s/helm/clusterqueue exists: `helm lint --strict`, then `helm template` with its
 #     default values (which the chart may refuse for want of credentials: then with existingSecret set as well) and
@@ -61,14 +62,21 @@ fail() {
   fi
 }
 
-# validate LABEL FILE: schema and rule checks of one render (the validator prints its own ok/FAIL line and reasons).
+# validate LABEL FILE [VALIDATOR OPTIONS...]: schema and rule checks of one render (the validator prints its own
+# ok/FAIL line and reasons).
 validate() {
-  if node deploy/validate-manifests.mjs --label "$1" "$2" 2>&1; then
+  local label="$1" file="$2"
+  shift 2
+  if node deploy/validate-manifests.mjs --label "$label" "$@" "$file" 2>&1; then
     passed=$((passed + 1))
   else
-    failed+=("$1")
+    failed+=("$label")
   fi
 }
+
+# Every cluster-mode render must run Kubernetes discovery, and the validator then checks that it has what that needs:
+# the named remoting and management ports, the headless Service, the Role and RoleBinding to list pods, the pod IP.
+cluster=(--expect-kubernetes-discovery)
 
 # render LABEL DIR OUT: kubectl kustomize; on failure the check fails with kustomize's error.
 render() {
@@ -93,12 +101,13 @@ helm_lint() {
   fi
 }
 
-# helm_template LABEL OUT [helm template arguments...]: renders, then validates the render.
+# helm_template LABEL OUT [helm template arguments...]: renders, then validates the render (with the validator
+# options in the array `expect`, empty unless set).
 helm_template() {
   local label="$1" out="$2"
   shift 2
   if "$helm" template clusterqueue "$chart" --namespace clusterqueue "$@" >"$out" 2>"$work/err"; then
-    validate "$label" "$out"
+    validate "$label" "$out" "${expect[@]}"
   else
     fail "$label: render failed" "$work/err"
   fi
@@ -115,7 +124,7 @@ no_secret() {
 
 # --- kustomize -------------------------------------------------------------------------------------------------
 if render "kustomize base" $k8s/base "$work/base.yaml"; then
-  validate "kustomize base" "$work/base.yaml"
+  validate "kustomize base" "$work/base.yaml" "${cluster[@]}"
   no_secret "kustomize base" "$work/base.yaml"
 fi
 
@@ -130,13 +139,13 @@ rel="$(node -e 'console.log(require("path").relative(process.argv[1], process.ar
   for component in $k8s/components/*/; do echo "  - $rel/components/$(basename "$component")"; done
 } >"$work/all-components/kustomization.yaml"
 if render "kustomize base + all components" "$work/all-components" "$work/all-components.yaml"; then
-  validate "kustomize base + components ($(ls $k8s/components | tr '\n' ' ' | sed 's/ $//'))" "$work/all-components.yaml"
+  validate "kustomize base + components ($(ls $k8s/components | tr '\n' ' ' | sed 's/ $//'))" "$work/all-components.yaml" "${cluster[@]}"
 fi
 
 for overlay in $k8s/overlays/*/; do
   name="$(basename "$overlay")"
   if render "kustomize overlays/$name" "$overlay" "$work/overlay-$name.yaml"; then
-    validate "kustomize overlays/$name" "$work/overlay-$name.yaml"
+    validate "kustomize overlays/$name" "$work/overlay-$name.yaml" "${cluster[@]}"
     [[ "$name" == dev ]] || no_secret "kustomize overlays/$name" "$work/overlay-$name.yaml"
   fi
 done
@@ -151,8 +160,9 @@ if [[ -f $chart/Chart.yaml ]]; then
   helm_lint "helm lint --strict (default values)"
   # The default values may lack what only an operator can give (credentials): the chart may then refuse them with its
   # own `fail`/`required` message ("execution error at ..."), which is a pass; any other render error is not.
+  expect=("${cluster[@]}")
   if "$helm" template clusterqueue "$chart" --namespace clusterqueue >"$work/helm-default.yaml" 2>"$work/err"; then
-    validate "helm template (default values)" "$work/helm-default.yaml"
+    validate "helm template (default values)" "$work/helm-default.yaml" "${expect[@]}"
   elif grep -q '^Error: execution error at (' "$work/err"; then
     pass "helm template (default values): refused by the chart's own check: $(sed -n 's/^Error: execution error at ([^)]*): //p' "$work/err" | cut -c1-160)..."
     # The default shape all the same, with the credentials the platform provides (the kustomize base's Secret name).
@@ -167,6 +177,8 @@ if [[ -f $chart/Chart.yaml ]]; then
   for values in "$chart"/ci/*-values.yaml; do
     [[ -f $values ]] || continue
     name="${values#"$chart"/}"
+    # An embedded node (store: sqlite) is a cluster of one: no discovery, none of its objects.
+    if grep -q '^store: sqlite' "$values"; then expect=(); else expect=("${cluster[@]}"); fi
     helm_lint "helm lint --strict -f $name" -f "$values"
     helm_template "helm template -f $name" "$work/helm-$(basename "$values" .yaml).yaml" -f "$values"
   done

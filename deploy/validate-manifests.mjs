@@ -11,8 +11,10 @@
 //     of kubernetes-models' type declarations;
 //   - custom resources it has no model for (the Prometheus Operator's) get a structural check only: apiVersion,
 //     kind, metadata.name and a spec object. This is said in the output.
-// Then, over the whole render, two rules of ClusterQueue's own (clusterQueueRules below): the grace period covers the
-// node's drain, and several replicas need the postgres store.
+// Then, over the whole render, rules of ClusterQueue's own (clusterQueueRules below): the grace period covers the
+// node's drain, several replicas need the postgres store, and a node with Kubernetes discovery gets what it needs
+// from the render (named ports, headless Service, RBAC to list pods, its pod IP, a token).
+//   --expect-kubernetes-discovery   also fail unless some ClusterQueue container has ClusterQueue__Cluster__Discovery=Kubernetes
 // Needs `npm ci --prefix tools` (kubernetes-models and yaml). Exit status 0 when every object passes, 1 otherwise.
 
 import { readFileSync, existsSync } from "node:fs";
@@ -45,6 +47,8 @@ const KINDS = {
   "autoscaling/v2/HorizontalPodAutoscaler": "autoscaling/v2/HorizontalPodAutoscaler",
   "networking.k8s.io/v1/Ingress": "networking.k8s.io/v1/Ingress",
   "networking.k8s.io/v1/NetworkPolicy": "networking.k8s.io/v1/NetworkPolicy",
+  "rbac.authorization.k8s.io/v1/Role": "rbac.authorization.k8s.io/v1/Role",
+  "rbac.authorization.k8s.io/v1/RoleBinding": "rbac.authorization.k8s.io/v1/RoleBinding",
 };
 // Custom resources kubernetes-models has no schema for.
 const STRUCTURAL_ONLY = new Set(["monitoring.coreos.com/v1/ServiceMonitor", "monitoring.coreos.com/v1/PodMonitor", "monitoring.coreos.com/v1/PrometheusRule"]);
@@ -160,26 +164,93 @@ async function check(obj) {
 
 // ---- what ClusterQueue itself needs of a workload running it -----------------------------------------------------
 // A container is a ClusterQueue node when its configuration (env, or a ConfigMap of the same render through envFrom)
-// has ClusterQueue__ keys. Two rules that no schema knows:
+// has ClusterQueue__ keys. Rules that no schema knows:
 //   - the pod's grace period covers the preStop pause plus the node's shutdown budget (DrainTimeout + 10 s), or the
 //     kubelet kills the node in the middle of its drain;
 //   - more than one replica needs the postgres store: with SQLite each pod would be a separate embedded node with its
-//     own data.
+//     own data;
+//   - with ClusterQueue__Cluster__Discovery=Kubernetes, what discovery needs (kubernetesDiscoveryRules above).
 function seconds(timeSpan) {
   const m = /^(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(String(timeSpan).trim());
   return m ? (Number(m[1] ?? 0) * 86400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4])) : null;
 }
 
-function clusterQueueRules(objects) {
+// Equality-based label selector ("k=v,k2==v2") as the node's PodLabelSelector takes it; null when set-based.
+function parseSelector(text) {
+  const pairs = {};
+  for (const part of String(text).split(",")) {
+    const m = /^\s*([^=!\s]+)\s*==?\s*([^=!\s]*)\s*$/.exec(part);
+    if (!m) return null;
+    pairs[m[1]] = m[2];
+  }
+  return pairs;
+}
+
+const matches = (selector, labels) => Object.entries(selector ?? {}).every(([k, v]) => labels?.[k] === v);
+
+// What a node with ClusterQueue__Cluster__Discovery=Kubernetes needs from the same render: the pods API must list its
+// pods (RBAC, a token, the label), the others must reach its named ports at its pod IP, and a headless Service must
+// publish those ports before the pods are ready (a node is ready only once it has joined).
+function kubernetesDiscoveryRules(objects, w, c, env, rawEnv, id) {
   const errors = [];
+  const pod = w.spec?.template?.spec ?? {};
+  const labels = w.spec?.template?.metadata?.labels ?? {};
+  const ports = Object.fromEntries((c.ports ?? []).map((p) => [p.name, p.containerPort]));
+
+  const remoting = Number(env.ClusterQueue__Cluster__RemotingPort ?? 0);
+  if (!remoting) errors.push(`${id}: Kubernetes discovery needs a fixed ClusterQueue__Cluster__RemotingPort (the container port named remoting)`);
+  else if (ports.remoting !== remoting) errors.push(`${id}: container port 'remoting' must be ClusterQueue__Cluster__RemotingPort ${remoting} (got ${ports.remoting ?? "none"})`);
+  const management = Number(env.ClusterQueue__Cluster__Kubernetes__ManagementPort ?? 8558);
+  if (ports.management !== management) {
+    errors.push(`${id}: container port 'management' must be ClusterQueue__Cluster__Kubernetes__ManagementPort ${management} (got ${ports.management ?? "none"}): the other pods find this one by that name`);
+  }
+
+  const publicHost = rawEnv.ClusterQueue__Cluster__PublicHostname;
+  if (publicHost?.valueFrom?.fieldRef?.fieldPath !== "status.podIP") {
+    errors.push(`${id}: ClusterQueue__Cluster__PublicHostname must come from the downward API (fieldRef status.podIP): the pod's IP is how the others reach it`);
+  }
+
+  const selector = parseSelector(env.ClusterQueue__Cluster__Kubernetes__PodLabelSelector ?? "app.kubernetes.io/name=clusterqueue");
+  if (selector === null) errors.push(`${id}: ClusterQueue__Cluster__Kubernetes__PodLabelSelector must be key=value pairs for this check`);
+  else if (!matches(selector, labels)) errors.push(`${id}: the pod's labels do not match ClusterQueue__Cluster__Kubernetes__PodLabelSelector ${env.ClusterQueue__Cluster__Kubernetes__PodLabelSelector ?? "(default)"}: discovery would not find its own pods`);
+
+  const account = pod.serviceAccountName ?? "default";
+  const serviceAccount = objects.find((o) => o?.kind === "ServiceAccount" && o.metadata?.name === account);
+  if (pod.automountServiceAccountToken === false || (pod.automountServiceAccountToken === undefined && serviceAccount?.automountServiceAccountToken === false)) {
+    errors.push(`${id}: the pod gets no service-account token (automountServiceAccountToken): it cannot list pods`);
+  }
+  const readers = new Set(objects.filter((o) => o?.kind === "Role" && (o.rules ?? []).some((r) =>
+    (r.apiGroups ?? []).includes("") && (r.resources ?? []).includes("pods") && ["get", "watch", "list"].every((v) => (r.verbs ?? []).includes(v))))
+    .map((o) => o.metadata?.name));
+  const bound = objects.some((o) => o?.kind === "RoleBinding" && o.roleRef?.kind === "Role" && readers.has(o.roleRef?.name)
+    && (o.subjects ?? []).some((s) => s.kind === "ServiceAccount" && s.name === account));
+  if (!bound) errors.push(`${id}: no Role with get, watch and list on pods bound (RoleBinding) to its service account ${account}`);
+
+  const targets = (p) => [p.targetPort, p.port];
+  const headless = objects.filter((o) => o?.kind === "Service" && o.spec?.clusterIP === "None" && o.spec?.publishNotReadyAddresses === true
+    && Object.keys(o.spec?.selector ?? {}).length > 0 && matches(o.spec.selector, labels));
+  const covers = (svc, name, number) => (svc.spec?.ports ?? []).some((p) => targets(p).includes(name) || (p.targetPort ?? p.port) === number);
+  if (!headless.some((svc) => covers(svc, "remoting", remoting) && covers(svc, "management", management))) {
+    errors.push(`${id}: no headless Service (clusterIP: None, publishNotReadyAddresses: true) selecting its pods with the remoting and management ports`);
+  }
+  return errors;
+}
+
+function clusterQueueRules(objects, expectKubernetesDiscovery) {
+  const errors = [];
+  let discovering = 0;
   const configMaps = new Map(objects.filter((o) => o?.apiVersion === "v1" && o.kind === "ConfigMap").map((o) => [o.metadata?.name, o.data ?? {}]));
   const autoscaled = new Set(objects.filter((o) => o?.kind === "HorizontalPodAutoscaler").map((o) => o.spec?.scaleTargetRef?.name));
   for (const w of objects.filter((o) => ["Deployment", "StatefulSet"].includes(o?.kind))) {
     const pod = w.spec?.template?.spec ?? {};
     for (const c of pod.containers ?? []) {
       const env = {};
+      const rawEnv = {};
       for (const from of c.envFrom ?? []) Object.assign(env, configMaps.get(from.configMapRef?.name) ?? {});
-      for (const e of c.env ?? []) env[e.name] = "value" in e ? e.value : "(from a reference)";
+      for (const e of c.env ?? []) {
+        env[e.name] = "value" in e ? e.value : "(from a reference)";
+        rawEnv[e.name] = e;
+      }
       if (!Object.keys(env).some((k) => k.startsWith("ClusterQueue__"))) continue;
       const id = `${w.kind}/${w.metadata?.name} container ${c.name}`;
 
@@ -198,7 +269,14 @@ function clusterQueueRules(objects) {
       if (store === "sqlite" && (replicas > 1 || autoscaled.has(w.metadata?.name))) {
         errors.push(`${id}: ${replicas} replicas${autoscaled.has(w.metadata?.name) ? " (autoscaled)" : ""} with the sqlite store: each pod would be a separate node with its own data; use ClusterQueue__Store=postgres`);
       }
+      if (String(env.ClusterQueue__Cluster__Discovery ?? "").toLowerCase() === "kubernetes") {
+        discovering++;
+        errors.push(...kubernetesDiscoveryRules(objects, w, c, env, rawEnv, id));
+      }
     }
+  }
+  if (expectKubernetesDiscovery && discovering === 0) {
+    errors.push("no ClusterQueue container has ClusterQueue__Cluster__Discovery=Kubernetes, which this render is expected to set");
   }
   return errors;
 }
@@ -208,8 +286,11 @@ const args = process.argv.slice(2);
 let label = null;
 const li = args.indexOf("--label");
 if (li >= 0) [label] = args.splice(li, 2).slice(1);
+const ei = args.indexOf("--expect-kubernetes-discovery");
+const expectKubernetesDiscovery = ei >= 0;
+if (expectKubernetesDiscovery) args.splice(ei, 1);
 if (args.length !== 1) {
-  console.error("usage: node deploy/validate-manifests.mjs [--label NAME] FILE|-");
+  console.error("usage: node deploy/validate-manifests.mjs [--label NAME] [--expect-kubernetes-discovery] FILE|-");
   process.exit(2);
 }
 label ??= args[0];
@@ -238,7 +319,7 @@ for (const obj of problems.length ? [] : objects) {
   if (only) structural.add(obj.kind);
 }
 
-if (!problems.length) problems.push(...clusterQueueRules(objects));
+if (!problems.length) problems.push(...clusterQueueRules(objects, expectKubernetesDiscovery));
 
 if (problems.length) {
   console.error(`FAIL ${label}:`);

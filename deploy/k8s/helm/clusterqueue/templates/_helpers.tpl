@@ -112,6 +112,10 @@ of them too, but only after the pods are scheduled and crash-looping; here the i
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%d) is above autoscaling.maxReplicas (%d)." (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- end }}
+{{- $ports := list 8080 (int .Values.cluster.remotingPort) (int .Values.cluster.managementPort) }}
+{{- if ne (len (uniq $ports)) 3 }}
+{{- fail (printf "cluster.remotingPort (%d), cluster.managementPort (%d) and the HTTP port (8080) must all differ." (int .Values.cluster.remotingPort) (int .Values.cluster.managementPort)) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -127,5 +131,28 @@ timeoutSeconds: {{ .timeoutSeconds }}
 failureThreshold: {{ .failureThreshold }}
 {{- if hasKey . "successThreshold" }}
 successThreshold: {{ .successThreshold }}
+{{- end }}
+{{- end }}
+
+{{/*
+Cluster mode (store=postgres) finds its members through the Kubernetes API: named ports, RBAC, the headless Service
+and the discovery settings render only then. Any non-empty output means yes.
+*/}}
+{{- define "clusterqueue.kubernetesDiscovery" -}}
+{{- if ne .Values.store "sqlite" }}true{{- end }}
+{{- end }}
+
+{{/* The node's PodLabelSelector: the selector labels, so discovery lists this release's pods and no other's. */}}
+{{- define "clusterqueue.podLabelSelector" -}}
+app.kubernetes.io/name={{ include "clusterqueue.name" . }},app.kubernetes.io/instance={{ .Release.Name }}
+{{- end }}
+
+{{/* cluster.requiredContactPoints, or a majority of the replicas the cluster starts with. */}}
+{{- define "clusterqueue.requiredContactPoints" -}}
+{{- if gt (int .Values.cluster.requiredContactPoints) 0 }}
+{{- .Values.cluster.requiredContactPoints }}
+{{- else }}
+{{- $replicas := ternary .Values.autoscaling.minReplicas .Values.replicas .Values.autoscaling.enabled | int }}
+{{- max 1 (add (div $replicas 2) 1) }}
 {{- end }}
 {{- end }}
