@@ -169,7 +169,7 @@ async function check(obj) {
 //     kubelet kills the node in the middle of its drain;
 //   - more than one replica needs the postgres store: with SQLite each pod would be a separate embedded node with its
 //     own data;
-//   - with ClusterQueue__Cluster__Discovery=Kubernetes, what discovery needs (kubernetesDiscoveryRules above).
+//   - with ClusterQueue__Cluster__Discovery=Kubernetes, what discovery needs (kubernetesDiscoveryRules below).
 function seconds(timeSpan) {
   const m = /^(?:(\d+)\.)?(\d+):(\d+):(\d+(?:\.\d+)?)$/.exec(String(timeSpan).trim());
   return m ? (Number(m[1] ?? 0) * 86400 + Number(m[2]) * 3600 + Number(m[3]) * 60 + Number(m[4])) : null;

@@ -37,6 +37,9 @@ internal sealed class BootstrapEndpoint
     public static async Task StartAsync(ActorSystem system, string bindHost, string advertisedHost, int port)
     {
         var builder = WebApplication.CreateSlimBuilder();
+
+        // Nothing of the node's own configuration (its URLs, a Kestrel section) applies to this listener.
+        builder.Configuration.Sources.Clear();
         builder.Logging.ClearProviders();
         builder.WebHost.UseKestrel(kestrel => kestrel.Listen(ListenAddress(bindHost), port));
         var app = builder.Build();
