@@ -1,3 +1,5 @@
+using Akka;
+using Akka.Actor;
 using Akka.Hosting;
 using Akka.Management.Cluster.Bootstrap;
 using ClusterQueue.Node.Processing;
@@ -46,6 +48,11 @@ public static class DiscoverySetup
             .WithClusterBootstrap(bootstrap, autoStart: false)
             .AddStartup(async (system, _) =>
             {
+                CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseActorSystemTerminate, "kubernetes-client-dispose", () =>
+                {
+                    pods.Dispose();
+                    return Task.FromResult(Done.Instance);
+                });
                 Log.KubernetesDiscovery(logger, pods.Selector, pods.Namespace, advertised, kubernetes.ManagementPort);
                 await BootstrapEndpoint.StartAsync(system, options.RemotingHost, advertised, kubernetes.ManagementPort);
             });
