@@ -96,18 +96,18 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
 
             return Task.FromResult(Done.Instance);
         });
-        if (joinedByAkka)
-        {
-            return;
-        }
-
         if (seeds is null)
         {
-            cluster.Join(cluster.SelfAddress);
+            if (!joinedByAkka)
+            {
+                cluster.Join(cluster.SelfAddress);
+            }
+
             return;
         }
 
-        _announcing = Task.Run(() => seeds.RunAsync(cluster, _leaving.Token));
+        // With the database, the member's row is kept whoever joins: placement and the dashboard read it.
+        _announcing = Task.Run(() => seeds.RunAsync(cluster, join: !joinedByAkka, _leaving.Token));
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterLeave, "forget-seed-address", async () =>
         {
             await StopAnnouncingAsync();

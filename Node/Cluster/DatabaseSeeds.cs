@@ -30,13 +30,31 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     public IReadOnlySet<string>? LiveNodes =>
         _live is { } view && time.GetElapsedTime(view.ReadAt) < _options.LeaseTtl ? view.Nodes : null;
 
-    /// <summary>Joins (or forms) the cluster, then keeps this member's address live until <paramref name="stop"/>.</summary>
-    public async Task RunAsync(Akka.Cluster.Cluster cluster, CancellationToken stop)
+    /// <summary>
+    /// Joins (or forms) the cluster when <paramref name="join"/> (else Akka joins by itself: seed nodes, Cluster
+    /// Bootstrap), then keeps this member's address live, once it is Up, until <paramref name="stop"/>.
+    /// </summary>
+    public async Task RunAsync(Akka.Cluster.Cluster cluster, bool join, CancellationToken stop)
     {
         var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         cluster.RegisterOnMemberUp(() => up.TrySetResult());
         var self = cluster.SelfAddress.ToString();
-        await JoinAsync(cluster, self, up.Task, stop);
+        if (join)
+        {
+            await JoinAsync(cluster, self, up.Task, stop);
+        }
+        else
+        {
+            try
+            {
+                await up.Task.WaitAsync(stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+
         while (!stop.IsCancellationRequested)
         {
             try
