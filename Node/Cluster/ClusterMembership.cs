@@ -116,8 +116,8 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
     }
 
     /// <summary>
-    /// Takes this member's row out of the database, so joiners stop picking it and shard placement passes it over
-    /// (<see cref="DatabaseSeeds.LiveNodes"/>): the first step of a drain. Idempotent; nothing to do without the database.
+    /// Lets this member's row lapse, so joiners stop picking it and shard placement passes it over
+    /// (<see cref="DatabaseSeeds.LapsedNodes"/>): the first step of a drain. Idempotent; nothing to do without the database.
     /// </summary>
     public async Task StopAnnouncingAsync()
     {

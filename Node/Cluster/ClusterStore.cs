@@ -82,8 +82,8 @@ public sealed class ClusterStore(PostgresDatabase database)
     }
 
     /// <summary>
-    /// Announces (or renews) this member's address for <paramref name="ttl"/> and returns the node ids of every live
-    /// row, this one's included; rows gone for an hour are deleted.
+    /// Announces (or renews) this member's address for <paramref name="ttl"/> and returns the node ids whose rows have
+    /// all lapsed (members that cannot reach the database, or that are leaving); rows gone for an hour are deleted.
     /// </summary>
     public async Task<IReadOnlySet<string>> RenewSeedAsync(string address, string nodeId, TimeSpan ttl, CancellationToken cancellationToken)
     {
@@ -91,25 +91,25 @@ public sealed class ClusterStore(PostgresDatabase database)
             INSERT INTO cluster_seeds (address, node_id, expires_at) VALUES (@address, @node, clock_timestamp() + @ttl)
             ON CONFLICT (address) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at;
             DELETE FROM cluster_seeds WHERE expires_at < clock_timestamp() - interval '1 hour';
-            SELECT node_id FROM cluster_seeds WHERE expires_at > clock_timestamp();
+            SELECT node_id FROM cluster_seeds GROUP BY node_id HAVING max(expires_at) <= clock_timestamp();
             """);
         command.Parameters.AddWithValue("address", address);
         command.Parameters.AddWithValue("node", nodeId);
         command.Parameters.AddWithValue("ttl", ttl);
-        var live = new HashSet<string>(StringComparer.Ordinal);
+        var lapsed = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            live.Add(reader.GetString(0));
+            lapsed.Add(reader.GetString(0));
         }
 
-        return live;
+        return lapsed;
     }
 
-    /// <summary>This member is leaving: nobody should join it any more.</summary>
+    /// <summary>This member is leaving: its row lapses now, so nobody joins it and placement passes it over.</summary>
     public async Task RemoveSeedAsync(string address, CancellationToken cancellationToken)
     {
-        await using var command = Data.CreateCommand("DELETE FROM cluster_seeds WHERE address = @address;");
+        await using var command = Data.CreateCommand("UPDATE cluster_seeds SET expires_at = clock_timestamp() WHERE address = @address;");
         command.Parameters.AddWithValue("address", address);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }

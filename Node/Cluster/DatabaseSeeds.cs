@@ -24,10 +24,11 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     private volatile LiveView? _live;
 
     /// <summary>
-    /// The node ids whose members renewed their row within the lease TTL, as of this node's last renewal: the members
-    /// that can reach the database. Null while unknown (not read yet, or this node's own view is older than the TTL).
+    /// The node ids whose rows have all lapsed, as of this node's last renewal: members that cannot reach the database
+    /// (they stopped renewing) or that are leaving. A member that has not written its row yet is not among them. Null
+    /// while unknown (not read yet, or this node's own view is older than the TTL).
     /// </summary>
-    public IReadOnlySet<string>? LiveNodes =>
+    public IReadOnlySet<string>? LapsedNodes =>
         _live is { } view && time.GetElapsedTime(view.ReadAt) < _options.LeaseTtl ? view.Nodes : null;
 
     /// <summary>

@@ -70,7 +70,7 @@ public static class ActorsSetup
             {
                 var dispatcher = provider.GetRequiredService<GroupDispatcher>();
                 var seeds = provider.GetService<DatabaseSeeds>();
-                await GroupShards.StartAsync(system, dispatcher, seeds is null ? null : () => seeds.LiveNodes);
+                await GroupShards.StartAsync(system, dispatcher, seeds is null ? null : () => seeds.LapsedNodes);
                 var membership = provider.GetRequiredService<ClusterMembership>();
                 membership.MembersChanged += dispatcher.SweepSoon;
                 dispatcher.BeforeHandoff = membership.StopAnnouncingAsync;

@@ -20,7 +20,7 @@ public static class GroupShards
     /// Starts this member's region, set up by the actor system's akka.cluster.sharding settings (ActorsSetup); its
     /// entities are <see cref="GroupActor"/>s made from the dispatcher's parts.
     /// </summary>
-    public static async Task<IActorRef> StartAsync(ActorSystem system, GroupDispatcher dispatcher, Func<IReadOnlySet<string>?>? liveNodes = null)
+    public static async Task<IActorRef> StartAsync(ActorSystem system, GroupDispatcher dispatcher, Func<IReadOnlySet<string>?>? lapsedNodes = null)
     {
         var sharding = ClusterSharding.Get(system);
         var settings = ClusterShardingSettings.Create(system);
@@ -29,7 +29,7 @@ public static class GroupShards
             dispatcher.EntityProps,
             settings,
             new GroupMessageExtractor(dispatcher.Ownership.Shards),
-            new RendezvousAllocation(liveNodes),
+            new RendezvousAllocation(lapsedNodes),
 
             // Sent to every entity of a shard that moves away: lease nothing more, finish the calls in flight (bounded).
             GroupProtocol.Stop.Instance);

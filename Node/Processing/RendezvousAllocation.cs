@@ -13,12 +13,12 @@ namespace ClusterQueue.Node.Processing;
 /// rebalance; a member that leaves gives up only its own. A member's node id travels as its cluster role
 /// <c>node-{id}</c> (<see cref="RoleOf"/>).
 /// <para>
-/// With the PostgreSQL store, a member that cannot reach the database (its row in cluster_seeds lapsed, as
-/// <paramref name="liveNodes"/> tells) is passed over while others can: it cannot hold a shard's lease, and its shards
-/// move to members that can, which take them once its leases expire.
+/// With the PostgreSQL store, a member that cannot reach the database or is leaving (its row in cluster_seeds lapsed,
+/// as <paramref name="lapsedNodes"/> tells) is passed over while others can: it cannot hold a shard's lease, or should
+/// not take one, and its shards move to members that can, which take them once its leases are released or expire.
 /// </para>
 /// </summary>
-internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? liveNodes = null) : IActorSystemDependentAllocationStrategy
+internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? lapsedNodes = null) : IActorSystemDependentAllocationStrategy
 {
     internal const string RolePrefix = "node-";
 
@@ -61,7 +61,7 @@ internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? liveNode
 
     /// <summary>
     /// The regions that may hold shards, by their member's node id (its address when the member, or its role, is not
-    /// known yet): those of members that reach the database, unless none does.
+    /// known yet): all but those of members whose rows lapsed, unless that is all of them.
     /// </summary>
     private Dictionary<string, IActorRef> Keyed(IEnumerable<IActorRef> regions)
     {
@@ -71,9 +71,9 @@ internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? liveNode
             keyed[KeyOf(region)] = region;
         }
 
-        if (liveNodes?.Invoke() is { } live && keyed.Keys.Any(live.Contains))
+        if (lapsedNodes?.Invoke() is { } lapsed && !keyed.Keys.All(lapsed.Contains))
         {
-            foreach (var key in keyed.Keys.Where(key => !live.Contains(key)).ToList())
+            foreach (var key in keyed.Keys.Where(lapsed.Contains).ToList())
             {
                 keyed.Remove(key);
             }
