@@ -9,7 +9,8 @@
 # + 1 (the 100 ms absorbs arrival jitter on a shared machine); the targets themselves are reported, and enforced with STRICT=1.
 # With NODES=3, three cluster nodes share a throwaway PostgreSQL (port 18145); the backlog is ingested through all of
 # them, and the third node gets SIGTERM a third of the way into the run, so its shards move with their saved tokens;
-# the groups that moved are reported apart. On 2 cores the cluster run defaults to 300 groups.
+# the groups that moved are reported apart. On 2 cores the cluster run defaults to 300 groups. KILL=1 sends SIGKILL instead
+# (kill -9): the handover gap of the groups that moved is then the failover pause, with the default cluster settings.
 # Usage: bench/rate.sh [seconds=60] [groups=1000, 300 with NODES=3]   (smoke: bench/rate.sh 8 50; STRICT=1 also fails a missed
 # target; DUMP=file.csv writes every arrival)
 set -euo pipefail
@@ -48,8 +49,10 @@ else
   start_cluster_node node-b 18111
   start_cluster_node node-c 18112
   leaving="$node_pid"
+  signal=TERM
+  if [[ -n "${KILL:-}" ]]; then signal=KILL; fi
   for port in 18110 18111 18112; do wait_ready "http://127.0.0.1:$port/readyz"; done
-  probe+=(--nodes http://127.0.0.1:18110,http://127.0.0.1:18111,http://127.0.0.1:18112 --token bench --kill-pid "$leaving")
+  probe+=(--nodes http://127.0.0.1:18110,http://127.0.0.1:18111,http://127.0.0.1:18112 --token bench --kill-pid "$leaving" --kill-signal "$signal")
 fi
 
 status=0

@@ -13,7 +13,7 @@ namespace ClusterQueue.Bench.Probe;
 /// </code>
 /// So every group starts its measured window from a full bucket, and the window check sees the burst as well as the
 /// rate. (A group held at rate 0.001 instead would start empty: a PATCH keeps the tokens it had, and the burst would
-/// go unchecked.) In a cluster, --kill-pid sends one node SIGTERM a third of the way in; groups whose arrivals name
+/// go unchecked.) In a cluster, --kill-pid sends one node SIGTERM (or --kill-signal) a third of the way in; groups whose arrivals name
 /// more than one node moved, and are reported apart.
 /// </summary>
 public static class RateBenchmark
@@ -36,13 +36,13 @@ public static class RateBenchmark
         var groupCount = (int)args.Number("groups", 1000);
         var port = (int)args.Number("listen", 0);
         var killPid = (int)args.Number("kill-pid", 0);
+        var killSignal = args.Optional("kill-signal") ?? "TERM";
         var token = args.Optional("token");
-        var shards = (int)args.Number("shards", 256);
 
         await using var downstream = await Downstream.StartAsync(port, holding: true);
         using var adminClient = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         var nodes = nodeUrls.Select(url => new NodeApi(adminClient, url, token)).ToArray();
-        if (nodes.Length > 1 && !await WaitForBalanceAsync(nodes, shards))
+        if (nodes.Length > 1 && !await WaitForMembersAsync(nodes))
         {
             return 1;
         }
@@ -108,9 +108,9 @@ public static class RateBenchmark
         {
             await Task.Delay(TimeSpan.FromSeconds(seconds / 3));
             killedAt = Clock.Now;
-            using var kill = Process.Start("kill", ["-TERM", killPid.ToString(CultureInfo.InvariantCulture)]);
+            using var kill = Process.Start("kill", [$"-{killSignal}", killPid.ToString(CultureInfo.InvariantCulture)]);
             await kill.WaitForExitAsync();
-            Console.WriteLine($"sent SIGTERM to node process {killPid} at {Clock.Seconds(killedAt.Value - opened.Min()):0.00} s into the run");
+            Console.WriteLine($"sent SIG{killSignal} to node process {killPid} at {Clock.Seconds(killedAt.Value - opened.Min()):0.00} s into the run");
         }
 
         var end = opened.Max() + Clock.Ticks(seconds + 0.2);
@@ -441,14 +441,15 @@ public static class RateBenchmark
 
     // Shards spread over the members a few renewals after they join; a run that started before would see moves that are
     // not the SIGTERM's.
-    private static async Task<bool> WaitForBalanceAsync(NodeApi[] nodes, int shards)
+    /// <summary>Until every node sees every other as an Up member, for 2 s: shards are placed as groups get work, after this.</summary>
+    private static async Task<bool> WaitForMembersAsync(NodeApi[] nodes)
     {
         var deadline = Clock.Now + Clock.Ticks(90);
         var stableSince = 0L;
         while (Clock.Now < deadline)
         {
-            var held = await Task.WhenAll(nodes.Select(n => n.GaugeAsync("clusterqueue_shards_held")));
-            var balanced = held.Sum() == shards && held.Max() - held.Min() <= Math.Max(2, shards / nodes.Length / 10);
+            var members = await Task.WhenAll(nodes.Select(n => n.GaugeAsync("clusterqueue_cluster_members")));
+            var balanced = members.All(m => m == nodes.Length);
             if (!balanced)
             {
                 stableSince = 0;
@@ -459,14 +460,14 @@ public static class RateBenchmark
             }
             else if (Clock.Seconds(Clock.Now - stableSince) >= 2)
             {
-                Console.WriteLine($"shards held: {string.Join(", ", held)}");
+                Console.WriteLine($"members seen by each node: {string.Join(", ", members)}");
                 return true;
             }
 
             await Task.Delay(250);
         }
 
-        Console.WriteLine("FAIL: the cluster's shards did not settle across the nodes within 90 s");
+        Console.WriteLine("FAIL: the nodes did not all see one another as members within 90 s");
         return false;
     }
 
