@@ -15,8 +15,9 @@ public sealed class ClusterOptions : IValidatableObject
     public int Shards { get; set; } = 256;
 
     /// <summary>
-    /// How long a shard lease and a member's row last without renewal: how long a crashed node's groups wait for a
-    /// survivor. 8 s keeps a failover under 10 s; the cluster's own failure detection and downing take about 7 s.
+    /// How long a shard lease and a member's row last without renewal: how long a crashed node's leases outlive it. 8 s
+    /// is shorter than the cluster's own failure detection, downing and removal (about 10 s), so a failover never
+    /// waits for the lease, and long enough that a loaded node's late renewal does not lose it.
     /// </summary>
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(8);
 
