@@ -44,9 +44,8 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
     public IReadOnlySet<string> LeavingNodes =>
         _cluster?.State.Members
             .Where(m => m.Status is MemberStatus.Leaving or MemberStatus.Exiting)
-            .SelectMany(m => m.Roles)
-            .Where(role => role.StartsWith(Processing.RendezvousAllocation.RolePrefix, StringComparison.Ordinal))
-            .Select(role => role[Processing.RendezvousAllocation.RolePrefix.Length..])
+            .Select(Processing.RendezvousAllocation.NodeIdOf)
+            .OfType<string>()
             .ToHashSet(StringComparer.Ordinal)
         ?? [];
 

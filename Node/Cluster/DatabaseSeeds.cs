@@ -21,7 +21,7 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     private static readonly TimeSpan JoinTimeout = TimeSpan.FromSeconds(10);
 
     private readonly ClusterOptions _options = options.Value;
-    private volatile LiveView? _live;
+    private volatile LapsedView? _lapsed;
 
     /// <summary>
     /// The node ids whose rows have all lapsed, as of this node's last renewal: members that cannot reach the database
@@ -29,7 +29,7 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     /// while unknown (not read yet, or this node's own view is older than the TTL).
     /// </summary>
     public IReadOnlySet<string>? LapsedNodes =>
-        _live is { } view && time.GetElapsedTime(view.ReadAt) < _options.LeaseTtl ? view.Nodes : null;
+        _lapsed is { } view && time.GetElapsedTime(view.ReadAt) < _options.LeaseTtl ? view.Nodes : null;
 
     /// <summary>
     /// Joins (or forms) the cluster when <paramref name="join"/> (else Akka joins by itself: seed nodes, Cluster
@@ -61,8 +61,7 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
             try
             {
                 await Task.Delay(_options.RenewInterval, time, stop);
-                var readAt = time.GetTimestamp();
-                _live = new LiveView(await store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, stop), readAt);
+                await RenewAsync(self, stop);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -114,8 +113,7 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
                     continue;
                 }
 
-                var readAt = time.GetTimestamp();
-                _live = new LiveView(await store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, stop), readAt);
+                await RenewAsync(self, stop);
                 return;
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -131,5 +129,12 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
         }
     }
 
-    private sealed record LiveView(IReadOnlySet<string> Nodes, long ReadAt);
+    /// <summary>Renews this member's row and keeps the lapsed members it read, with when.</summary>
+    private async Task RenewAsync(string self, CancellationToken stop)
+    {
+        var readAt = time.GetTimestamp();
+        _lapsed = new LapsedView(await store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, stop), readAt);
+    }
+
+    private sealed record LapsedView(IReadOnlySet<string> Nodes, long ReadAt);
 }

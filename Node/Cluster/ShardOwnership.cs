@@ -59,10 +59,10 @@ public sealed class ShardOwnership
 
         if (grant.Buckets.TryGetValue(groupId, out var saved))
         {
-            return Math.Min(burst, saved.Tokens + ratePerSecond * Math.Max(0, (now - saved.At).TotalSeconds));
+            return saved.TokensAt(ratePerSecond, burst, now);
         }
 
-        return grant.QuietSince is { } quiet ? Math.Min(burst, ratePerSecond * Math.Max(0, (now - quiet).TotalSeconds)) : null;
+        return grant.QuietSince is { } quiet ? new SavedBucket(0, quiet).TokensAt(ratePerSecond, burst, now) : null;
     }
 
     /// <summary>Called by an actor whose shard moves away, as it stops: its tokens go to the shard's next owner.</summary>
@@ -102,7 +102,13 @@ public sealed class ShardOwnership
 /// </summary>
 public sealed record ShardGrant(int Shard, string Owner, long Epoch, DateTimeOffset? QuietSince, IReadOnlyDictionary<string, SavedBucket> Buckets);
 
-public readonly record struct SavedBucket(double Tokens, DateTimeOffset At);
+/// <summary>A bucket's tokens as they were at <see cref="At"/>.</summary>
+public readonly record struct SavedBucket(double Tokens, DateTimeOffset At)
+{
+    /// <summary>What the bucket holds at <paramref name="now"/>, refilled at the rate since then (never less), capped at the burst.</summary>
+    public double TokensAt(double ratePerSecond, int burst, DateTimeOffset now) =>
+        Math.Min(burst, Tokens + (ratePerSecond * Math.Max(0, (now - At).TotalSeconds)));
+}
 
 /// <summary>What an owner-only write checks in the database: the shard's lease is still this owner's at this epoch.</summary>
 public readonly record struct ShardFence(string LeaseName, string Owner, long Epoch);

@@ -166,7 +166,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         {
             // Its shard moves away (or the node drains): the next owner starts from these tokens, not a full bucket,
             // and at once when the group has work left: the wake-up waits in the region for the shard's new home.
-            _dispatcher.Ownership.Left(GroupId, tokens, now);
+            _ownership.Left(GroupId, tokens, now);
             if (_mayHaveVisible || _nextVisibleAt is not null)
             {
                 _dispatcher.WakeAfterHandoff(GroupId);

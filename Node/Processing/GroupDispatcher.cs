@@ -119,7 +119,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     /// </summary>
     internal async Task AwaitPlacementAsync(ActorSystem system, IActorRef region)
     {
-        _readiness.RequireJoin();
+        _readiness.RequireShardRegion();
         var self = Akka.Cluster.Cluster.Get(system).SelfAddress;
         while (!_stopping)
         {
@@ -128,7 +128,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
                 var regions = await region.Ask<CurrentRegions>(GetCurrentRegions.Instance, TimeSpan.FromSeconds(2));
                 if (regions.Regions.Contains(self))
                 {
-                    _readiness.MarkJoined();
+                    _readiness.MarkShardRegionRegistered();
                     return;
                 }
             }
@@ -241,7 +241,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     /// </summary>
     internal double? StartTokens(string groupId, GroupSettings settings, DateTimeOffset now) =>
         _failedBuckets.TryRemove(groupId, out var left)
-            ? TokensAt(left, settings, now)
+            ? left.TokensAt(settings.RatePerSecond, settings.Burst, now)
             : _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, now);
 
     /// <summary>
@@ -255,10 +255,6 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
             _failedBuckets[groupId] = new SavedBucket(tokens, at);
         }
     }
-
-    /// <summary>What a bucket left at <c>left.At</c> holds at <paramref name="now"/>, refilled at the group's rate.</summary>
-    private static double TokensAt(SavedBucket left, GroupSettings settings, DateTimeOffset now) =>
-        Math.Min(settings.Burst, left.Tokens + (settings.RatePerSecond * Math.Max(0, (now - left.At).TotalSeconds)));
 
     private void OnGroupChanged(GroupChange change)
     {

@@ -20,12 +20,16 @@ namespace ClusterQueue.Node.Processing;
 /// </summary>
 internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? lapsedNodes = null) : IActorSystemDependentAllocationStrategy
 {
-    internal const string RolePrefix = "node-";
+    private const string RolePrefix = "node-";
 
     private Akka.Cluster.Cluster? _cluster;
 
     /// <summary>The role that names a member's node id.</summary>
     public static string RoleOf(string nodeId) => RolePrefix + nodeId;
+
+    /// <summary>The node id a member carries in its role; null for a member without one.</summary>
+    public static string? NodeIdOf(Akka.Cluster.Member member) =>
+        member.Roles.FirstOrDefault(role => role.StartsWith(RolePrefix, StringComparison.Ordinal))?[RolePrefix.Length..];
 
     public void Start(ActorSystem system) => _cluster = Akka.Cluster.Cluster.Get(system);
 
@@ -96,10 +100,9 @@ internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? lapsedNo
             {
                 if (member.Address.Equals(address))
                 {
-                    var role = member.Roles.FirstOrDefault(r => r.StartsWith(RolePrefix, StringComparison.Ordinal));
-                    if (role is not null)
+                    if (NodeIdOf(member) is { } nodeId)
                     {
-                        return role[RolePrefix.Length..];
+                        return nodeId;
                     }
                 }
             }
