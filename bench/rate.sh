@@ -45,10 +45,13 @@ else
       ClusterQueue__Postgres__ConnectionString="$(pg_connection_string)" ClusterQueue__AdminToken=bench \
       ClusterQueue__NodeId="$1" ClusterQueue__Cluster__ChangePollInterval=00:00:01 "$calls"
   }
-  start_cluster_node node-a 18110
-  start_cluster_node node-b 18111
+  # node-c, the one that leaves, starts first: as the oldest member it runs the shard coordinator, so its leaving
+  # (or its death) also moves the coordinator, the slower case.
   start_cluster_node node-c 18112
   leaving="$node_pid"
+  wait_ready http://127.0.0.1:18112/readyz
+  start_cluster_node node-a 18110
+  start_cluster_node node-b 18111
   signal=TERM
   if [[ -n "${KILL:-}" ]]; then signal=KILL; fi
   for port in 18110 18111 18112; do wait_ready "http://127.0.0.1:$port/readyz"; done

@@ -13,7 +13,7 @@ public sealed class ClusterStore(PostgresDatabase database)
     /// <summary>Notification channel: group definitions changed.</summary>
     public const string GroupsChannel = PostgresDatabase.GroupsChannel;
 
-    private NpgsqlDataSource Data => database.ControlSource;
+    private NpgsqlDataSource Data => database.ClusterSource;
 
     /// <summary>Records the shard count on first start, and refuses a node configured with another.</summary>
     public async Task EnsureShardsAsync(int shards, CancellationToken cancellationToken)
@@ -114,5 +114,6 @@ public sealed class ClusterStore(PostgresDatabase database)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public NpgsqlDataSource ControlSource => Data;
+    /// <summary>Unpooled: the join holds its advisory lock on one of these.</summary>
+    public NpgsqlDataSource ControlSource => database.ControlSource;
 }

@@ -29,10 +29,11 @@ public static class ActorsSetup
         akka {
           # Nothing of the node's own timing runs on Akka's scheduler (group actors use TimeProvider timers: at the
           # 10 ms default tick a scheduled message came 8 ms late at p50, a TimeProvider timer 2 ms). The cluster's
-          # heartbeats and gossip (every second) do, and keep its wheel ticking for good. Idle one-node cluster, steady
+          # heartbeats, gossip and failover steps do, and keep its wheel ticking for good. Idle one-node cluster, steady
           # state, this project's machines: 0.83% of a core at a 100 ms tick, 0.40% at 250 ms, 0.13% at 500 ms, 0.08% at
-          # 1 s. At 500 ms a heartbeat is at most half its interval late, well inside the failure detector's pause.
-          scheduler.tick-duration = 500ms
+          # 1 s. Each step of a failover (the reaper, the leader's removal, the coordinator's moves, a shard's lease
+          # retry) waits for a tick: at 500 ms they added seconds to it.
+          scheduler.tick-duration = 250ms
 
           # Akka would run its shutdown on SIGTERM by itself, at once, stopping every group actor with its calls in
           # flight. The host runs it instead, after the dispatcher's drain (AkkaHostedService.StopAsync).
@@ -125,13 +126,24 @@ public static class ActorsSetup
                 coordinator-failure-backoff = 1s
               }
               singleton.hand-over-retry-interval = 500ms
+
+              # A dead member's shards wait for its removal: the failure detector (Akka's defaults, a heartbeat every
+              # 1 s and 3 s of acceptable pause), the resolver's stable-after, the leader's removal, the coordinator.
+              # By default Akka looks for the unreachable and removes the downed once a second, and gossips once a second.
+              unreachable-nodes-reaper-interval = 250ms
+              leader-actions-interval = 250ms
+              gossip-interval = 500ms
+              # Once a member is removed, Akka would wait this again (by default stable-after) before it moved the
+              # coordinator and the member's shards, so that a downed member that still runs has stopped them. The shard
+              # leases see to that here: no shard starts before its lease is released or expired.
+              down-removal-margin = 100ms
               downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
               split-brain-resolver {
                 active-strategy = lease-majority
                 # Akka's default is 20 s. The shard leases make a short one safe: a member downed while it still runs
                 # cannot have its groups started elsewhere until its leases are released or expire, and its watchdog
-                # stops them before that.
-                stable-after = 2s
+                # stops them before that. The resolver decides at its next tick (every second) after this.
+                stable-after = 1s
                 lease-majority {
                   lease-implementation = "{{PostgresLease.ConfigPath}}"
                   lease-name = "{{SplitBrainLease}}"

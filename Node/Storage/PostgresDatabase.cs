@@ -14,6 +14,7 @@ public sealed class PostgresDatabase : SqlDatabase
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly NpgsqlDataSource _controlSource;
+    private readonly NpgsqlDataSource _clusterSource;
 
     public PostgresDatabase(IOptions<StorageOptions> options, ILogger<PostgresDatabase> logger, StoreHealth? health = null)
         : base(options.Value.Postgres.MaxBatch, logger, health)
@@ -29,18 +30,30 @@ public sealed class PostgresDatabase : SqlDatabase
 
         _dataSource = NpgsqlDataSource.Create(connection);
 
-        // The cluster's own connections (leases, LISTEN) are not pooled: they are few and slow-paced, and a lease call
-        // cancelled at its deadline or a LISTEN connection must never hand a half-finished connection to the pool the
-        // message path uses.
+        // LISTEN and the join's advisory lock hold a connection for long: not pooled, so neither ever hands a
+        // half-finished connection to a pool.
         var control = new NpgsqlConnectionStringBuilder(connection.ConnectionString) { Pooling = false };
         _controlSource = NpgsqlDataSource.Create(control);
+
+        // The leases' statements are short but many (a node renews each of its shards' leases, and a failover acquires
+        // a dead node's shards together, retrying every 200 ms): opening a connection for each made a takeover's
+        // acquisitions queue for up to a second. Their own small pool, apart from the message path's, so a statement
+        // abandoned at its deadline (a frozen network) takes no connection the message path needs.
+        var cluster = new NpgsqlConnectionStringBuilder(connection.ConnectionString) { MaxPoolSize = ClusterPoolSize, MinPoolSize = 0 };
+        _clusterSource = NpgsqlDataSource.Create(cluster);
         PostgresSchema.Apply(_dataSource, logger);
         Log.PostgresOpened(logger, connection.Host, connection.Database, settings.Writers);
         StartWriters(settings.Writers, "clusterqueue-postgres");
     }
 
-    /// <summary>Unpooled connections for what only PostgreSQL does: LISTEN/NOTIFY and the cluster's leases.</summary>
+    /// <summary>Unpooled connections for what holds one for long: LISTEN/NOTIFY and the join's advisory lock.</summary>
     public NpgsqlDataSource ControlSource => _controlSource;
+
+    /// <summary>Pooled connections, apart from the message path's, for the cluster's short statements: leases, saved buckets, members' rows.</summary>
+    public NpgsqlDataSource ClusterSource => _clusterSource;
+
+    /// <summary>Connections of <see cref="ClusterSource"/>: enough for a takeover's acquisitions in parallel, few for the server.</summary>
+    public const int ClusterPoolSize = 8;
 
     public override string JsonStrings(string parameter) => $"json_array_elements_text({parameter}::json)";
 
@@ -77,5 +90,6 @@ public sealed class PostgresDatabase : SqlDatabase
         await base.DisposeAsync();
         await _dataSource.DisposeAsync();
         await _controlSource.DisposeAsync();
+        await _clusterSource.DisposeAsync();
     }
 }

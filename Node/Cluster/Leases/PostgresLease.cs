@@ -32,8 +32,8 @@ namespace ClusterQueue.Node.Cluster.Leases;
 /// <para>
 /// Loaded by Akka's <see cref="LeaseProvider"/> from <c>lease-class</c> (see <see cref="DefaultConfig"/>). It takes its
 /// database from the actor system's services (Akka.Hosting hands the node's service provider to the actor system): the
-/// node's <see cref="PostgresDatabase"/>, whose schema has the table, and its unpooled control connections, so a
-/// renewal cancelled at its timeout never returns a half-used connection to the message path's pool.
+/// node's <see cref="PostgresDatabase"/>, whose schema has the table, and its pool for the cluster's statements, apart
+/// from the message path's, so a renewal abandoned at its timeout never holds a connection the message path needs.
 /// </para>
 /// </summary>
 public sealed class PostgresLease : Lease
@@ -86,7 +86,7 @@ public sealed class PostgresLease : Lease
     {
         var database = services.GetService<PostgresDatabase>() ?? throw new InvalidOperationException(
             $"Lease {settings.LeaseName}: the PostgreSQL lease needs the node's PostgreSQL store (ClusterQueue:Store = postgres).");
-        _data = database.ControlSource;
+        _data = database.ClusterSource;
         _time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         _logger = services.GetService<ILoggerFactory>()?.CreateLogger<PostgresLease>() ?? NullLogger<PostgresLease>.Instance;
         _listener = services.GetService<ILeaseListener>();
