@@ -109,7 +109,14 @@ public sealed class ClusterMembership(NodeReadiness readiness, ILogger<ClusterMe
         _announcing = Task.Run(() => seeds.RunAsync(cluster, join: !joinedByAkka, _leaving.Token));
         CoordinatedShutdown.Get(system).AddTask(CoordinatedShutdown.PhaseClusterLeave, "forget-seed-address", async () =>
         {
-            await StopAnnouncingAsync();
+            // A downed member's membership is over already (its cluster extension is shut down): its peers wait for its
+            // remoting to go before they remove it, so nothing may hold the shutdown up, least of all the database that
+            // may be why it was downed. Its row lapses by itself.
+            if (!cluster.IsTerminated)
+            {
+                await StopAnnouncingAsync();
+            }
+
             return Done.Instance;
         });
     }

@@ -82,34 +82,43 @@ public sealed class ClusterStore(PostgresDatabase database)
     }
 
     /// <summary>
-    /// Announces (or renews) this member's address for <paramref name="ttl"/> and returns the node ids whose rows have
-    /// all lapsed (members that cannot reach the database, or that are leaving); rows gone for an hour are deleted.
+    /// Announces (or renews) this member's address for <paramref name="ttl"/>. Returns the node ids whose rows have all
+    /// lapsed (members that cannot reach the database, or that are leaving), and the addresses whose rows lapsed
+    /// without leaving (cut off from the database, or dead); rows gone for an hour are deleted.
     /// </summary>
-    public async Task<IReadOnlySet<string>> RenewSeedAsync(string address, string nodeId, TimeSpan ttl, CancellationToken cancellationToken)
+    public async Task<SeedRenewal> RenewSeedAsync(string address, string nodeId, TimeSpan ttl, CancellationToken cancellationToken)
     {
         await using var command = Data.CreateCommand("""
             INSERT INTO cluster_seeds (address, node_id, expires_at) VALUES (@address, @node, clock_timestamp() + @ttl)
-            ON CONFLICT (address) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at;
+            ON CONFLICT (address) DO UPDATE SET node_id = excluded.node_id, expires_at = excluded.expires_at, leaving = false;
             DELETE FROM cluster_seeds WHERE expires_at < clock_timestamp() - interval '1 hour';
             SELECT node_id FROM cluster_seeds GROUP BY node_id HAVING max(expires_at) <= clock_timestamp();
+            SELECT address FROM cluster_seeds WHERE expires_at <= clock_timestamp() AND NOT leaving;
             """);
         command.Parameters.AddWithValue("address", address);
         command.Parameters.AddWithValue("node", nodeId);
         command.Parameters.AddWithValue("ttl", ttl);
         var lapsed = new HashSet<string>(StringComparer.Ordinal);
+        var cutOff = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
             lapsed.Add(reader.GetString(0));
         }
 
-        return lapsed;
+        await reader.NextResultAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            cutOff.Add(reader.GetString(0));
+        }
+
+        return new SeedRenewal(lapsed, cutOff);
     }
 
-    /// <summary>This member is leaving: its row lapses now, so nobody joins it and placement passes it over.</summary>
+    /// <summary>This member is leaving: its row lapses now, so nobody joins it and placement passes it over; marked as leaving, nobody downs it.</summary>
     public async Task RemoveSeedAsync(string address, CancellationToken cancellationToken)
     {
-        await using var command = Data.CreateCommand("UPDATE cluster_seeds SET expires_at = clock_timestamp() WHERE address = @address;");
+        await using var command = Data.CreateCommand("UPDATE cluster_seeds SET expires_at = clock_timestamp(), leaving = true WHERE address = @address;");
         command.Parameters.AddWithValue("address", address);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -117,3 +126,6 @@ public sealed class ClusterStore(PostgresDatabase database)
     /// <summary>Unpooled: the join holds its advisory lock on one of these.</summary>
     public NpgsqlDataSource ControlSource => database.ControlSource;
 }
+
+/// <summary>What a member's renewal read: the node ids whose rows all lapsed, and the addresses whose rows lapsed while not leaving.</summary>
+public sealed record SeedRenewal(IReadOnlySet<string> LapsedNodes, IReadOnlySet<string> CutOffAddresses);

@@ -1,4 +1,5 @@
 using Akka.Actor;
+using Akka.Cluster;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -11,6 +12,13 @@ namespace ClusterQueue.Node.Cluster;
 /// joining itself; it writes its own address once it is Up, and only then lets the next joiner in. So two nodes
 /// starting at once never form two clusters. A row of a member that died stays until it expires
 /// (<c>ClusterQueue:Cluster:LeaseTtl</c>): a joiner that finds only such rows hears no answer, and looks again.
+/// <para>
+/// A member that Akka still reaches but whose row lapsed without leaving is cut off from the database: it cannot lease
+/// messages, and its watchdog has stopped its shards. Akka would keep its shards there (a shard that cannot get its
+/// lease does not hand over), so the members that reach the database down it, and its shards move to them. Only after
+/// this member has renewed its own row for <see cref="CutOffConfirmation"/> with the other's row lapsed all along: after
+/// a database outage every row has lapsed, and each member gets that long to renew before anyone is downed.
+/// </para>
 /// </summary>
 public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOptions<ClusterOptions> options, TimeProvider time, ILogger<DatabaseSeeds> logger)
 {
@@ -22,6 +30,12 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
 
     private readonly ClusterOptions _options = options.Value;
     private volatile LapsedView? _lapsed;
+
+    // Addresses whose rows were lapsed (not leaving) in every renewal since the timestamp; cleared when a renewal fails.
+    private readonly Dictionary<string, long> _cutOffSince = new(StringComparer.Ordinal);
+
+    /// <summary>How long a member's row must stay lapsed, while this member renews its own, before this member downs it: two renewals of its.</summary>
+    public TimeSpan CutOffConfirmation => _options.RenewInterval * 2;
 
     /// <summary>
     /// The node ids whose rows have all lapsed, as of this node's last renewal: members that cannot reach the database
@@ -61,7 +75,8 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
             try
             {
                 await Task.Delay(_options.RenewInterval, time, stop);
-                await RenewAsync(self, stop);
+                var renewal = await RenewAsync(self, stop);
+                DownCutOff(cluster, renewal.CutOffAddresses);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
@@ -69,7 +84,8 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
             }
             catch (Exception ex)
             {
-                // Only joiners read the row; a member whose row lapses stays a member.
+                // Only joiners read the row; a member whose row lapses stays a member (until the others down it).
+                _cutOffSince.Clear();
                 Log.SeedRenewalFailed(logger, ex);
             }
         }
@@ -129,11 +145,66 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
         }
     }
 
-    /// <summary>Renews this member's row and keeps the lapsed members it read, with when.</summary>
-    private async Task RenewAsync(string self, CancellationToken stop)
+    /// <summary>
+    /// Renews this member's row and keeps the lapsed members it read, with when. Bounded by two intervals, however the
+    /// network behaves: a renewal stuck on a silent connection fails, and the next one tries afresh.
+    /// </summary>
+    private async Task<SeedRenewal> RenewAsync(string self, CancellationToken stop)
     {
         var readAt = time.GetTimestamp();
-        _lapsed = new LapsedView(await store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, stop), readAt);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var renewing = store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, cancel.Token);
+        try
+        {
+            var renewal = await renewing.WaitAsync(_options.RenewInterval * 2, time, stop);
+            _lapsed = new LapsedView(renewal.LapsedNodes, readAt);
+            return renewal;
+        }
+        catch (TimeoutException)
+        {
+            await cancel.CancelAsync();
+            _ = renewing.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            throw;
+        }
+    }
+
+    /// <summary>Downs the members whose rows have stayed lapsed, without leaving, for <see cref="CutOffConfirmation"/> of this member's renewals.</summary>
+    private void DownCutOff(Akka.Cluster.Cluster cluster, IReadOnlySet<string> cutOff)
+    {
+        var now = time.GetTimestamp();
+        foreach (var gone in _cutOffSince.Keys.Where(a => !cutOff.Contains(a)).ToList())
+        {
+            _cutOffSince.Remove(gone);
+        }
+
+        foreach (var address in cutOff)
+        {
+            var since = _cutOffSince.TryAdd(address, now) ? now : _cutOffSince[address];
+            if (time.GetElapsedTime(since, now) < CutOffConfirmation)
+            {
+                continue;
+            }
+
+            var member = cluster.State.Members.FirstOrDefault(m => m.Address.ToString() == address);
+            if (member is null || member.Address == cluster.SelfAddress)
+            {
+                continue;
+            }
+
+            if (member.Status is MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Joining)
+            {
+                Log.DowningCutOffMember(logger, address, time.GetElapsedTime(since, now));
+                cluster.Down(member.Address);
+            }
+            else if (member.Status == MemberStatus.Down && cluster.System.Provider is Akka.Remote.RemoteActorRefProvider remoting)
+            {
+                // Still a member a renewal after it was downed: Akka removes a downed member only once it is unreachable,
+                // and this one still answers heartbeats while its shutdown waits on the database. Quarantined (as Akka
+                // does to every member it removes), it is unreachable at once, and its shards move.
+                Log.QuarantiningCutOffMember(logger, address);
+                remoting.Quarantine(member.Address, member.UniqueAddress.Uid);
+            }
+        }
     }
 
     private sealed record LapsedView(IReadOnlySet<string> Nodes, long ReadAt);

@@ -29,6 +29,12 @@ internal static partial class Log
     [LoggerMessage(EventId = 710, Level = LogLevel.Critical, Message = "This node's configuration conflicts with the cluster's")]
     public static partial void ConfigurationConflict(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 712, Level = LogLevel.Warning, Message = "Cluster member {Address} is cut off from the database (its row stayed lapsed for {Lapsed} while this node renewed its own): downing it, so that its shards move")]
+    public static partial void DowningCutOffMember(ILogger logger, string address, TimeSpan lapsed);
+
+    [LoggerMessage(EventId = 713, Level = LogLevel.Warning, Message = "Cluster member {Address} was downed but has not gone: quarantining it, so that it is removed")]
+    public static partial void QuarantiningCutOffMember(ILogger logger, string address);
+
     [LoggerMessage(EventId = 711, Level = LogLevel.Warning, Message = "Listening for cluster notifications failed; reconnecting in {Delay}")]
     public static partial void ListenFailed(ILogger logger, TimeSpan delay, Exception exception);
 }

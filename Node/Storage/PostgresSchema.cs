@@ -218,6 +218,11 @@ internal static class PostgresSchema
             expires_at  timestamptz NOT NULL
         );
         """,
+        """
+        -- A member's row lapses when it leaves (it lets it lapse on purpose) or when it is cut off from the database;
+        -- only the second is downed by the members that still reach the database.
+        ALTER TABLE cluster_seeds ADD COLUMN leaving boolean NOT NULL DEFAULT false;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

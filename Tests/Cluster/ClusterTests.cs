@@ -156,6 +156,13 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         Assert.All(cutOff, a => Assert.True(a.At < cutAt + ClusterRig.LeaseTtl, $"node-b's call ran {a.At - cutAt} past the cut"));
         Assert.True(firstBySurvivor > cutOff.Max(a => a.At), "node-a started the group while node-b was still calling");
         Assert.DoesNotContain(calls, c => c.Node == "node-b" && c.ReceivedAt > cutAt);
+
+        // node-b still answers Akka's heartbeats, so only node-a can tell it is cut off: its row lapses (a TTL), stays
+        // lapsed through two of node-a's renewals, and node-a downs it, then quarantines it if it has not gone a renewal
+        // later. Bounded loosely for a slow machine; before, the group waited for Akka's handoff timeout (27 s).
+        Assert.True(firstBySurvivor - cutAt < ClusterRig.LeaseTtl + TimeSpan.FromSeconds(10), $"node-a's first call came {firstBySurvivor - cutAt} after the cut");
+        Assert.Contains("is cut off from the database", cluster["node-a"].Output, StringComparison.Ordinal);
+        Assert.Contains("is no longer a cluster member (downed)", cluster["node-b"].Output, StringComparison.Ordinal);
     }
 
     [Fact]
