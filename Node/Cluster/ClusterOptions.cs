@@ -15,9 +15,9 @@ public sealed class ClusterOptions : IValidatableObject
     public int Shards { get; set; } = 256;
 
     /// <summary>
-    /// How long a shard lease and a member's row last without renewal: how long a crashed node's leases outlive it. 8 s
-    /// is shorter than the cluster's own failure detection, downing and removal (about 10 s), so a failover never
-    /// waits for the lease, and long enough that a loaded node's late renewal does not lose it.
+    /// How long a shard lease and a member's row last without renewal: how long a crashed node's leases outlive it, and
+    /// so what a failover waits for (the cluster's own failure detection, downing and removal take about 6 s). Long
+    /// enough that a loaded node's late renewal does not lose it.
     /// </summary>
     public TimeSpan LeaseTtl { get; set; } = TimeSpan.FromSeconds(8);
 
