@@ -33,6 +33,9 @@ public sealed class MembershipOptions : IValidatableObject
     /// <summary>Where a pod finds the others when Discovery is Kubernetes (ClusterQueue:Cluster:Kubernetes).</summary>
     public KubernetesOptions Kubernetes { get; set; } = new();
 
+    /// <summary>TLS between members (ClusterQueue:Cluster:Tls): off unless a certificate is given.</summary>
+    public RemotingTlsOptions Tls { get; set; } = new();
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
         if (string.IsNullOrWhiteSpace(RemotingHost))
@@ -45,14 +48,20 @@ public sealed class MembershipOptions : IValidatableObject
             yield return new ValidationResult("ClusterQueue:Cluster:PublicHostname must not be blank.", [nameof(PublicHostname)]);
         }
 
+        var scheme = Tls.Enabled ? "akka.ssl.tcp" : "akka.tcp";
         foreach (var seed in SeedNodes)
         {
-            if (!IsSeedAddress(seed))
+            if (!IsSeedAddress(seed, scheme))
             {
                 yield return new ValidationResult(
-                    $"ClusterQueue:Cluster:SeedNodes has '{seed}'; each must be akka.tcp://{Processing.ActorsSetup.SystemName}@host:port.",
+                    $"ClusterQueue:Cluster:SeedNodes has '{seed}'; each must be {scheme}://{Processing.ActorsSetup.SystemName}@host:port{(Tls.Enabled ? " (TLS is on)" : "")}.",
                     [nameof(SeedNodes)]);
             }
+        }
+
+        foreach (var result in Tls.Validate())
+        {
+            yield return result;
         }
 
         if (!Enum.IsDefined(Discovery))
@@ -68,10 +77,10 @@ public sealed class MembershipOptions : IValidatableObject
         }
     }
 
-    /// <summary>An address of this system's name with a host and a port: another name would never answer a join.</summary>
-    private static bool IsSeedAddress(string seed) =>
+    /// <summary>An address of this system's name and transport with a host and a port: another would never answer a join.</summary>
+    private static bool IsSeedAddress(string seed, string scheme) =>
         Uri.TryCreate(seed, UriKind.Absolute, out var uri)
-        && uri.Scheme == "akka.tcp"
+        && uri.Scheme == scheme
         && uri.UserInfo == Processing.ActorsSetup.SystemName
         && !string.IsNullOrEmpty(uri.Host)
         && uri.Port is > 0 and <= 65_535

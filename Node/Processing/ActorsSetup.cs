@@ -155,14 +155,33 @@ public static class ActorsSetup
 
     private static string Seconds(TimeSpan span) => $"{span.TotalMilliseconds.ToString("0", System.Globalization.CultureInfo.InvariantCulture)}ms";
 
+    /// <summary>Where the member listens, and, with a certificate, TLS with mutual authentication (Akka's default).</summary>
+    private static RemoteOptions RemotingOf(MembershipOptions options)
+    {
+        var remoting = new RemoteOptions
+        {
+            HostName = options.RemotingHost,
+            Port = options.RemotingPort,
+            PublicHostName = options.PublicHostname,
+        };
+        if (options.Tls.Enabled)
+        {
+            remoting.EnableSsl = true;
+            remoting.Ssl = new SslOptions
+            {
+                X509Certificate = options.Tls.LoadCertificate(),
+                SuppressValidation = false,
+                RequireMutualAuthentication = true,
+                CustomValidator = options.Tls.TrustedThumbprints.Length > 0 ? Akka.Remote.Transport.DotNetty.CertificateValidation.PinnedCertificate(options.Tls.TrustedThumbprints) : null,
+            };
+        }
+
+        return remoting;
+    }
+
     private static AkkaConfigurationBuilder WithMembership(this AkkaConfigurationBuilder builder, MembershipOptions options, ClusterMembership membership, NodeIdentity node) =>
         builder
-            .WithRemoting(new RemoteOptions
-            {
-                HostName = options.RemotingHost,
-                Port = options.RemotingPort,
-                PublicHostName = options.PublicHostname,
-            })
+            .WithRemoting(RemotingOf(options))
             .WithClustering(new Akka.Cluster.Hosting.ClusterOptions
             {
                 SeedNodes = options.SeedNodes,

@@ -83,6 +83,62 @@ public sealed class ClusterMembershipTests
     }
 
     [Fact]
+    public async Task MembersWithTls_FormOneCluster_AndAMemberWithAnUnpinnedCertificateIsRefused()
+    {
+        using var directory = new TempDirectory();
+        var (clusterCertificate, thumbprint) = SelfSignedPfx(directory.File("cluster.pfx"), "cluster");
+        var (strangerCertificate, strangerThumbprint) = SelfSignedPfx(directory.File("stranger.pfx"), "stranger");
+        Dictionary<string, string?> Tls(string certificate, string trusted, string? seed = null)
+        {
+            var settings = new Dictionary<string, string?>
+            {
+                ["ClusterQueue:Cluster:Tls:CertificatePath"] = certificate,
+                ["ClusterQueue:Cluster:Tls:CertificatePassword"] = "secret",
+                ["ClusterQueue:Cluster:Tls:TrustedThumbprints:0"] = trusted,
+            };
+            if (seed is not null)
+            {
+                settings["ClusterQueue:Cluster:SeedNodes:0"] = seed;
+            }
+
+            return settings;
+        }
+
+        await using var first = NodeHost.Start(Tls(clusterCertificate, thumbprint));
+        var logs = CapturedLogs.Attach(first.Services);
+        await Eventually.TrueAsync(() => first.Get<NodeReadiness>().IsReady, "the first node ready", Generous);
+        var seed = first.Get<ClusterMembership>().SelfAddress!.ToString();
+
+        await using (var second = NodeHost.Start(Tls(clusterCertificate, thumbprint, seed)))
+        {
+            await Eventually.TrueAsync(() => second.Get<NodeReadiness>().IsReady, "the second node ready (Up)", Generous);
+            await Eventually.TrueAsync(() => first.Get<ClusterMembership>().UpMembers == 2, "the first node seeing 2 members", Generous);
+        }
+
+        await Eventually.TrueAsync(() => first.Get<ClusterMembership>().UpMembers == 1, "the second node gone", Generous);
+
+        // The stranger trusts only its own certificate, which the first node has not pinned: no connection, so no join.
+        await using var stranger = NodeHost.Start(Tls(strangerCertificate, strangerThumbprint, seed));
+        await Eventually.TrueAsync(
+            () => logs.Entries.Any(e => e.Message.Contains($"thumbprint '{strangerThumbprint}' not in allowed list", StringComparison.Ordinal)),
+            "the first node refusing the stranger's certificate",
+            Generous);
+        Assert.False(stranger.Get<NodeReadiness>().IsReady);
+        Assert.Equal(1, first.Get<ClusterMembership>().UpMembers);
+    }
+
+    /// <summary>A self-signed certificate with its key, as a password-protected PKCS#12 file; its SHA-1 thumbprint.</summary>
+    private static (string Path, string Thumbprint) SelfSignedPfx(string path, string name)
+    {
+        using var key = System.Security.Cryptography.RSA.Create(2048);
+        var request = new System.Security.Cryptography.X509Certificates.CertificateRequest(
+            $"CN={name}", key, System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1);
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        File.WriteAllBytes(path, certificate.Export(System.Security.Cryptography.X509Certificates.X509ContentType.Pfx, "secret"));
+        return (path, certificate.Thumbprint);
+    }
+
+    [Fact]
     public async Task Sigterm_OnALoneMember_EndsItsMembershipAfterTheDrainBegins_AndExitsPromptly()
     {
         using var directory = new TempDirectory();
@@ -121,6 +177,33 @@ public sealed class ClusterMembershipTests
         var errors = options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)).ToList();
 
         Assert.Equal(valid, errors.Count == 0);
+    }
+
+    [Fact]
+    public void Tls_NeedsAnExistingCertificate_SeedNodesOfItsTransport_AndWellFormedThumbprints()
+    {
+        using var directory = new TempDirectory();
+        var certificate = directory.File("member.pfx");
+        File.WriteAllBytes(certificate, []);
+        static List<string> Errors(MembershipOptions options) =>
+            [.. options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)).Select(e => e.ErrorMessage!)];
+
+        Assert.Empty(Errors(new MembershipOptions
+        {
+            SeedNodes = ["akka.ssl.tcp://clusterqueue@10.0.0.1:4053"],
+            Tls = new RemotingTlsOptions { CertificatePath = certificate, TrustedThumbprints = [new string('A', 40)] },
+        }));
+        Assert.Contains(Errors(new MembershipOptions
+        {
+            SeedNodes = ["akka.tcp://clusterqueue@10.0.0.1:4053"],
+            Tls = new RemotingTlsOptions { CertificatePath = certificate },
+        }), e => e.Contains("akka.ssl.tcp://", StringComparison.Ordinal));
+        Assert.Contains(Errors(new MembershipOptions { Tls = new RemotingTlsOptions { CertificatePath = directory.File("missing.pfx") } }),
+            e => e.Contains("is not a file", StringComparison.Ordinal));
+        Assert.Contains(Errors(new MembershipOptions { Tls = new RemotingTlsOptions { CertificatePath = certificate, TrustedThumbprints = ["not-hex"] } }),
+            e => e.Contains("40 hex digits", StringComparison.Ordinal));
+        Assert.Contains(Errors(new MembershipOptions { Tls = new RemotingTlsOptions { TrustedThumbprints = [new string('A', 40)] } }),
+            e => e.Contains("TLS is off without a certificate", StringComparison.Ordinal));
     }
 
     [Fact]
