@@ -25,7 +25,8 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT
 
-node_dll="$PWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll"
+# NODE_DLL runs another build of the node in a script that starts this one (a baseline built by hand from an older commit).
+node_dll="${NODE_DLL:-$PWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll}"
 bare_dll="$PWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll"
 
 need() {
