@@ -127,4 +127,30 @@ public sealed class CallSlotsTests
         Assert.Equal(0, slots.InUse);
         Assert.Equal(2, slots.Take(3, new Waiter()));
     }
+
+    [Fact]
+    public void AtALargeLimit_ReturnedSlotsMakeATurnInABatch_AndWhatItsTakerLeavesGoesOnAtOnce()
+    {
+        var slots = new CallSlots(1000);
+        Assert.Equal(62, slots.HandoffBatch);
+        var holder = new Waiter();
+        var first = new Waiter();
+        var second = new Waiter();
+        Assert.Equal(1000, slots.Take(1000, holder));
+        Assert.Equal(0, slots.Take(64, first));
+        Assert.Equal(0, slots.Take(1, second));
+
+        // Returned one by one while 15/16 are in use, slots wait for a batch.
+        slots.Return(1);
+        slots.Return(60);
+        Assert.Equal((0, 0), (first.Woken, second.Woken));
+        slots.Return(1);
+        Assert.Equal((1, 0), (first.Woken, second.Woken));
+
+        // The first takes part of the batch; the rest is the second's turn at once, not after another batch.
+        Assert.Equal(50, slots.Take(50, first));
+        Assert.Equal(1, second.Woken);
+        Assert.Equal(1, slots.Take(1, second));
+        Assert.Equal(989, slots.InUse);
+    }
 }
