@@ -152,20 +152,10 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     private async Task<SeedRenewal> RenewAsync(string self, CancellationToken stop)
     {
         var readAt = time.GetTimestamp();
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var renewing = store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, cancel.Token);
-        try
-        {
-            var renewal = await renewing.WaitAsync(_options.RenewInterval * 2, time, stop);
-            _lapsed = new LapsedView(renewal.LapsedNodes, readAt);
-            return renewal;
-        }
-        catch (TimeoutException)
-        {
-            await cancel.CancelAsync();
-            _ = renewing.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-            throw;
-        }
+        var renewal = await BoundedStatement.RunAsync(
+            token => store.RenewSeedAsync(self, node.Id, _options.LeaseTtl, token), _options.RenewInterval * 2, time, stop);
+        _lapsed = new LapsedView(renewal.LapsedNodes, readAt);
+        return renewal;
     }
 
     /// <summary>Downs the members whose rows have stayed lapsed, without leaving, for <see cref="CutOffConfirmation"/> of this member's renewals.</summary>

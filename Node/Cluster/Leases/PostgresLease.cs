@@ -356,22 +356,15 @@ public sealed class PostgresLease : Lease
         }
     }
 
-    /// <summary>
-    /// Runs one statement within <paramref name="timeout"/>, however the network behaves: a silent connection neither
-    /// errors nor honours cancellation promptly, so the wait is bounded here and the statement abandoned.
-    /// </summary>
+    /// <summary>Runs one statement within <paramref name="timeout"/> (<see cref="BoundedStatement"/>), its failures as the lease's exceptions.</summary>
     private async Task<T> RunAsync<T>(Func<CancellationToken, Task<T>> statement, string operation, TimeSpan timeout, CancellationToken stop)
     {
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stop);
-        var work = statement(cancel.Token);
-        Observe(work);
         try
         {
-            return await work.WaitAsync(timeout, _time, stop);
+            return await BoundedStatement.RunAsync(statement, timeout, _time, stop);
         }
         catch (TimeoutException e)
         {
-            await cancel.CancelAsync();
             throw new LeaseTimeoutException($"Lease {Settings.LeaseName}: {operation} did not finish within {timeout}.", e);
         }
         catch (OperationCanceledException e) when (!stop.IsCancellationRequested)
@@ -449,9 +442,6 @@ public sealed class PostgresLease : Lease
     private TimeSpan Remaining(long deadline) => _time.GetElapsedTime(_time.GetTimestamp(), deadline) is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero;
 
     private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
-
-    /// <summary>A statement given up on still ends, in an error perhaps: observed, so it is not reported as unobserved.</summary>
-    private static void Observe(Task task) => task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
 
     /// <summary>The actor system's services: Akka.Hosting hands it the node's service provider.</summary>
     private static IServiceProvider ServicesOf(ExtendedActorSystem system) => new ResolverServices(DependencyResolver.For(system).Resolver);
