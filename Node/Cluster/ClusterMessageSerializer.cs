@@ -10,7 +10,8 @@ using ClusterQueue.Node.Processing;
 namespace ClusterQueue.Node.Cluster;
 
 /// <summary>
-/// The one serializer for the node's own messages between members: System.Text.Json under a fixed name per message.
+/// The one serializer for the node's own messages between members, and for the group states it saves in the store
+/// (<see cref="GroupStateStore"/>): System.Text.Json under a fixed name per message.
 /// Chosen over Akka's Newtonsoft default and over Hyperion because the payload names no .NET type (a member can only
 /// ever be made to build one of the messages listed here, never a type named by the sender), the names stay stable
 /// across renames and versions (a rolling upgrade reads the older member's messages), and the JSON is what the node
@@ -25,7 +26,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
     internal static readonly Type[] Messages =
     [
         typeof(GroupProtocol.Wake), typeof(GroupProtocol.Reconfigure), typeof(GroupProtocol.Stop), typeof(GroupProtocol.Inspect),
-        typeof(ActorSnapshot), typeof(GroupEnvelope),
+        typeof(ActorSnapshot), typeof(GroupEnvelope), typeof(SavedGroupState),
     ];
 
     private const string Wake = "wake";
@@ -34,6 +35,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
     private const string Inspect = "inspect";
     private const string Snapshot = "snapshot";
     private const string Envelope = "group";
+    private const string SavedState = "group-state";
 
     private static readonly byte[] Empty = [];
 
@@ -55,6 +57,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
         GroupProtocol.Inspect => Inspect,
         ActorSnapshot => Snapshot,
         GroupEnvelope => Envelope,
+        SavedGroupState => SavedState,
         _ => throw Unknown(o.GetType().FullName),
     };
 
@@ -64,6 +67,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
         GroupProtocol.Wake or GroupProtocol.Stop or GroupProtocol.Inspect => Empty,
         GroupProtocol.Reconfigure reconfigure => JsonSerializer.SerializeToUtf8Bytes(reconfigure.Settings, Json),
         ActorSnapshot snapshot => JsonSerializer.SerializeToUtf8Bytes(snapshot, Json),
+        SavedGroupState state => JsonSerializer.SerializeToUtf8Bytes(state, Json),
 
         // What the shard region routes to another member: the group, and the message for its actor in its own form.
         GroupEnvelope envelope => JsonSerializer.SerializeToUtf8Bytes(new EnvelopeWire(envelope.GroupId, Manifest(envelope.Message), ToBinary(envelope.Message)), Json),
@@ -77,6 +81,7 @@ public sealed class ClusterMessageSerializer(ExtendedActorSystem system) : Seria
         Inspect => GroupProtocol.Inspect.Instance,
         Reconfigure => new GroupProtocol.Reconfigure(Read<GroupSettings>(bytes)),
         Snapshot => Read<ActorSnapshot>(bytes),
+        SavedState => Read<SavedGroupState>(bytes),
         Envelope => ReadEnvelope(bytes),
         _ => throw Unknown(manifest),
     };

@@ -4,9 +4,9 @@ using Npgsql;
 namespace ClusterQueue.Node.Cluster;
 
 /// <summary>
-/// What the cluster keeps in PostgreSQL besides the leases (<see cref="Leases.PostgresLease"/>): the shard count every
-/// node must agree on, the buckets a shard's last owner left for the next, and the members' remoting addresses a
-/// starting node joins (<see cref="DatabaseSeeds"/>). Every time is the database's clock (<c>clock_timestamp()</c>).
+/// What the cluster keeps in PostgreSQL besides the leases (<see cref="Leases.PostgresLease"/>) and the groups' saved
+/// states (<see cref="Processing.GroupStateStore"/>): the shard count every node must agree on, and the members'
+/// remoting addresses a starting node joins (<see cref="DatabaseSeeds"/>). Every time is the database's clock (<c>clock_timestamp()</c>).
 /// </summary>
 public sealed class ClusterStore(PostgresDatabase database)
 {
@@ -28,41 +28,6 @@ public sealed class ClusterStore(PostgresDatabase database)
             throw new InvalidOperationException(
                 $"ClusterQueue:Cluster:Shards is {shards} on this node but the cluster was created with {recorded}; every node must use the same number.");
         }
-    }
-
-    /// <summary>Takes (and deletes) the buckets a previous owner saved for the shard's groups, with their age by the database's clock.</summary>
-    public async Task<IReadOnlyList<(string GroupId, double Tokens, TimeSpan Age)>> TakeBucketsAsync(int shard, CancellationToken cancellationToken)
-    {
-        await using var command = Data.CreateCommand(
-            "DELETE FROM group_buckets WHERE shard = @shard RETURNING group_id, tokens, extract(epoch FROM clock_timestamp() - saved_at)::float8;");
-        command.Parameters.AddWithValue("shard", shard);
-        var buckets = new List<(string, double, TimeSpan)>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            buckets.Add((reader.GetString(0), reader.GetDouble(1), TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(2)))));
-        }
-
-        return buckets;
-    }
-
-    /// <summary>Saves what the shard's groups' buckets hold now, for the shard's next owner; one statement however many.</summary>
-    public async Task SaveBucketsAsync(int shard, IReadOnlyCollection<(string GroupId, double Tokens)> buckets, CancellationToken cancellationToken)
-    {
-        if (buckets.Count == 0)
-        {
-            return;
-        }
-
-        await using var save = Data.CreateCommand("""
-            INSERT INTO group_buckets (group_id, shard, tokens, saved_at)
-            SELECT g, @shard, t, clock_timestamp() FROM unnest(@groups, @tokens) AS b(g, t)
-            ON CONFLICT (group_id) DO UPDATE SET shard = excluded.shard, tokens = excluded.tokens, saved_at = excluded.saved_at;
-            """);
-        save.Parameters.AddWithValue("shard", shard);
-        save.Parameters.AddWithValue("groups", buckets.Select(b => b.GroupId).ToArray());
-        save.Parameters.AddWithValue("tokens", buckets.Select(b => b.Tokens).ToArray());
-        await save.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The remoting addresses of live members other than <paramref name="self"/>; on <paramref name="connection"/>, which holds the join lock.</summary>

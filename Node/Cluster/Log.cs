@@ -5,14 +5,14 @@ internal static partial class Log
     [LoggerMessage(EventId = 700, Level = LogLevel.Information, Message = "Node {NodeId} joined the cluster through the database: {Seeds} live members to join")]
     public static partial void JoiningThroughDatabase(ILogger logger, string nodeId, int seeds);
 
-    [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Shard {Shard} acquired at epoch {Epoch} with {Buckets} saved buckets")]
-    public static partial void ShardAcquired(ILogger logger, int shard, long epoch, int buckets);
+    [LoggerMessage(EventId = 701, Level = LogLevel.Information, Message = "Shard {Shard} acquired at epoch {Epoch}")]
+    public static partial void ShardAcquired(ILogger logger, int shard, long epoch);
 
     [LoggerMessage(EventId = 702, Level = LogLevel.Warning, Message = "Shard {Shard} taken over from an owner whose lease had expired (quiet for at least {Quiet})")]
     public static partial void ShardTakenOver(ILogger logger, int shard, TimeSpan quiet);
 
-    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Shard {Shard} handed over with {Buckets} saved buckets")]
-    public static partial void ShardHandedOver(ILogger logger, int shard, int buckets);
+    [LoggerMessage(EventId = 703, Level = LogLevel.Information, Message = "Shard {Shard} handed over")]
+    public static partial void ShardHandedOver(ILogger logger, int shard);
 
     [LoggerMessage(EventId = 705, Level = LogLevel.Warning, Message = "Shard {Shard} lost its lease at epoch {Epoch}; its actors are stopped")]
     public static partial void ShardLost(ILogger logger, int shard, long epoch);

@@ -4,45 +4,42 @@ namespace ClusterQueue.Node.Cluster;
 
 /// <summary>
 /// Turns the shard leases' events into this node's <see cref="ShardOwnership"/>: an acquired shard is granted (with the
-/// buckets its previous owner saved, or the time its failed owner went quiet) before its shard starts any actor; a
-/// shard being released saves what its actors left for the next owner before the row is freed; a lost one is revoked
-/// at once. Leases that are not a group shard's (the split brain resolver's) pass through.
+/// time its failed owner went quiet, and the epoch of the lease's last takeover, which say what the groups' saved
+/// states are worth) before its shard starts any actor; a released or lost one is revoked. Leases that are not a group
+/// shard's (the split brain resolver's) pass through.
 /// </summary>
-public sealed class ShardLeaseEvents(ShardOwnership ownership, ClusterStore store, TimeProvider time, ILogger<ShardLeaseEvents> logger) : ILeaseListener
+public sealed class ShardLeaseEvents(ShardOwnership ownership, TimeProvider time, ILogger<ShardLeaseEvents> logger) : ILeaseListener
 {
-    public async Task AcquiredAsync(LeaseTenure tenure, TimeSpan? quietFor, CancellationToken cancellationToken)
+    public Task AcquiredAsync(LeaseTenure tenure, TimeSpan? quietFor, long takenOverAt, CancellationToken cancellationToken)
     {
         if (!ShardOwnership.TryParseLease(tenure.Name, out var shard))
         {
-            return;
+            return Task.CompletedTask;
         }
 
-        var saved = await store.TakeBucketsAsync(shard, cancellationToken);
         var now = time.GetUtcNow();
-        var buckets = saved.ToDictionary(b => b.GroupId, b => new SavedBucket(b.Tokens, now - b.Age), StringComparer.Ordinal);
-        ownership.Grant(new ShardGrant(shard, tenure.Owner, tenure.Epoch, now - quietFor, buckets));
+        ownership.Grant(new ShardGrant(shard, tenure.Owner, tenure.Epoch, now - quietFor, takenOverAt));
         if (quietFor is { } quiet)
         {
             Log.ShardTakenOver(logger, shard, quiet);
         }
         else
         {
-            Log.ShardAcquired(logger, shard, tenure.Epoch, buckets.Count);
+            Log.ShardAcquired(logger, shard, tenure.Epoch);
         }
+
+        return Task.CompletedTask;
     }
 
-    public async Task ReleasingAsync(LeaseTenure tenure, CancellationToken cancellationToken)
+    public Task ReleasingAsync(LeaseTenure tenure, CancellationToken cancellationToken)
     {
-        if (!ShardOwnership.TryParseLease(tenure.Name, out var shard))
+        // The shard's actors have all stopped (Akka releases a shard's lease after them), and saved what they leave.
+        if (ShardOwnership.TryParseLease(tenure.Name, out var shard) && ownership.Revoke(shard, tenure.Epoch))
         {
-            return;
+            Log.ShardHandedOver(logger, shard);
         }
 
-        // The shard's actors have all stopped (Akka releases a shard's lease after them), so this is everything they left.
-        ownership.Revoke(shard, tenure.Epoch);
-        var left = ownership.TakeLeft(shard);
-        await store.SaveBucketsAsync(shard, [.. left.Select(b => (b.Key, b.Value.Tokens))], cancellationToken);
-        Log.ShardHandedOver(logger, shard, left.Count);
+        return Task.CompletedTask;
     }
 
     public void Ended(LeaseTenure tenure)

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using ClusterQueue.Node.Processing;
 
 namespace ClusterQueue.Node.Cluster;
 
@@ -16,8 +17,10 @@ public sealed class ShardOwnership
 
     private readonly ConcurrentDictionary<int, ShardGrant> _held = new();
 
-    // What the actors of shards on their way out left, saved with each shard's release for its next owner.
-    private readonly ConcurrentDictionary<int, ConcurrentDictionary<string, SavedBucket>> _left = new();
+    // Groups, by shard, known to have no saved state while this node holds the shard: their next actor here starts
+    // without asking the store. Only the shard's holder writes its groups' states, so this holds until the shard is
+    // granted anew (another node may have held it in between).
+    private readonly ConcurrentDictionary<int, ConcurrentDictionary<string, byte>> _nothingSaved = new();
 
     private ShardOwnership(bool clustered, int shards)
     {
@@ -47,30 +50,53 @@ public sealed class ShardOwnership
     public bool TryGetGrant(int shard, out ShardGrant grant) => _held.TryGetValue(shard, out grant!);
 
     /// <summary>
-    /// The tokens a new actor of the group starts with: what the last owner left (plus what accrued since), or, after a
-    /// failover, only what accrued since the failed owner went quiet; null (a full bucket) when neither applies.
+    /// The tokens a new actor of the group starts with when no saved state applies: after a failover only what accrued
+    /// since the failed owner went quiet; otherwise null (a full bucket).
     /// </summary>
-    public double? StartTokens(string groupId, double ratePerSecond, int burst, DateTimeOffset now)
+    public double? StartTokens(string groupId, double ratePerSecond, int burst, DateTimeOffset now) =>
+        IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) && grant.QuietSince is { } quiet
+            ? new SavedGroupState(0, quiet, null, null, null).TokensAt(ratePerSecond, burst, now)
+            : null;
+
+    /// <summary>
+    /// Whether a group's saved state can be trusted as its latest: saved under the shard's current tenure or one that
+    /// ended in a handover since the lease was last taken from a failed owner. State saved before that failure may be
+    /// older than what the failed owner did afterwards. A node that is not clustered trusts what it saved.
+    /// </summary>
+    public bool Trusts(string groupId, SavedGroupState saved)
     {
-        if (!IsClustered || !_held.TryGetValue(ShardOf(groupId), out var grant))
+        if (!IsClustered)
         {
-            return null;
+            return true;
         }
 
-        if (grant.Buckets.TryGetValue(groupId, out var saved))
-        {
-            return saved.TokensAt(ratePerSecond, burst, now);
-        }
-
-        return grant.QuietSince is { } quiet ? new SavedBucket(0, quiet).TokensAt(ratePerSecond, burst, now) : null;
+        return _held.TryGetValue(ShardOf(groupId), out var grant)
+               && saved.Epoch is { } epoch
+               && epoch >= grant.TakenOverAt
+               && epoch <= grant.Epoch;
     }
 
-    /// <summary>Called by an actor whose shard moves away, as it stops: its tokens go to the shard's next owner.</summary>
-    public void Left(string groupId, double tokens, DateTimeOffset at)
+    /// <summary>The epoch the group's state is saved under: its shard's lease epoch, null when not clustered.</summary>
+    public long? EpochOf(string groupId) => IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) ? grant.Epoch : null;
+
+    /// <summary>True when the group is known to have no saved state, so its next actor need not ask the store.</summary>
+    public bool NothingSaved(string groupId) =>
+        _nothingSaved.TryGetValue(ShardOf(groupId), out var groups) && groups.ContainsKey(groupId);
+
+    /// <summary>Records whether the group has saved state now, as its actor found or left it.</summary>
+    public void SetNothingSaved(string groupId, bool nothingSaved)
     {
-        if (IsClustered)
+        var shard = ShardOf(groupId);
+        if (nothingSaved)
         {
-            _left.GetOrAdd(ShardOf(groupId), _ => new(StringComparer.Ordinal))[groupId] = new SavedBucket(tokens, at);
+            if (Owns(groupId))
+            {
+                _nothingSaved.GetOrAdd(shard, _ => new(StringComparer.Ordinal))[groupId] = 0;
+            }
+        }
+        else if (_nothingSaved.TryGetValue(shard, out var groups))
+        {
+            groups.TryRemove(groupId, out _);
         }
     }
 
@@ -84,31 +110,27 @@ public sealed class ShardOwnership
 
     internal void Grant(ShardGrant grant)
     {
-        _left.TryRemove(grant.Shard, out _);
+        _nothingSaved.TryRemove(grant.Shard, out _);
         _held[grant.Shard] = grant;
     }
 
-    internal bool Revoke(int shard, long epoch) =>
-        _held.TryGetValue(shard, out var grant) && grant.Epoch == epoch && _held.TryRemove(new KeyValuePair<int, ShardGrant>(shard, grant));
+    internal bool Revoke(int shard, long epoch)
+    {
+        if (!_held.TryGetValue(shard, out var grant) || grant.Epoch != epoch || !_held.TryRemove(new KeyValuePair<int, ShardGrant>(shard, grant)))
+        {
+            return false;
+        }
 
-    /// <summary>Takes what the shard's actors left as they stopped.</summary>
-    internal IReadOnlyDictionary<string, SavedBucket> TakeLeft(int shard) =>
-        _left.TryRemove(shard, out var left) ? left : new Dictionary<string, SavedBucket>();
+        _nothingSaved.TryRemove(shard, out _);
+        return true;
+    }
 }
 
 /// <summary>
 /// A shard this node acquired: its lease owner and epoch, when the previous owner went quiet (a failover: it stopped
-/// before its lease expired) and the buckets a previous owner saved at a handover.
+/// before its lease expired), and the epoch at which the lease was last taken from a failed owner.
 /// </summary>
-public sealed record ShardGrant(int Shard, string Owner, long Epoch, DateTimeOffset? QuietSince, IReadOnlyDictionary<string, SavedBucket> Buckets);
-
-/// <summary>A bucket's tokens as they were at <see cref="At"/>.</summary>
-public readonly record struct SavedBucket(double Tokens, DateTimeOffset At)
-{
-    /// <summary>What the bucket holds at <paramref name="now"/>, refilled at the rate since then (never less), capped at the burst.</summary>
-    public double TokensAt(double ratePerSecond, int burst, DateTimeOffset now) =>
-        Math.Min(burst, Tokens + (ratePerSecond * Math.Max(0, (now - At).TotalSeconds)));
-}
+public sealed record ShardGrant(int Shard, string Owner, long Epoch, DateTimeOffset? QuietSince, long TakenOverAt = 0);
 
 /// <summary>What an owner-only write checks in the database: the shard's lease is still this owner's at this epoch.</summary>
 public readonly record struct ShardFence(string LeaseName, string Owner, long Epoch);

@@ -61,7 +61,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
             return true;
         }, cancellationToken);
 
-    /// <summary>Removes the group with its messages, dead letters, attempt histories, dedup keys and counters; false when it did not exist.</summary>
+    /// <summary>Removes the group with its messages, dead letters, attempt histories, dedup keys, counters and saved actor state; false when it did not exist.</summary>
     public Task<bool> DeleteAsync(string id, CancellationToken cancellationToken) =>
         database.WriteAsync(context =>
         {
@@ -73,6 +73,7 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
                          "DELETE FROM messages WHERE group_id = @id;",
                          "DELETE FROM dedup WHERE group_id = @id;",
                          "DELETE FROM group_counters WHERE group_id = @id;",
+                         $"DELETE FROM {Processing.GroupStateStore.Table} WHERE persistence_id = {Processing.GroupStateStore.PersistenceIdSql("@id")};",
                          "DELETE FROM groups WHERE id = @id;",
                      })
             {

@@ -14,7 +14,8 @@ namespace ClusterQueue.Node.Processing;
 /// member whose group actors are Akka.Cluster.Sharding entities (<see cref="GroupShards"/>). With the PostgreSQL store
 /// every shard is fenced by a PostgreSQL lease (<see cref="PostgresLease"/>) and the split brain resolver decides by
 /// the same kind of lease. Its settings are code and ClusterQueue:* keys, not a HOCON file for users to edit. Messages
-/// between members use <see cref="ClusterMessageSerializer"/>.
+/// between members, and the group states saved in the store (<see cref="GroupStateStore"/>), use
+/// <see cref="ClusterMessageSerializer"/>.
 /// </summary>
 public static class ActorsSetup
 {
@@ -67,6 +68,7 @@ public static class ActorsSetup
             .AddHocon(Settings, HoconAddMode.Prepend)
             .AddHocon(Timing(provider), HoconAddMode.Prepend)
             .WithMembership(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ClusterMembership>(), provider.GetRequiredService<NodeIdentity>())
+            .WithGroupStates(provider.GetRequiredService<Storage.SqlDatabase>())
             .AddStartup(async (system, _) =>
             {
                 var dispatcher = provider.GetRequiredService<GroupDispatcher>();

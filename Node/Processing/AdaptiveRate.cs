@@ -37,6 +37,16 @@ public sealed class AdaptiveRate(double configured, AdaptiveRateSettings setting
 
     public AdaptiveRateSettings Settings { get; private set; } = settings;
 
+    /// <summary>When the effective rate last changed: a success adds IncreasePerSecond × the time since.</summary>
+    public DateTimeOffset ChangedAt => _changedAt;
+
+    /// <summary>Takes up where the group's previous actor left off: its effective rate (within today's bounds) and when that last changed.</summary>
+    public void Resume(double effective, DateTimeOffset changedAt)
+    {
+        Effective = Math.Clamp(effective, Settings.MinRatePerSecond, Configured);
+        _changedAt = changedAt;
+    }
+
     /// <summary>A new definition: the effective rate stays where it was, within the new bounds.</summary>
     public void Reconfigure(double configured, AdaptiveRateSettings settings)
     {

@@ -1,6 +1,7 @@
 using System.Runtime.ExceptionServices;
 using Akka.Actor;
 using Akka.Cluster.Sharding;
+using Akka.Persistence;
 using ClusterQueue.Node.Cluster;
 using ClusterQueue.Node.Groups;
 using ClusterQueue.Node.Observability;
@@ -58,14 +59,14 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private readonly ILogger _logger;
     private readonly ShardOwnership _ownership;
     private readonly CallRunner _calls;
-    private readonly TokenBucket _bucket;
+    private TokenBucket _bucket;
 
     // Messages leased ahead of their tokens; each starts when its token is whole, so starts still obey the bucket.
     private readonly Queue<LeasedMessage> _early = new();
 
     private GroupSettings _settings;
 
-    // The group's AIMD state when its definition enables it; it lives with this actor (a new actor starts at the configured rate).
+    // The group's AIMD state when its definition enables it; saved with the bucket for the group's next actor.
     private AdaptiveRate? _adaptive;
     private int _inFlight;
     private DateTimeOffset _pausedUntil;
@@ -106,6 +107,14 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private bool _ended;
     private Exception? _failure;
 
+    // The store may hold a saved state of the group (this actor found one, or could not tell): one it leaves nothing
+    // for must delete it, or the next actor would start from a stale one.
+    private bool _storeMayHoldState;
+
+    // The load or save on its way to the snapshot store, and its deadline; a timeout of an earlier one is ignored.
+    private ITimer? _storeDeadline;
+    private long _storeRequest;
+
     public GroupActor(string groupId, GroupSettings settings, GroupDispatcher dispatcher)
     {
         _groupId = groupId;
@@ -121,7 +130,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         _logger = dispatcher.Logger;
         _ownership = dispatcher.Ownership;
         var now = _time.GetUtcNow();
-        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, now, dispatcher.StartTokens(groupId, settings, now));
+        _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, now);
         _adaptive = settings.Adaptive is { } adaptive ? new AdaptiveRate(settings.RatePerSecond, adaptive, now) : null;
     }
 
@@ -134,17 +143,190 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         _waiter = new SlotWaiter(Self);
         _timer = new TickTimer(Self, _time);
         Log.ActorStarted(_logger, GroupId);
+        if (_dispatcher.TryTakeFailed(GroupId, out var failed))
+        {
+            _storeMayHoldState = !_ownership.NothingSaved(GroupId);
+            Resume(failed);
+        }
+        else if (_ownership.NothingSaved(GroupId))
+        {
+            Resume(null);
+        }
+        else
+        {
+            // What the group's last actor saved, here or on another node; everything else waits for it.
+            _storeMayHoldState = true;
+            AskStore(GroupStateStore.Load(GroupId));
+            Become(Loading);
+            return;
+        }
 
         // A new actor looks for visible messages at once, as it was made by a wake-up.
         EvaluateSoon();
+    }
+
+    /// <summary>While the group's saved state is on its way: everything else waits for it.</summary>
+    private void Loading(object message)
+    {
+        switch (message)
+        {
+            case LoadSnapshotResult result:
+                EndStoreRequest();
+                var saved = result.Snapshot?.Snapshot as SavedGroupState;
+                _storeMayHoldState = saved is not null;
+                if (saved is null)
+                {
+                    _ownership.SetNothingSaved(GroupId, true);
+                }
+
+                Resume(saved is not null && _ownership.Trusts(GroupId, saved) ? saved : null);
+                BackToReady();
+                break;
+            case LoadSnapshotFailed failed:
+                EndStoreRequest();
+                StartEmpty(failed.Cause);
+                break;
+            case StoreTimedOut timedOut when timedOut.Request == _storeRequest:
+                EndStoreRequest();
+                StartEmpty(new TimeoutException($"No answer from the snapshot store in {GroupStateStore.OperationTimeout}."));
+                break;
+            case StoreTimedOut:
+                break;
+            default:
+                Stash.Stash();
+                break;
+        }
+    }
+
+    /// <summary>
+    /// The store could not say what the group's last actor left: the bucket starts empty and fills at the rate, the one
+    /// start that cannot exceed burst + rate × T whatever that actor did.
+    /// </summary>
+    private void StartEmpty(Exception cause)
+    {
+        Log.StateLoadFailed(_logger, GroupId, cause);
+        Resume(new SavedGroupState(0, _time.GetUtcNow(), null, null, null));
+        BackToReady();
+    }
+
+    /// <summary>
+    /// Takes up from what the group's previous actor left (plus what accrued since), or, with nothing to go on, starts
+    /// as a new group's actor: full, or after a failover with only what accrued since the failed owner went quiet.
+    /// </summary>
+    private void Resume(SavedGroupState? saved)
+    {
+        var now = _time.GetUtcNow();
+        if (saved is null)
+        {
+            if (_ownership.StartTokens(GroupId, _settings.RatePerSecond, _settings.Burst, now) is { } tokens)
+            {
+                _bucket = new TokenBucket(_settings.RatePerSecond, _settings.Burst, now, tokens);
+            }
+
+            return;
+        }
+
+        if (_adaptive is { } aimd && saved.EffectiveRate is { } effective)
+        {
+            aimd.Resume(effective, saved.RateChangedAt ?? saved.At);
+            _metrics.EffectiveRate(GroupId, aimd.Effective, aimd.Configured);
+        }
+
+        var rate = _adaptive?.Effective ?? _settings.RatePerSecond;
+        _bucket = new TokenBucket(rate, _settings.Burst, now, saved.TokensAt(rate, _settings.Burst, now));
+    }
+
+    /// <summary>What the group's next actor needs from this one: the bucket and the AIMD state, and the shard's epoch.</summary>
+    private SavedGroupState StateAt(DateTimeOffset now) =>
+        new(_bucket.Available(now), now, _adaptive?.Effective, _adaptive?.ChangedAt, _ownership.EpochOf(GroupId));
+
+    /// <summary>
+    /// Ends the actor by its own decision (passivated, or stopped with its calls finished): first the state its next
+    /// actor needs is saved, or a saved one deleted when a new actor would start the same way anyway (a full bucket at
+    /// the configured rate) or the group is gone. Its shard releases its lease only after it stops, so the next owner
+    /// reads what it saved.
+    /// </summary>
+    private void End()
+    {
+        _ended = true;
+        _timer.Disarm();
+        var state = StateAt(_time.GetUtcNow());
+        var startsFresh = state.Tokens >= _settings.Burst - 1e-9 && (_adaptive is null || _adaptive.Effective >= _adaptive.Configured);
+        object? request = _dispatcher.IsDefined(GroupId) && !startsFresh ? GroupStateStore.Save(GroupId, state)
+            : _storeMayHoldState ? GroupStateStore.Delete(GroupId)
+            : null;
+        if (request is null)
+        {
+            Context.Stop(Self);
+            return;
+        }
+
+        AskStore(request);
+        Become(Saving);
+    }
+
+    /// <summary>While its state is being saved: it stops at the answer, or at the deadline.</summary>
+    private void Saving(object message)
+    {
+        switch (message)
+        {
+            case SaveSnapshotSuccess:
+                _ownership.SetNothingSaved(GroupId, false);
+                Context.Stop(Self);
+                break;
+            case DeleteSnapshotsSuccess:
+                _ownership.SetNothingSaved(GroupId, true);
+                Context.Stop(Self);
+                break;
+            case SaveSnapshotFailure failure:
+                Log.StateSaveFailed(_logger, GroupId, failure.Cause);
+                Context.Stop(Self);
+                break;
+            case DeleteSnapshotsFailure failure:
+                Log.StateSaveFailed(_logger, GroupId, failure.Cause);
+                Context.Stop(Self);
+                break;
+            case StoreTimedOut timedOut when timedOut.Request == _storeRequest:
+                Log.StateSaveFailed(_logger, GroupId, new TimeoutException($"No answer from the snapshot store in {GroupStateStore.OperationTimeout}."));
+                Context.Stop(Self);
+                break;
+            case GroupProtocol.Wake:
+                _handle.WakeRead();
+                if (_passivating)
+                {
+                    _wokenWhilePassivating = true;
+                }
+                else
+                {
+                    _mayHaveVisible = true;
+                }
+
+                break;
+            case GroupProtocol.Inspect:
+                Sender.Tell(Snapshot());
+                break;
+        }
+    }
+
+    private void AskStore(object request)
+    {
+        var id = ++_storeRequest;
+        var self = Self;
+        _dispatcher.StateStore.Tell(request, self);
+        _storeDeadline = _time.CreateTimer(_ => self.Tell(new StoreTimedOut(id), ActorRefs.NoSender), null, GroupStateStore.OperationTimeout, Timeout.InfiniteTimeSpan);
+    }
+
+    private void EndStoreRequest()
+    {
+        _storeDeadline?.Dispose();
+        _storeDeadline = null;
     }
 
     protected override void PostStop()
     {
         _timer.Dispose();
         _stopDeadline?.Dispose();
-        var now = _time.GetUtcNow();
-        var tokens = _bucket.Available(now);
+        _storeDeadline?.Dispose();
         if (!_ended)
         {
             // Stopped from outside or failed: its calls in flight must not outlive it (a successor may start the group's
@@ -154,23 +336,19 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
             _dispatcher.CallSlots.Return(_early.Count + _leaseSlots);
             _early.Clear();
 
-            // The next actor of the group here starts from this one's tokens: a fresh, full bucket would be a burst the
+            // The next actor of the group here starts from this one's state: a fresh, full bucket would be a burst the
             // group never earned, once per failure.
-            _dispatcher.Failed(GroupId, tokens, now);
+            _dispatcher.Failed(GroupId, StateAt(_time.GetUtcNow()));
             if (_failure is not null)
             {
                 Log.ActorFailed(_logger, GroupId, _failure);
             }
         }
-        else if (_stopping && !_passivating)
+        else if (_stopping && !_passivating && (_mayHaveVisible || _nextVisibleAt is not null))
         {
-            // Its shard moves away (or the node drains): the next owner starts from these tokens, not a full bucket,
-            // and at once when the group has work left: the wake-up waits in the region for the shard's new home.
-            _ownership.Left(GroupId, tokens, now);
-            if (_mayHaveVisible || _nextVisibleAt is not null)
-            {
-                _dispatcher.WakeAfterHandoff(GroupId);
-            }
+            // Its shard moves away (or the node drains) with work left: the next owner starts the group at once, from
+            // the state saved in End. The wake-up waits in the region for the shard's new home.
+            _dispatcher.WakeAfterHandoff(GroupId);
         }
 
         // It may still be in line for call slots, or have been given a turn it never read: the turn must not die with it.
@@ -255,6 +433,9 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 _evaluateQueued = false;
                 Evaluate();
                 break;
+            case LoadSnapshotResult or LoadSnapshotFailed or StoreTimedOut:
+                // The answer to a load after its deadline: the actor started without it.
+                break;
             default:
                 Unhandled(message);
                 break;
@@ -320,8 +501,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
             PassOnUntakenSlots();
             if (_inFlight == 0)
             {
-                _ended = true;
-                Context.Stop(Self);
+                End();
             }
 
             // Otherwise the calls in flight report back.
@@ -630,6 +810,9 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
 
         return untilToken;
     }
+
+    /// <summary>The deadline of the store request numbered <see cref="Request"/>; sent only to itself.</summary>
+    private sealed record StoreTimedOut(long Request);
 
     /// <summary>What the node's call slots call when it is this actor's turn; it only posts to the mailbox.</summary>
     private sealed class SlotWaiter(IActorRef actor) : ISlotWaiter

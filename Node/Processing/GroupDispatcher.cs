@@ -21,9 +21,9 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 {
     private readonly ConcurrentDictionary<string, GroupActorHandle> _actors = new(StringComparer.Ordinal);
 
-    // The tokens of actors that failed, by group, until the group's next actor starts from them. Only a failure leaves
-    // an entry (an actor passivates with a full bucket, which a new actor has anyway), so this stays small.
-    private readonly ConcurrentDictionary<string, SavedBucket> _failedBuckets = new(StringComparer.Ordinal);
+    // The state of actors that failed or were stopped from outside, by group, until the group's next actor here starts
+    // from it. An actor that stops by its own decision saves its state in the store instead (GroupStateStore).
+    private readonly ConcurrentDictionary<string, SavedGroupState> _failedStates = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _abort = new();
     private readonly CancellationTokenSource _stopSweeping = new();
     private readonly SemaphoreSlim _sweepNow = new(0, 1);
@@ -107,8 +107,9 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     public int ActiveActors => _actors.Count;
 
     /// <summary>The shard region, once the actor system has started it; wake-ups before then are left to the recovery sweep.</summary>
-    internal void Attach(IActorRef region)
+    internal void Attach(IActorRef region, IActorRef stateStore)
     {
+        StateStore = stateStore;
         Volatile.Write(ref _region, region);
         _attached.TrySetResult();
     }
@@ -235,32 +236,33 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     internal void Unregister(GroupActorHandle handle) =>
         _actors.TryRemove(new KeyValuePair<string, GroupActorHandle>(handle.GroupId, handle));
 
-    /// <summary>
-    /// The tokens a new actor of the group starts with: what a failed actor here left, what the shard's previous owner
-    /// left, or only what accrued since a failed owner went quiet; null (a full bucket) when none applies.
-    /// </summary>
-    internal double? StartTokens(string groupId, GroupSettings settings, DateTimeOffset now) =>
-        _failedBuckets.TryRemove(groupId, out var left)
-            ? left.TokensAt(settings.RatePerSecond, settings.Burst, now)
-            : _ownership.StartTokens(groupId, settings.RatePerSecond, settings.Burst, now);
+    /// <summary>The actor system's snapshot store, where actors load and save their groups' state; set with the region.</summary>
+    internal IActorRef StateStore { get; private set; } = ActorRefs.Nobody;
+
+    /// <summary>Takes what a failed actor of the group here left, for the group's next actor.</summary>
+    internal bool TryTakeFailed(string groupId, out SavedGroupState state) => _failedStates.TryRemove(groupId, out state!);
 
     /// <summary>
-    /// Called by an actor that failed or was stopped from outside, with its tokens at <paramref name="at"/>: the group's
-    /// next actor here starts from them plus what accrued since, not from a full bucket.
+    /// Called by an actor that failed or was stopped from outside, with its state: the group's next actor here starts
+    /// from it plus what accrued since, not from a full bucket.
     /// </summary>
-    internal void Failed(string groupId, double tokens, DateTimeOffset at)
+    internal void Failed(string groupId, SavedGroupState state)
     {
         if (_ownership.Owns(groupId) && _registry.TryGet(groupId, out _))
         {
-            _failedBuckets[groupId] = new SavedBucket(tokens, at);
+            _failedStates[groupId] = state;
         }
     }
+
+    /// <summary>Whether the group still exists; an actor of a deleted one leaves nothing behind.</summary>
+    internal bool IsDefined(string groupId) => _registry.TryGet(groupId, out _);
 
     private void OnGroupChanged(GroupChange change)
     {
         if (change.Settings is null)
         {
-            _failedBuckets.TryRemove(change.GroupId, out _);
+            _failedStates.TryRemove(change.GroupId, out _);
+            _ownership.SetNothingSaved(change.GroupId, true);
         }
 
         if (!_actors.TryGetValue(change.GroupId, out var actor))

@@ -33,7 +33,7 @@ public static class GroupShards
 
             // Sent to every entity of a shard that moves away: lease nothing more, finish the calls in flight (bounded).
             GroupProtocol.Stop.Instance);
-        dispatcher.Attach(region);
+        dispatcher.Attach(region, GroupStateStore.SnapshotStore(system));
         _ = dispatcher.AwaitPlacementAsync(system, region);
         return region;
     }

@@ -49,4 +49,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 315, Level = LogLevel.Warning, Message = "{Shards} shards stopped at once: {Actors} actors stopped and their calls cancelled")]
     public static partial void ShardsAborted(ILogger logger, int shards, int actors);
+
+    [LoggerMessage(EventId = 316, Level = LogLevel.Warning, Message = "Group {GroupId}: its saved state could not be read; its bucket starts empty")]
+    public static partial void StateLoadFailed(ILogger logger, string groupId, Exception exception);
+
+    [LoggerMessage(EventId = 317, Level = LogLevel.Warning, Message = "Group {GroupId}: its state could not be saved for its next actor")]
+    public static partial void StateSaveFailed(ILogger logger, string groupId, Exception exception);
 }

@@ -13,6 +13,9 @@ namespace ClusterQueue.Node.Storage;
 public sealed class PostgresDatabase : SqlDatabase
 {
     private readonly NpgsqlDataSource _dataSource;
+
+    // The configured connection string with its password: a data source's own leaves the password out.
+    private readonly string _connectionString;
     private readonly NpgsqlDataSource _controlSource;
     private readonly NpgsqlDataSource _clusterSource;
 
@@ -28,6 +31,7 @@ public sealed class PostgresDatabase : SqlDatabase
             connection.MaxAutoPrepare = 64;
         }
 
+        _connectionString = connection.ConnectionString;
         _dataSource = NpgsqlDataSource.Create(connection);
 
         // LISTEN and the join's advisory lock hold a connection for long: not pooled, so neither ever hands a
@@ -49,7 +53,7 @@ public sealed class PostgresDatabase : SqlDatabase
     /// <summary>Unpooled connections for what holds one for long: LISTEN/NOTIFY and the join's advisory lock.</summary>
     public NpgsqlDataSource ControlSource => _controlSource;
 
-    /// <summary>Pooled connections, apart from the message path's, for the cluster's short statements: leases, saved buckets, members' rows.</summary>
+    /// <summary>Pooled connections, apart from the message path's, for the cluster's short statements: leases and members' rows.</summary>
     public NpgsqlDataSource ClusterSource => _clusterSource;
 
     /// <summary>Connections of <see cref="ClusterSource"/>: enough for a takeover's acquisitions in parallel, few for the server.</summary>
@@ -58,6 +62,10 @@ public sealed class PostgresDatabase : SqlDatabase
     public override string JsonStrings(string parameter) => $"json_array_elements_text({parameter}::json)";
 
     public override string SkipLocked => "FOR UPDATE SKIP LOCKED";
+
+    // A small pool of its own: group states are read as actors start and written as they stop, a few at a time.
+    public override (string ConnectionString, string Provider) PersistenceConnection =>
+        (new NpgsqlConnectionStringBuilder(_connectionString) { MaxPoolSize = ClusterPoolSize, MinPoolSize = 0, MaxAutoPrepare = 0 }.ToString(), LinqToDB.ProviderName.PostgreSQL15);
 
     /// <summary>The channel on which a node announces group definition changes (delivered when its transaction commits).</summary>
     public const string GroupsChannel = "clusterqueue_groups";

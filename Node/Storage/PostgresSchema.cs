@@ -223,6 +223,24 @@ internal static class PostgresSchema
         -- only the second is downed by the members that still reach the database.
         ALTER TABLE cluster_seeds ADD COLUMN leaving boolean NOT NULL DEFAULT false;
         """,
+        """
+        -- What a group's actor leaves for its next one is a snapshot of Akka.Persistence.Sql (Node/Processing/
+        -- GroupStateStore.cs), in its default column names, one row per group (sequence_number is always 0). Made here,
+        -- not by the plugin: nodes starting at once would race to create it.
+        CREATE TABLE group_snapshots (
+            persistence_id   varchar(255) NOT NULL,
+            sequence_number  bigint NOT NULL,
+            created          bigint NOT NULL,
+            snapshot         bytea NOT NULL,
+            manifest         varchar(500) NOT NULL,
+            serializer_id    integer,
+            PRIMARY KEY (persistence_id, sequence_number)
+        );
+        DROP TABLE group_buckets;
+        -- The epoch at which the lease was last taken from an owner that had failed: state saved under an earlier epoch
+        -- may be older than what that owner did before it failed.
+        ALTER TABLE leases ADD COLUMN taken_over_epoch bigint NOT NULL DEFAULT 0;
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

@@ -44,6 +44,9 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>The clause that makes a select for update skip rows another transaction holds (empty where one writer is all there is).</summary>
     public abstract string SkipLocked { get; }
 
+    /// <summary>How Akka.Persistence.Sql reaches this store (<see cref="Processing.GroupStateStore"/>): a connection string and a linq2db provider name.</summary>
+    public abstract (string ConnectionString, string Provider) PersistenceConnection { get; }
+
     /// <summary>A statement that tells other nodes, at commit, that group definitions changed; null where there are no other nodes.</summary>
     public virtual string? GroupsChangedNotification => null;
 

@@ -23,6 +23,7 @@ public sealed class SqliteDatabase : SqlDatabase
 {
     private readonly string _connectionString;
     private readonly SqliteOptions _options;
+    private readonly string _path;
     private readonly string _walPath;
     private readonly bool _syncsApart;
     private SafeFileHandle? _wal;
@@ -35,6 +36,7 @@ public sealed class SqliteDatabase : SqlDatabase
     {
         _options = options.Value.Sqlite;
         var path = System.IO.Path.GetFullPath(_options.Path);
+        _path = path;
         _walPath = path + "-wal";
         _syncsApart = string.Equals(_options.Synchronous, "Full", StringComparison.OrdinalIgnoreCase);
         SqliteFiles.Prepare(path, logger);
@@ -61,6 +63,20 @@ public sealed class SqliteDatabase : SqlDatabase
     public override string JsonStrings(string parameter) => $"json_each({parameter})";
 
     public override string SkipLocked => string.Empty;
+
+    // Its own pool on the same file: the group states' few writes wait for the writer loop's lock (busy timeout), and
+    // commit at SQLite's default FULL level by themselves.
+    public override (string ConnectionString, string Provider) PersistenceConnection => PersistenceConnectionOf(_path);
+
+    /// <summary>What <see cref="PersistenceConnection"/> is for the store file at <paramref name="path"/>.</summary>
+    public static (string ConnectionString, string Provider) PersistenceConnectionOf(string path) =>
+        (new SqliteConnectionStringBuilder
+        {
+            DataSource = System.IO.Path.GetFullPath(path),
+            Mode = SqliteOpenMode.ReadWrite,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString(), LinqToDB.ProviderName.SQLiteMS);
 
     protected override string BeginTransaction => "BEGIN IMMEDIATE;";
 

@@ -165,6 +165,20 @@ internal static class SqliteSchema
         -- target receives it. Null when the sender sent none and traces are off.
         ALTER TABLE messages ADD COLUMN trace_parent TEXT;
         """,
+        """
+        -- What a group's actor leaves for its next one (Node/Processing/GroupStateStore.cs): Akka.Persistence.Sql's
+        -- snapshot table, in its default column names, one row per group (sequence_number is always 0). Made here, not
+        -- by the plugin, so that it is part of the store's own versioned schema.
+        CREATE TABLE group_snapshots (
+            persistence_id   TEXT NOT NULL,
+            sequence_number  INTEGER NOT NULL,
+            created          INTEGER NOT NULL,
+            snapshot         BLOB NOT NULL,
+            manifest         TEXT NOT NULL,
+            serializer_id    INTEGER,
+            PRIMARY KEY (persistence_id, sequence_number)
+        );
+        """,
     ];
 
     public static void Apply(SqliteConnection connection)

@@ -1,4 +1,5 @@
 using ClusterQueue.Node.Cluster;
+using ClusterQueue.Node.Processing;
 using ClusterQueue.Tests.Support;
 
 namespace ClusterQueue.Tests.Cluster;
@@ -8,8 +9,6 @@ public sealed class ShardOwnershipTests
     private const int Shards = 256;
     private const string Group = "orders";
     private const string Owner = "clusterqueue@127.0.0.1:4053";
-
-    private static readonly IReadOnlyDictionary<string, SavedBucket> NoBuckets = new Dictionary<string, SavedBucket>();
 
     [Fact]
     public void Standalone_OwnsEveryGroupAndFencesNothing()
@@ -23,6 +22,7 @@ public sealed class ShardOwnershipTests
             Assert.True(ownership.Owns(group), group);
             Assert.Null(ownership.FenceFor(group));
             Assert.Null(ownership.StartTokens(group, ratePerSecond: 2, burst: 10, clock.GetUtcNow()));
+            Assert.Null(ownership.EpochOf(group));
         }
     }
 
@@ -62,7 +62,7 @@ public sealed class ShardOwnershipTests
         var shard = ShardMap.ShardOf(Group, Shards);
         var otherGroup = GroupInAnotherShard(shard);
 
-        ownership.Grant(new ShardGrant(shard, Owner, 7, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 7, null));
 
         Assert.True(ownership.Owns(Group));
         Assert.Equal(new ShardFence(ShardOwnership.LeasePrefix + shard, Owner, 7), ownership.FenceFor(Group));
@@ -80,8 +80,8 @@ public sealed class ShardOwnershipTests
         var ownership = ShardOwnership.Clustered(Shards);
         var shard = ShardMap.ShardOf(Group, Shards);
 
-        ownership.Grant(new ShardGrant(shard, Owner, 3, null, NoBuckets));
-        ownership.Grant(new ShardGrant(shard, Owner, 4, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 3, null));
+        ownership.Grant(new ShardGrant(shard, Owner, 4, null));
 
         Assert.Equal(new ShardFence(ShardOwnership.LeasePrefix + shard, Owner, 4), ownership.FenceFor(Group));
         Assert.Single(ownership.Held);
@@ -92,7 +92,7 @@ public sealed class ShardOwnershipTests
     {
         var ownership = ShardOwnership.Clustered(Shards);
         var shard = ShardMap.ShardOf(Group, Shards);
-        ownership.Grant(new ShardGrant(shard, Owner, 1, null, NoBuckets));
+        ownership.Grant(new ShardGrant(shard, Owner, 1, null));
 
         Assert.False(ownership.Revoke(shard, epoch: 2));
         Assert.True(ownership.Owns(Group));
@@ -106,55 +106,82 @@ public sealed class ShardOwnershipTests
     }
 
     [Fact]
-    public void StartTokens_WithASavedBucket_AddsWhatAccruedSinceItWasSaved()
+    public void SavedState_AddsWhatAccruedSinceItWasSaved_CappedAtTheBurst()
     {
         var clock = new FakeTimeProvider();
-        var savedAt = clock.GetUtcNow();
-        var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(
-            ShardMap.ShardOf(Group, Shards),
-            Owner,
-            1,
-            null,
-            new Dictionary<string, SavedBucket> { [Group] = new(1.5, savedAt) }));
+        var saved = new SavedGroupState(1.5, clock.GetUtcNow(), null, null, 1);
 
-        Assert.Equal(1.5, Tokens(ownership, clock, rate: 2, burst: 10), precision: 9);
-
+        Assert.Equal(1.5, saved.TokensAt(2, 10, clock.GetUtcNow()), precision: 9);
         clock.Advance(TimeSpan.FromSeconds(1));
-        Assert.Equal(3.5, Tokens(ownership, clock, rate: 2, burst: 10), precision: 9);
-
+        Assert.Equal(3.5, saved.TokensAt(2, 10, clock.GetUtcNow()), precision: 9);
+        Assert.Equal(3, saved.TokensAt(2, 3, clock.GetUtcNow()), precision: 9);
         clock.Advance(TimeSpan.FromSeconds(99));
-        Assert.Equal(10, Tokens(ownership, clock, rate: 2, burst: 10), precision: 9);
+        Assert.Equal(10, saved.TokensAt(2, 10, clock.GetUtcNow()), precision: 9);
     }
 
     [Fact]
-    public void StartTokens_WithASavedBucketFullerThanANewlyLowerBurst_IsCappedAtTheBurst()
+    public void SavedState_FromALaterClock_AddsNothingForNegativeTime()
     {
         var clock = new FakeTimeProvider();
-        var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(
-            ShardMap.ShardOf(Group, Shards),
-            Owner,
-            1,
-            null,
-            new Dictionary<string, SavedBucket> { [Group] = new(8, clock.GetUtcNow()) }));
+        var saved = new SavedGroupState(1.5, clock.GetUtcNow() + TimeSpan.FromSeconds(3), null, null, 1);
 
-        Assert.Equal(5, Tokens(ownership, clock, rate: 2, burst: 5), precision: 9);
+        Assert.Equal(1.5, saved.TokensAt(2, 10, clock.GetUtcNow()), precision: 9);
     }
 
     [Fact]
-    public void StartTokens_WithASavedBucketFromALaterClock_AddsNothingForNegativeTime()
+    public void Trusts_Standalone_WhateverItSaved()
     {
-        var clock = new FakeTimeProvider();
-        var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(
-            ShardMap.ShardOf(Group, Shards),
-            Owner,
-            1,
-            null,
-            new Dictionary<string, SavedBucket> { [Group] = new(1.5, clock.GetUtcNow() + TimeSpan.FromSeconds(3)) }));
+        var ownership = ShardOwnership.Standalone();
 
-        Assert.Equal(1.5, Tokens(ownership, clock, rate: 2, burst: 10), precision: 9);
+        Assert.True(ownership.Trusts(Group, new SavedGroupState(0, DateTimeOffset.UnixEpoch, null, null, null)));
+        Assert.True(ownership.Trusts(Group, new SavedGroupState(0, DateTimeOffset.UnixEpoch, null, null, 4)));
+    }
+
+    [Fact]
+    public void Trusts_Clustered_OnlyStateSavedSinceTheLeaseWasLastTakenFromAFailedOwner()
+    {
+        var ownership = ShardOwnership.Clustered(Shards);
+        var shard = ShardMap.ShardOf(Group, Shards);
+        SavedGroupState SavedAt(long? epoch) => new(1, DateTimeOffset.UnixEpoch, null, null, epoch);
+
+        // Not held: nothing is trusted, as nothing of the group may start here.
+        Assert.False(ownership.Trusts(Group, SavedAt(1)));
+
+        // Epoch 7, last taken from a failed owner at epoch 5: the owners of epochs 5 and 6 handed over cleanly.
+        ownership.Grant(new ShardGrant(shard, Owner, 7, null, TakenOverAt: 5));
+        Assert.True(ownership.Trusts(Group, SavedAt(7)));
+        Assert.True(ownership.Trusts(Group, SavedAt(6)));
+        Assert.True(ownership.Trusts(Group, SavedAt(5)));
+        Assert.False(ownership.Trusts(Group, SavedAt(4)));
+        Assert.False(ownership.Trusts(Group, SavedAt(8)));
+        Assert.False(ownership.Trusts(Group, SavedAt(null)));
+        Assert.Equal(7, ownership.EpochOf(Group));
+        Assert.Null(ownership.EpochOf(GroupInAnotherShard(shard)));
+    }
+
+    [Fact]
+    public void NothingSaved_IsKeptForTheShardsTenure_AndForgottenWhenItIsGrantedOrRevoked()
+    {
+        var ownership = ShardOwnership.Clustered(Shards);
+        var shard = ShardMap.ShardOf(Group, Shards);
+        var other = GroupInAnotherShard(shard);
+        ownership.Grant(new ShardGrant(shard, Owner, 1, null));
+
+        ownership.SetNothingSaved(Group, true);
+        ownership.SetNothingSaved(other, true);
+        Assert.True(ownership.NothingSaved(Group));
+        Assert.False(ownership.NothingSaved(other));
+
+        ownership.SetNothingSaved(Group, false);
+        Assert.False(ownership.NothingSaved(Group));
+
+        ownership.SetNothingSaved(Group, true);
+        ownership.Grant(new ShardGrant(shard, Owner, 2, null));
+        Assert.False(ownership.NothingSaved(Group));
+
+        ownership.SetNothingSaved(Group, true);
+        Assert.True(ownership.Revoke(shard, 2));
+        Assert.False(ownership.NothingSaved(Group));
     }
 
     [Fact]
@@ -163,7 +190,7 @@ public sealed class ShardOwnershipTests
         var clock = new FakeTimeProvider();
         var quietSince = clock.GetUtcNow();
         var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 2, quietSince, NoBuckets));
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 2, quietSince));
 
         Assert.Equal(0, Tokens(ownership, clock, rate: 0.5, burst: 10), precision: 9);
 
@@ -179,44 +206,20 @@ public sealed class ShardOwnershipTests
     {
         var clock = new FakeTimeProvider();
         var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 2, clock.GetUtcNow() + TimeSpan.FromSeconds(5), NoBuckets));
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 2, clock.GetUtcNow() + TimeSpan.FromSeconds(5)));
 
         Assert.Equal(0, Tokens(ownership, clock, rate: 0.5, burst: 10), precision: 9);
     }
 
     [Fact]
-    public void StartTokens_ASavedBucketWinsOverQuietSince()
+    public void StartTokens_ReleasedShard_IsNullForAFullBucket()
     {
         var clock = new FakeTimeProvider();
-        var now = clock.GetUtcNow();
         var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(
-            ShardMap.ShardOf(Group, Shards),
-            Owner,
-            1,
-            now,
-            new Dictionary<string, SavedBucket> { [Group] = new(4, now) }));
-
-        Assert.Equal(4, Tokens(ownership, clock, rate: 1, burst: 10), precision: 9);
-    }
-
-    [Fact]
-    public void StartTokens_ReleasedShardWithoutASavedBucketForTheGroup_IsNullForAFullBucket()
-    {
-        var clock = new FakeTimeProvider();
-        var shard = ShardMap.ShardOf(Group, Shards);
-        var neighbour = GroupInShard(shard, except: Group);
-        var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(
-            shard,
-            Owner,
-            5,
-            null,
-            new Dictionary<string, SavedBucket> { [neighbour] = new(0, clock.GetUtcNow()) }));
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(Group, Shards), Owner, 5, null));
 
         Assert.True(ownership.Owns(Group));
         Assert.Null(StartTokens(ownership, clock, rate: 2, burst: 10));
-        Assert.Equal(0, ownership.StartTokens(neighbour, 2, 10, clock.GetUtcNow()).GetValueOrDefault(double.NaN), precision: 9);
     }
 
     [Fact]
@@ -226,35 +229,9 @@ public sealed class ShardOwnershipTests
         var shard = ShardMap.ShardOf(Group, Shards);
         var other = GroupInAnotherShard(shard);
         var ownership = ShardOwnership.Clustered(Shards);
-        ownership.Grant(new ShardGrant(
-            ShardMap.ShardOf(other, Shards),
-            Owner,
-            1,
-            clock.GetUtcNow(),
-            new Dictionary<string, SavedBucket> { [Group] = new(0, clock.GetUtcNow()) }));
+        ownership.Grant(new ShardGrant(ShardMap.ShardOf(other, Shards), Owner, 1, clock.GetUtcNow()));
 
         Assert.Null(StartTokens(ownership, clock, rate: 2, burst: 10));
-    }
-
-    [Fact]
-    public void Left_BucketsAreTakenOncePerShard_AndANewGrantDropsWhatWasLeft()
-    {
-        var clock = new FakeTimeProvider();
-        var shard = ShardMap.ShardOf(Group, Shards);
-        var neighbour = GroupInShard(shard, except: Group);
-        var other = GroupInAnotherShard(shard);
-        var ownership = ShardOwnership.Clustered(Shards);
-
-        ownership.Left(Group, 1.5, clock.GetUtcNow());
-        ownership.Left(neighbour, 0.25, clock.GetUtcNow());
-        ownership.Left(other, 3, clock.GetUtcNow());
-
-        var left = ownership.TakeLeft(shard);
-        Assert.Equal(new Dictionary<string, SavedBucket> { [Group] = new(1.5, clock.GetUtcNow()), [neighbour] = new(0.25, clock.GetUtcNow()) }, left);
-        Assert.Empty(ownership.TakeLeft(shard));
-
-        ownership.Grant(new ShardGrant(ShardMap.ShardOf(other, Shards), Owner, 1, null, NoBuckets));
-        Assert.Empty(ownership.TakeLeft(ShardMap.ShardOf(other, Shards)));
     }
 
     [Fact]
@@ -281,7 +258,4 @@ public sealed class ShardOwnershipTests
 
     private static string GroupInAnotherShard(int shard) =>
         Enumerable.Range(0, 10_000).Select(i => $"g-{i}").First(group => ShardMap.ShardOf(group, Shards) != shard);
-
-    private static string GroupInShard(int shard, string except) =>
-        Enumerable.Range(0, 1_000_000).Select(i => $"g-{i}").First(group => group != except && ShardMap.ShardOf(group, Shards) == shard);
 }

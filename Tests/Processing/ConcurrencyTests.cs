@@ -89,7 +89,7 @@ public sealed class ConcurrencyTests
         foreach (var byMessage in calls.GroupBy(c => c.MessageId))
         {
             var starts = byMessage.Select(c => c.ReceivedAt).Order().ToList();
-            Assert.All(starts.Zip(starts.Skip(1)), pair => Assert.True(pair.Second - pair.First >= handling, $"Message {byMessage.Key} was called again while its first call was running."));
+            Assert.All(starts.Zip(starts.Skip(1), (first, second) => second - first), gap => Assert.True(gap >= handling, $"Message {byMessage.Key} was called again while its first call was running."));
         }
 
         Assert.Equal(ids.Order(), calls.Select(c => c.MessageId!).Order());

@@ -201,7 +201,7 @@ public sealed class ContinuationTests(PostgresServer server, SqsEmulator emulato
         var ordered = calls.OrderBy(c => c.ReceivedAt).ToList();
         Assert.Equal([null, "c1", "c2", "c3"], ordered.Select(c => c.Cursor).Distinct());
         Assert.InRange(ordered.Count, Steps, Steps + 1);
-        Assert.True(ordered.Select(c => c.Cursor).Zip(ordered.Skip(1).Select(c => c.Cursor)).Count(p => p.First == p.Second) <= 1, "more than one step repeated");
+        Assert.True(ordered.Select(c => c.Cursor).Zip(ordered.Skip(1).Select(c => c.Cursor), (first, second) => first == second).Count(repeated => repeated) <= 1, "more than one step repeated");
     }
 
     private static void AssertChains(IReadOnlyList<DownstreamCall> calls, IEnumerable<string> ids)

@@ -1,3 +1,5 @@
+using Akka.Actor;
+using Akka.Cluster.Sharding;
 using System.Collections.Concurrent;
 using ClusterQueue.Contracts;
 using ClusterQueue.Node.Cluster;
@@ -22,7 +24,7 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
     // Long enough for a loaded machine to let the actor act on what it was told; nothing here waits on it to pass.
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(700);
 
-    private readonly TempDirectory _directory = new();
+    private readonly TempDirectory _directory;
     private readonly FakeTimeProvider _time = new();
     private readonly HeldHandler _handler;
     private SqliteDatabase _database = null!;
@@ -31,15 +33,24 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
     private GroupDispatcher _dispatcher = null!;
 
     public GroupActorTests()
-        : base(ShardedSystem.Settings, nameof(GroupActorTests))
+        : this(new TempDirectory())
     {
+    }
+
+    // The actor system saves group states in the test's own store file, so it is named before the system starts.
+    private GroupActorTests(TempDirectory directory)
+        : base(ShardedSystem.SettingsOn(directory.File(StoreFile)), nameof(GroupActorTests))
+    {
+        _directory = directory;
         _handler = new HeldHandler(_time);
     }
+
+    private const string StoreFile = "clusterqueue.db";
 
     public async Task InitializeAsync()
     {
         _database = new SqliteDatabase(
-            Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File("clusterqueue.db") } }),
+            Options.Create(new StorageOptions { Sqlite = new SqliteOptions { Path = _directory.File(StoreFile) } }),
             NullLogger<SqliteDatabase>.Instance);
         _queue = new SqlMessageQueue(_database, _time);
         _registry = new GroupRegistry(new GroupStore(_database, _time), _queue, _time);
@@ -153,6 +164,114 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         Assert.Equal((2L, 2L), (counts!.Delivered, counts.Queued));
     }
 
+    [Fact]
+    public async Task Stopped_WithItsTokensSpent_SavesThem_AndTheGroupsNextActorStartsFromThem()
+    {
+        await DefineAsync("moving", rate: 1, burst: 5, concurrency: 10);
+        await EnqueueAsync("moving", 5);
+        _dispatcher.Notify("moving");
+        await UntilAsync(() => _handler.Finished == 5);
+
+        // The Stop a shard sends its actors as it moves away: the bucket is empty, which the next actor must know.
+        StopThroughTheRegion("moving");
+        await UntilAsync(() => _dispatcher.ActiveActors == 0);
+        Assert.Equal(1, await SavedStatesAsync("moving"));
+
+        // The next actor starts from the 0 tokens saved plus what accrued (nothing: the clock stands still), not from a
+        // second burst of 5.
+        await EnqueueAsync("moving", 5, first: 5);
+        _dispatcher.Notify("moving");
+        await UntilAsync(() => _dispatcher.ActiveActors == 1);
+        await Task.Delay(Settle);
+        Assert.Equal(5, _handler.Started);
+        _time.Advance(TimeSpan.FromSeconds(2));
+        await UntilAsync(() => _handler.Started == 7);
+        await Task.Delay(Settle);
+        Assert.Equal(7, _handler.Started);
+
+        // Once its bucket is full again it retires, and a full bucket is what a new actor has anyway: the saved state goes.
+        _time.Advance(TimeSpan.FromSeconds(3));
+        await UntilAsync(() => _handler.Finished == 10);
+        _time.Advance(TimeSpan.FromSeconds(5));
+        await UntilAsync(() => _dispatcher.ActiveActors == 0);
+        Assert.Equal(0, await SavedStatesAsync("moving"));
+    }
+
+    [Fact]
+    public async Task Retired_WithAFullBucketAtItsRate_WritesNothing()
+    {
+        await DefineAsync("quiet", rate: 100, burst: 2, concurrency: 4);
+        await EnqueueAsync("quiet", 1);
+        _dispatcher.Notify("quiet");
+        await UntilAsync(() => _handler.Finished == 1);
+        _time.Advance(TimeSpan.FromSeconds(1));
+        await UntilAsync(() => _dispatcher.ActiveActors == 0);
+
+        Assert.Equal(0, await SavedStatesAsync("quiet"));
+    }
+
+    [Fact]
+    public async Task Stopped_WithItsAdaptiveRateLowered_TheGroupsNextActorResumesAtThatRate()
+    {
+        var written = await _registry.PutAsync("shy", new GroupDefinition
+        {
+            RatePerSecond = 100,
+            Burst = 100,
+            MaxConcurrency = 1,
+            Target = new TargetDefinition { Url = "http://127.0.0.1:9/unused" },
+            AdaptiveRate = new AdaptiveRateDefinition { Enabled = true, DecreaseFactor = 0.5 },
+        }, CancellationToken.None);
+        Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
+
+        // Two refusals in a row halve the rate.
+        _handler.Refuse = 2;
+        await EnqueueAsync("shy", 2);
+        _dispatcher.Notify("shy");
+        await UntilAsync(() => _handler.Finished == 2);
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); (await _dispatcher.InspectAsync("shy"))?.RatePerSecond != 50; await Task.Delay(50))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the rate was never halved");
+        }
+
+        StopThroughTheRegion("shy");
+        await UntilAsync(() => _dispatcher.ActiveActors == 0);
+        Assert.Equal(1, await SavedStatesAsync("shy"));
+
+        await EnqueueAsync("shy", 1, first: 10);
+        _dispatcher.Notify("shy");
+        await UntilAsync(() => _dispatcher.ActiveActors == 1);
+        Assert.Equal(50, (await _dispatcher.InspectAsync("shy"))!.RatePerSecond, precision: 9);
+    }
+
+    [Fact]
+    public async Task DeletedGroup_ItsSavedStateGoesWithIt()
+    {
+        await DefineAsync("gone", rate: 1, burst: 3, concurrency: 10);
+        await EnqueueAsync("gone", 3);
+        _dispatcher.Notify("gone");
+        await UntilAsync(() => _handler.Finished == 3);
+        StopThroughTheRegion("gone");
+        await UntilAsync(() => _dispatcher.ActiveActors == 0);
+        Assert.Equal(1, await SavedStatesAsync("gone"));
+
+        Assert.True(await _registry.DeleteAsync("gone", CancellationToken.None));
+
+        Assert.Equal(0, await SavedStatesAsync("gone"));
+    }
+
+    private void StopThroughTheRegion(string groupId) =>
+        ClusterSharding.Get(Sys).ShardRegion(GroupShards.TypeName).Tell(new GroupEnvelope(groupId, GroupProtocol.Stop.Instance));
+
+    /// <summary>The group's rows in the snapshot table, read from the store file itself.</summary>
+    private async Task<long> SavedStatesAsync(string groupId)
+    {
+        await using var connection = (Microsoft.Data.Sqlite.SqliteConnection)_database.OpenRead();
+        await using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT count(*) FROM {GroupStateStore.Table} WHERE persistence_id = $id;";
+        command.Parameters.AddWithValue("$id", GroupStateStore.PersistenceIdOf(groupId));
+        return (long)(await command.ExecuteScalarAsync())!;
+    }
+
     private Task UntilAsync(Func<bool> condition, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(condition))] string? what = null) =>
         AwaitConditionAsync(condition, TimeSpan.FromSeconds(10), what);
 
@@ -168,9 +287,9 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         Assert.Equal(GroupWriteOutcome.Created, written.Outcome);
     }
 
-    private async Task EnqueueAsync(string groupId, int count)
+    private async Task EnqueueAsync(string groupId, int count, int first = 0)
     {
-        for (var i = 0; i < count; i++)
+        for (var i = first; i < first + count; i++)
         {
             var result = await _queue.EnqueueAsync(new NewMessage($"{groupId}-{i}", groupId, "application/json", "{}"u8.ToArray(), null, default), CancellationToken.None);
             Assert.Equal(EnqueueOutcome.Accepted, result.Outcome);
@@ -184,7 +303,15 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         private readonly ConcurrentQueue<TaskCompletionSource<HandlerOutcome>> _held = new();
         private int _finished;
 
+        private int _refuse;
+
         public bool Hold { get; set; }
+
+        /// <summary>How many of the next calls the target turns away with a 429.</summary>
+        public int Refuse
+        {
+            set => Volatile.Write(ref _refuse, value);
+        }
 
         public int Started => _started.Count;
 
@@ -202,8 +329,9 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
                 await call.Task;
             }
 
+            var refused = Interlocked.Decrement(ref _refuse) >= 0;
             Interlocked.Increment(ref _finished);
-            return HandlerOutcome.Success;
+            return refused ? new HandlerOutcome.Failed("429 Too Many Requests", 429) : HandlerOutcome.Success;
         }
 
         public void FinishOne()

@@ -195,7 +195,7 @@ public sealed class GroupDispatcherTests
             rig.Queue = new LeaseFaultQueue(new SqlMessageQueue(rig._database, time), leaseLimit);
             var registry = new GroupRegistry(new GroupStore(rig._database, time), rig.Queue, time);
             rig._logging = LoggerFactory.Create(builder => builder.AddProvider(rig.Logs));
-            rig._system = ShardedSystem.Create("dispatcher-test");
+            rig._system = ShardedSystem.Create("dispatcher-test", rig._directory.File("clusterqueue.db"));
             rig.Dispatcher = new GroupDispatcher(
                 registry, rig.Queue, rig.Handler, time, Options.Create(new ProcessingOptions()), Options.Create(new ClusterOptions()), new NodeMetrics(registry),
                 new NodeReadiness(rig._database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(),

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using ClusterQueue.Node.Processing;
+using ClusterQueue.Node.Storage;
 
 namespace ClusterQueue.Tests.Support;
 
@@ -19,7 +20,17 @@ internal static class ShardedSystem
         akka.cluster.sharding.handoff-timeout = 30s
         """).WithFallback(ActorsSetup.Settings);
 
-    public static ActorSystem Create(string name) => ActorSystem.Create(name, Settings);
+    /// <summary>
+    /// The settings plus the node's snapshot store for group states (Akka.Persistence.Sql) on the SQLite store file at
+    /// <paramref name="storePath"/>, whose migrations make its table.
+    /// </summary>
+    public static Config SettingsOn(string storePath)
+    {
+        var snapshots = GroupStateStore.SnapshotOptions(SqliteDatabase.PersistenceConnectionOf(storePath));
+        return snapshots.ToConfig().WithFallback(snapshots.DefaultConfig).WithFallback(Settings);
+    }
+
+    public static ActorSystem Create(string name, string storePath) => ActorSystem.Create(name, SettingsOn(storePath));
 
     /// <summary>Joins the system to itself, waits until it is Up and starts the dispatcher's region on it.</summary>
     public static async Task StartShardsAsync(ActorSystem system, GroupDispatcher dispatcher)

@@ -10,9 +10,10 @@ public interface ILeaseListener
 {
     /// <summary>
     /// The lease is now this owner's. <paramref name="quietFor"/> is set when it was taken from another owner whose
-    /// lease had expired (that owner failed): how long ago, by the database's clock.
+    /// lease had expired (that owner failed): how long ago, by the database's clock. <paramref name="takenOverAt"/> is
+    /// the epoch at which that last happened to this lease (0 if never).
     /// </summary>
-    Task AcquiredAsync(LeaseTenure tenure, TimeSpan? quietFor, CancellationToken cancellationToken);
+    Task AcquiredAsync(LeaseTenure tenure, TimeSpan? quietFor, long takenOverAt, CancellationToken cancellationToken);
 
     /// <summary>The holder is releasing the lease; the row is freed once this returns.</summary>
     Task ReleasingAsync(LeaseTenure tenure, CancellationToken cancellationToken);

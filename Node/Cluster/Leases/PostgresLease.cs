@@ -134,7 +134,7 @@ public sealed class PostgresLease : Lease
     public override async Task<bool> Acquire(Action<Exception>? leaseLostCallback)
     {
         var sent = _time.GetTimestamp();
-        var (epoch, quietFor) = await RunAsync(TryAcquireAsync, "acquire", _operationTimeout, CancellationToken.None);
+        var (epoch, quietFor, takenOverAt) = await RunAsync(TryAcquireAsync, "acquire", _operationTimeout, CancellationToken.None);
         if (epoch is null)
         {
             Holding? lost;
@@ -169,7 +169,7 @@ public sealed class PostgresLease : Lease
                 await RunAsync(
                     async token =>
                     {
-                        await _listener.AcquiredAsync(Tenure(epoch.Value), quietFor, token);
+                        await _listener.AcquiredAsync(Tenure(epoch.Value), quietFor, takenOverAt, token);
                         return true;
                     },
                     "report the acquisition",
@@ -378,10 +378,10 @@ public sealed class PostgresLease : Lease
     }
 
     /// <summary>
-    /// The new or kept epoch when this owner now holds the lease, null when another owner does; and, when it was taken
-    /// from an owner whose lease had expired, how long ago that was.
+    /// The new or kept epoch when this owner now holds the lease, null when another owner does; when it was taken from
+    /// an owner whose lease had expired, how long ago that was; and the epoch at which that last happened.
     /// </summary>
-    private async Task<(long? Epoch, TimeSpan? QuietFor)> TryAcquireAsync(CancellationToken cancellationToken)
+    private async Task<(long? Epoch, TimeSpan? QuietFor, long TakenOverAt)> TryAcquireAsync(CancellationToken cancellationToken)
     {
         // Row lock on conflict: of two owners acquiring at once, the second sees the first's row and is refused.
         await using var command = _data.CreateCommand("""
@@ -393,10 +393,12 @@ public sealed class PostgresLease : Lease
                 quiet_since = CASE WHEN leases.owner = excluded.owner THEN leases.quiet_since
                                    WHEN leases.owner IS NULL THEN NULL
                                    ELSE leases.expires_at END,
+                taken_over_epoch = CASE WHEN leases.owner = excluded.owner OR leases.owner IS NULL THEN leases.taken_over_epoch
+                                        ELSE leases.epoch + 1 END,
                 owner = excluded.owner,
                 expires_at = excluded.expires_at
             WHERE leases.owner IS NULL OR leases.owner = excluded.owner OR leases.expires_at <= clock_timestamp()
-            RETURNING epoch, extract(epoch FROM clock_timestamp() - quiet_since)::float8;
+            RETURNING epoch, extract(epoch FROM clock_timestamp() - quiet_since)::float8, taken_over_epoch;
             """);
         command.Parameters.AddWithValue("name", Settings.LeaseName);
         command.Parameters.AddWithValue("owner", Settings.OwnerName);
@@ -404,10 +406,10 @@ public sealed class PostgresLease : Lease
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
-            return (null, null);
+            return (null, null, 0);
         }
 
-        return (reader.GetInt64(0), reader.IsDBNull(1) ? null : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(1))));
+        return (reader.GetInt64(0), reader.IsDBNull(1) ? null : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(1))), reader.GetInt64(2));
     }
 
     /// <summary>

@@ -1,0 +1,82 @@
+using Akka.Actor;
+using Akka.Hosting;
+using Akka.Persistence;
+using Akka.Persistence.Sql.Config;
+using Akka.Persistence.Sql.Hosting;
+using ClusterQueue.Node.Storage;
+
+namespace ClusterQueue.Node.Processing;
+
+/// <summary>
+/// What a group's actor leaves for the group's next actor, on this node or another: its bucket's tokens as they were
+/// at <see cref="At"/>, its AIMD rate and when that last changed, and the epoch of the shard lease it ran under (null
+/// on a node that is not clustered). Saved when an actor stops by its own decision (passivation, handoff, drain) and
+/// only when it differs from what a new actor would have anyway (a full bucket at the configured rate).
+/// </summary>
+public sealed record SavedGroupState(double Tokens, DateTimeOffset At, double? EffectiveRate, DateTimeOffset? RateChangedAt, long? Epoch)
+{
+    /// <summary>What the bucket holds at <paramref name="now"/>: refilled at <paramref name="ratePerSecond"/> since then (never less), capped at the burst.</summary>
+    public double TokensAt(double ratePerSecond, int burst, DateTimeOffset now) =>
+        Math.Min(burst, Tokens + (ratePerSecond * Math.Max(0, (now - At).TotalSeconds)));
+}
+
+/// <summary>
+/// The group actors' saved state, kept as Akka.Persistence snapshots by Akka.Persistence.Sql in the node's own store
+/// (the SQLite file or the PostgreSQL database), table <c>group_snapshots</c>, one row per group. Only snapshots: a
+/// group's state is written when its actor stops (at most once per actor, never per message) and read when the next
+/// one starts, so there is no journal to replay. Actors talk to the snapshot store directly with its protocol
+/// (<see cref="LoadSnapshot"/>, <see cref="SaveSnapshot"/>, <see cref="DeleteSnapshots"/>); the payload goes through
+/// <see cref="Cluster.ClusterMessageSerializer"/>, never Akka's Newtonsoft default.
+/// </summary>
+public static class GroupStateStore
+{
+    /// <summary>The table, made by the store's own migrations (SqliteSchema, PostgresSchema).</summary>
+    public const string Table = "group_snapshots";
+
+    /// <summary>The longest an actor waits for a load, a save or a delete before it goes on without it.</summary>
+    public static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(5);
+
+    private const string Prefix = "group/";
+
+    // Every snapshot of a group has this sequence number, so a save replaces the group's one row.
+    private const long SequenceNr = 0;
+
+    private static readonly SnapshotSelectionCriteria Any = new(long.MaxValue, DateTime.MaxValue);
+
+    /// <summary>The persistence id of a group's state; the group store deletes it with the group.</summary>
+    public static string PersistenceIdOf(string groupId) => Prefix + groupId;
+
+    /// <summary>SQL (SQLite and PostgreSQL) for the persistence id of the group whose id is the parameter <paramref name="parameter"/>.</summary>
+    public static string PersistenceIdSql(string parameter) => $"'{Prefix}' || {parameter}";
+
+    /// <summary>Adds Akka.Persistence.Sql's snapshot store, on the node's store, as the actor system's default one.</summary>
+    public static AkkaConfigurationBuilder WithGroupStates(this AkkaConfigurationBuilder builder, SqlDatabase database) =>
+        builder.WithSqlPersistence(journalOptions: null, snapshotOptions: SnapshotOptions(database.PersistenceConnection));
+
+    /// <summary>The snapshot store's settings for a store reached by <paramref name="connection"/>.</summary>
+    public static SqlSnapshotOptions SnapshotOptions((string ConnectionString, string Provider) connection)
+    {
+        var table = SnapshotTableOptions.Default;
+        table.TableName = Table;
+        return new SqlSnapshotOptions(isDefaultPlugin: true)
+        {
+            ConnectionString = connection.ConnectionString,
+            ProviderName = connection.Provider,
+            AutoInitialize = false,
+            DatabaseOptions = new SnapshotDatabaseOptions(DatabaseMapping.Default) { SnapshotTable = table },
+        };
+    }
+
+    /// <summary>The actor system's snapshot store, which answers the requests below to their sender.</summary>
+    public static IActorRef SnapshotStore(ActorSystem system) => Persistence.Instance.Apply(system).SnapshotStoreFor(null);
+
+    /// <summary>Answered with <see cref="LoadSnapshotResult"/> or <see cref="LoadSnapshotFailed"/>.</summary>
+    public static LoadSnapshot Load(string groupId) => new(PersistenceIdOf(groupId), SnapshotSelectionCriteria.Latest, long.MaxValue);
+
+    /// <summary>Answered with <see cref="SaveSnapshotSuccess"/> or <see cref="SaveSnapshotFailure"/>.</summary>
+    public static SaveSnapshot Save(string groupId, SavedGroupState state) =>
+        new(new SnapshotMetadata(PersistenceIdOf(groupId), SequenceNr, state.At.UtcDateTime), state);
+
+    /// <summary>Answered with <see cref="DeleteSnapshotsSuccess"/> or <see cref="DeleteSnapshotsFailure"/>.</summary>
+    public static DeleteSnapshots Delete(string groupId) => new(PersistenceIdOf(groupId), Any);
+}
