@@ -21,7 +21,7 @@ public sealed class ClusterMessageSerializerTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _node.DisposeAsync();
 
-    public static TheoryData<string> Messages => new() { "wake", "stop", "inspect", "reconfigure", "paused-adaptive", "snapshot" };
+    public static TheoryData<string> Messages => new() { "wake", "stop", "inspect", "reconfigure", "paused-adaptive", "snapshot", "saved-state", "saved-state-standalone" };
 
     [Theory]
     [MemberData(nameof(Messages))]
@@ -69,6 +69,13 @@ public sealed class ClusterMessageSerializerTests : IAsyncLifetime
             AdaptiveRateDefinition = new AdaptiveRateDefinition { Enabled = true, DecreaseFactor = 0.25 },
         }),
         "snapshot" => new ActorSnapshot(3, 1.25, 12.5, DateTimeOffset.Parse("2026-12-04T10:00:01Z", System.Globalization.CultureInfo.InvariantCulture)),
+        "saved-state" => new SavedGroupState(
+            0.375,
+            DateTimeOffset.Parse("2026-12-04T10:00:02.5Z", System.Globalization.CultureInfo.InvariantCulture),
+            6.25,
+            DateTimeOffset.Parse("2026-12-04T09:59:58Z", System.Globalization.CultureInfo.InvariantCulture),
+            42),
+        "saved-state-standalone" => new SavedGroupState(3, DateTimeOffset.Parse("2026-12-04T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), null, null, null),
         _ => throw new ArgumentOutOfRangeException(nameof(which)),
     };
 

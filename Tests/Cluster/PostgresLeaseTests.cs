@@ -113,6 +113,14 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
         Assert.Equal(("node-b", 2L), (taken.Owner, taken.Epoch));
         Assert.Equal(2, b.Epoch);
         Assert.False(a.CheckLease());
+
+        // Taken from a failed owner at epoch 2; a handover after it keeps that mark, which saved group state is judged by.
+        Assert.Equal((0L, 2L), (held.TakenOverAt, taken.TakenOverAt));
+        var c = (await NodeAsync()).Lease(Name, "node-c", Quick);
+        Assert.True(await b.Release());
+        Assert.True(await c.Acquire());
+        var handedOver = await RowAsync(Name);
+        Assert.Equal(("node-c", 3L, 2L), (handedOver.Owner, handedOver.Epoch, handedOver.TakenOverAt));
     }
 
     [Fact]
@@ -137,6 +145,9 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
         var row = await RowAsync(Name);
         Assert.Equal(("node-b", 2L), (row.Owner, row.Epoch));
         Assert.True(b.CheckLease());
+
+        // A handover is no takeover: nothing saved under epoch 1 is distrusted.
+        Assert.Equal(0, row.TakenOverAt);
     }
 
     [Fact]
@@ -279,7 +290,7 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
 
     private async Task<LeaseRow> RowAsync(string name)
     {
-        await using var command = _direct.CreateCommand("SELECT owner, epoch, acquired_at, expires_at, clock_timestamp() FROM leases WHERE name = @name;");
+        await using var command = _direct.CreateCommand("SELECT owner, epoch, acquired_at, expires_at, clock_timestamp(), taken_over_epoch FROM leases WHERE name = @name;");
         command.Parameters.AddWithValue("name", name);
         await using var reader = await command.ExecuteReaderAsync();
         Assert.True(await reader.ReadAsync(), $"no row for lease {name}");
@@ -288,12 +299,13 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
             reader.GetInt64(1),
             reader.GetFieldValue<DateTimeOffset>(2),
             reader.GetFieldValue<DateTimeOffset>(3),
-            reader.GetFieldValue<DateTimeOffset>(4));
+            reader.GetFieldValue<DateTimeOffset>(4),
+            reader.GetInt64(5));
     }
 
     private sealed record Timing(TimeSpan Ttl, TimeSpan Interval, TimeSpan Margin, TimeSpan Operation);
 
-    private sealed record LeaseRow(string? Owner, long Epoch, DateTimeOffset AcquiredAt, DateTimeOffset ExpiresAt, DateTimeOffset Now);
+    private sealed record LeaseRow(string? Owner, long Epoch, DateTimeOffset AcquiredAt, DateTimeOffset ExpiresAt, DateTimeOffset Now, long TakenOverAt);
 
     /// <summary>A wall clock set wrong by <paramref name="skew"/>; its monotonic clock and timers are the real ones.</summary>
     private sealed class SkewedClock(TimeSpan skew) : TimeProvider
