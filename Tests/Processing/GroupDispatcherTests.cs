@@ -121,6 +121,37 @@ public sealed class GroupDispatcherTests
     }
 
     [Fact]
+    public async Task Restart_OnTheSameDatabase_TheGroupResumesAtTheRateItHadLowered()
+    {
+        using var directory = new TempDirectory();
+        var database = directory.File("clusterqueue.db");
+        await using var downstream = await Downstream.StartAsync();
+        var refusals = 2;
+        downstream.Reply = _ => Interlocked.Decrement(ref refusals) >= 0 ? new DownstreamReply(429, Body: "slow down") : DownstreamReply.Ok;
+        var careful = GroupDefinitions.Forwarding(downstream, "/careful", rate: 8, burst: 8, concurrency: 1) with
+        {
+            MaxAttempts = 10,
+            RetryBackoff = new RetryBackoffDefinition { InitialSeconds = 0.1, MaxSeconds = 0.2 },
+
+            // Two refusals in a row halve the rate; successes raise it by a thousandth per second, which the test never sees.
+            AdaptiveRate = new AdaptiveRateDefinition { Enabled = true, DecreaseFactor = 0.5, IncreasePerSecond = 0.001, MinRatePerSecond = 1 },
+        };
+        await using (var first = NodeHost.Start(databasePath: database))
+        {
+            await first.DefineGroupAsync("careful", careful);
+            await first.IngestManyAsync("careful", 2);
+            await Eventually.ReadAsync(() => first.StatsAsync("careful"), s => s.Delivered == 2, "both messages delivered after the refusals");
+        }
+
+        // The actor retired or was drained, and saved its lowered rate with its bucket; a fresh actor would be at 8/s.
+        downstream.Reply = _ => DownstreamReply.Ok with { Delay = TimeSpan.FromSeconds(3) };
+        await using var second = NodeHost.Start(databasePath: database);
+        await second.IngestManyAsync("careful", 1);
+        var resumed = await Eventually.ReadAsync(() => second.StatsAsync("careful"), s => s.InFlight == 1, "the next message in flight on the restarted node");
+        Assert.Equal(4, resumed.EffectiveRatePerSecond!.Value, precision: 2);
+    }
+
+    [Fact]
     public async Task ActorThatFails_IsReplacedByOneWithItsTokens_NotAFreshBurst()
     {
         // Two tokens, and the next one in about 17 minutes: the test sees only what the bucket held.
