@@ -76,8 +76,12 @@ measure() {
   [[ -z "$non2xx" ]] || { echo "ingest answered ${non2xx} non-2xx responses" >&2; cat "$work/ingest-$label.txt" >&2; tail -20 "$work/node-$label.log" >&2; exit 1; }
   queued="$(depth "$base")"
 
+  # Every held group has an actor with a spent bucket here: the drain stops them all, and each saves its state.
+  local stopping stopped
+  stopping="$(now)"
   kill -TERM "$node_pid"
   wait "$node_pid" || true
+  stopped="$(now)"
   sqlite3 "$db" "UPDATE groups SET paused_at = NULL, definition = json_set(definition, '$.ratePerSecond', 1000000, '$.burst', 1000000);"
 
   local started ready first finished deadline
@@ -109,14 +113,15 @@ measure() {
     echo "delivery check failed ($label): ${acknowledged} acknowledged to wrk, ${ingested} ingested, ${delivered} delivered, ${left} left" >&2
     exit 1
   fi
-  result="$(awk -v q="$queued" -v s="$started" -v r="$ready" -v a="$first" -v f="$finished" -v i="$ingest_rate" \
-    'BEGIN { printf "%d %d %.0f %.1f %.1f %.1f\n", q, i, q / (f - a), f - a, r - s, a - s }')"
+  result="$(awk -v q="$queued" -v s="$started" -v r="$ready" -v a="$first" -v f="$finished" -v i="$ingest_rate" -v x="$stopping" -v y="$stopped" \
+    'BEGIN { printf "%d %d %.0f %.1f %.1f %.1f %.2f\n", q, i, q / (f - a), f - a, r - s, a - s, y - x }')"
 }
 
 report() {
-  local label="$1" queued ingest_rate rate drain ready first
-  read -r queued ingest_rate rate drain ready first <<<"$2"
+  local label="$1" queued ingest_rate rate drain ready first stop
+  read -r queued ingest_rate rate drain ready first stop <<<"$2"
   echo "$label: queued ${queued} messages over ${groups} groups (${queue} queue); all were delivered"
+  echo "  stop with every group's actor running: exited ${stop} s after SIGTERM"
   echo "  restart: ready ${ready} s after start, first delivery ${first} s after start"
   echo "  dispatch: ${rate} messages/s (${drain} s from the first delivery until the queues were empty)"
   echo "  durable ingest of the same messages: ${ingest_rate} messages/s"

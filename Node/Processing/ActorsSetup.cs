@@ -84,7 +84,7 @@ public static class ActorsSetup
                 // Akka's own messages go to the node's log, filtered there like any other category.
                 loggers.LogLevel = Akka.Event.LogLevel.WarningLevel;
                 loggers.ClearLoggers();
-                loggers.AddLoggerFactory();
+                loggers.AddLogger<NodeAkkaLogger>();
             }));
 
     /// <summary>
