@@ -81,8 +81,9 @@ public static class ActorsSetup
             .WithDiscovery(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ILoggerFactory>())
             .ConfigureLoggers(loggers =>
             {
-                // Akka's own messages go to the node's log, filtered there like any other category.
-                loggers.LogLevel = Akka.Event.LogLevel.WarningLevel;
+                // Akka's own messages go to the node's log, filtered there like any other category (Akka.Actor.ActorSystem):
+                // Akka only makes the events that category lets through, warnings and errors unless configured lower.
+                loggers.LogLevel = AkkaLevel(provider.GetRequiredService<ILoggerFactory>().CreateLogger<Akka.Actor.ActorSystem>());
                 loggers.ClearLoggers();
                 loggers.AddLogger<NodeAkkaLogger>();
             }));
@@ -154,6 +155,11 @@ public static class ActorsSetup
             }
             """).WithFallback(PostgresLease.DefaultConfig);
     }
+
+    private static Akka.Event.LogLevel AkkaLevel(ILogger logger) =>
+        logger.IsEnabled(LogLevel.Debug) ? Akka.Event.LogLevel.DebugLevel
+        : logger.IsEnabled(LogLevel.Information) ? Akka.Event.LogLevel.InfoLevel
+        : Akka.Event.LogLevel.WarningLevel;
 
     private static string Seconds(TimeSpan span) => $"{span.TotalMilliseconds.ToString("0", System.Globalization.CultureInfo.InvariantCulture)}ms";
 
