@@ -76,20 +76,14 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         await EnqueueAsync("paced", 10);
 
         _dispatcher.Notify("paced");
-        await UntilAsync(() => _handler.Started == 3);
-        await Task.Delay(Settle);
-        Assert.Equal(3, _handler.Started);
+        await StartedExactlyAsync(3);
 
         // One token every 100 ms: a tenth of a second gives one call, and the clock standing still gives no more.
         _time.Advance(TimeSpan.FromMilliseconds(100));
-        await UntilAsync(() => _handler.Started == 4);
-        await Task.Delay(Settle);
-        Assert.Equal(4, _handler.Started);
+        await StartedExactlyAsync(4);
 
         _time.Advance(TimeSpan.FromMilliseconds(250));
-        await UntilAsync(() => _handler.Started == 6);
-        await Task.Delay(Settle);
-        Assert.Equal(6, _handler.Started);
+        await StartedExactlyAsync(6);
         Assert.All(_handler.StartTimes.Skip(4), at => Assert.True(at >= _handler.StartTimes[0] + TimeSpan.FromMilliseconds(200), $"a call started at {at:O}, before its token"));
     }
 
@@ -101,15 +95,11 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         await EnqueueAsync("narrow", 5);
 
         _dispatcher.Notify("narrow");
-        await UntilAsync(() => _handler.Started == 2);
-        await Task.Delay(Settle);
-        Assert.Equal(2, _handler.Started);
+        await StartedExactlyAsync(2);
         Assert.Equal(2, (await _dispatcher.InspectAsync("narrow"))!.InFlight);
 
         _handler.FinishOne();
-        await UntilAsync(() => _handler.Started == 3);
-        await Task.Delay(Settle);
-        Assert.Equal(3, _handler.Started);
+        await StartedExactlyAsync(3);
         Assert.Equal(2, (await _dispatcher.InspectAsync("narrow"))!.InFlight);
     }
 
@@ -167,15 +157,8 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
     [Fact]
     public async Task Stopped_WithItsTokensSpent_SavesThem_AndTheGroupsNextActorStartsFromThem()
     {
-        await DefineAsync("moving", rate: 1, burst: 5, concurrency: 10);
-        await EnqueueAsync("moving", 5);
-        _dispatcher.Notify("moving");
-        await UntilAsync(() => _handler.Finished == 5);
-
         // The Stop a shard sends its actors as it moves away: the bucket is empty, which the next actor must know.
-        StopThroughTheRegion("moving");
-        await UntilAsync(() => _dispatcher.ActiveActors == 0);
-        Assert.Equal(1, await SavedStatesAsync("moving"));
+        await SpendTheBurstThenStopAsync("moving", burst: 5);
 
         // The next actor starts from the 0 tokens saved plus what accrued (nothing: the clock stands still), not from a
         // second burst of 5.
@@ -185,9 +168,7 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         await Task.Delay(Settle);
         Assert.Equal(5, _handler.Started);
         _time.Advance(TimeSpan.FromSeconds(2));
-        await UntilAsync(() => _handler.Started == 7);
-        await Task.Delay(Settle);
-        Assert.Equal(7, _handler.Started);
+        await StartedExactlyAsync(7);
 
         // Once its bucket is full again it retires, and a full bucket is what a new actor has anyway: the saved state goes.
         _time.Advance(TimeSpan.FromSeconds(3));
@@ -246,17 +227,23 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
     [Fact]
     public async Task DeletedGroup_ItsSavedStateGoesWithIt()
     {
-        await DefineAsync("gone", rate: 1, burst: 3, concurrency: 10);
-        await EnqueueAsync("gone", 3);
-        _dispatcher.Notify("gone");
-        await UntilAsync(() => _handler.Finished == 3);
-        StopThroughTheRegion("gone");
-        await UntilAsync(() => _dispatcher.ActiveActors == 0);
-        Assert.Equal(1, await SavedStatesAsync("gone"));
+        await SpendTheBurstThenStopAsync("gone", burst: 3);
 
         Assert.True(await _registry.DeleteAsync("gone", CancellationToken.None));
 
         Assert.Equal(0, await SavedStatesAsync("gone"));
+    }
+
+    /// <summary>A group at 1/s spends its whole burst; then its actor gets the Stop of a handoff and saves its empty bucket.</summary>
+    private async Task SpendTheBurstThenStopAsync(string groupId, int burst)
+    {
+        await DefineAsync(groupId, rate: 1, burst: burst, concurrency: 10);
+        await EnqueueAsync(groupId, burst);
+        _dispatcher.Notify(groupId);
+        await UntilAsync(() => _handler.Finished == burst);
+        StopThroughTheRegion(groupId);
+        await UntilAsync(() => _dispatcher.ActiveActors == 0);
+        Assert.Equal(1, await SavedStatesAsync(groupId));
     }
 
     private void StopThroughTheRegion(string groupId) =>
@@ -270,6 +257,14 @@ public sealed class GroupActorTests : Akka.TestKit.Xunit2.TestKit, IAsyncLifetim
         command.CommandText = $"SELECT count(*) FROM {GroupStateStore.Table} WHERE persistence_id = $id;";
         command.Parameters.AddWithValue("$id", GroupStateStore.PersistenceIdOf(groupId));
         return (long)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Waits for that many calls to have started, then a while longer, and checks that no more have.</summary>
+    private async Task StartedExactlyAsync(int count)
+    {
+        await UntilAsync(() => _handler.Started == count);
+        await Task.Delay(Settle);
+        Assert.Equal(count, _handler.Started);
     }
 
     private Task UntilAsync(Func<bool> condition, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(condition))] string? what = null) =>
