@@ -16,7 +16,7 @@ namespace ClusterQueue.Node.Processing;
 /// <code>
 ///   Wake, Reconfigure, CallFinished, SlotsFreed, Stop, Tick ── each queues one Evaluate behind what is in the mailbox
 ///        │
-///        ▼
+///        ▼                                   (a new actor first reads its group's saved state: Loading)
 ///   ┌─▶ Ready ── Evaluate: start the calls the bucket, the concurrency limit and the node's call slots allow
 ///   │      ├── a lease (or a release of messages leased early) started ──▶ Busy: stash everything but its outcome ─┐
 ///   │      ├── idle (nothing pending or in flight, bucket full) ──▶ passivate: the shard stops it (Stop)           │
@@ -25,13 +25,14 @@ namespace ClusterQueue.Node.Processing;
 /// </code>
 /// Nothing inside blocks or awaits: a lease, a handler call and a release are started here and their outcomes piped
 /// back as messages. It leases only what it can start at once, so no lease is burnt waiting for a token. It passivates
-/// only with a full bucket, because a fresh actor starts full: stopping earlier would hand out a second burst. (An
-/// actor that fails leaves its tokens with the dispatcher for the next one, and one whose shard moves away leaves
-/// them for the shard's next owner, for the same reason.) A Stop (its shard moves away, the node drains, the group is
-/// deleted) ends it once its calls in flight have finished, or at the dispatcher's stop timeout, when it cancels them
-/// and their messages go back to the queue. Its timer runs on
-/// <see cref="TimeProvider"/>, not Akka's scheduler: that ticks every 10 ms, and a burst-1 group loses whatever its
-/// timer is late on every message.
+/// only with a full bucket, as a fresh actor starts: an idle group's actor saves nothing but a lowered rate. A Stop (its
+/// shard moves away, the node drains, the group is deleted) ends it once its calls in flight have finished, or at the
+/// dispatcher's stop timeout, when it cancels them and their messages go back to the queue. Before it ends by its own
+/// decision it saves its bucket and AIMD state (<see cref="GroupStateStore"/>, Saving) unless a fresh actor would start
+/// the same way, and a new actor reads that first (Loading): the group's next actor, here or on the shard's next
+/// owner, never hands out a second burst or forgets a lowered rate. An actor that fails leaves its state with the
+/// dispatcher for the next one here. Its timer runs on <see cref="TimeProvider"/>, not Akka's scheduler: that ticks
+/// every 10 ms, and a burst-1 group loses whatever its timer is late on every message.
 /// </summary>
 internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
 {
