@@ -26,7 +26,7 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 
 # NODE_LOG_LEVEL sets the nodes' log level (default Warning); AKKA_LOG_LEVEL that of Akka's own messages alone (default
-# NODE_LOG_LEVEL): Information shows the cluster's and the shards' steps.
+# NODE_LOG_LEVEL): Information shows the cluster's and the shards' steps. Each line has its time, to the millisecond.
 # NODE_DLL runs another build of the node in a script that starts this one (a baseline built by hand from an older commit).
 node_dll="${NODE_DLL:-$PWD/Node/bin/Release/net10.0/ClusterQueue.Node.dll}"
 bare_dll="$PWD/bench/BareIngest/bin/Release/net10.0/BareIngest.dll"
@@ -62,7 +62,7 @@ start_node() {
 start_node_dll() {
   local dll="$1" url="$2" log="$3"
   shift 3
-  (cd "$work" && exec env Logging__LogLevel__Default="${NODE_LOG_LEVEL:-Warning}" Logging__LogLevel__Akka="${AKKA_LOG_LEVEL:-${NODE_LOG_LEVEL:-Warning}}" "$@" dotnet "$dll" --urls "$url") >"$log" 2>&1 &
+  (cd "$work" && exec env Logging__LogLevel__Default="${NODE_LOG_LEVEL:-Warning}" Logging__LogLevel__Akka="${AKKA_LOG_LEVEL:-${NODE_LOG_LEVEL:-Warning}}" Logging__Console__FormatterName=simple Logging__Console__FormatterOptions__SingleLine=true Logging__Console__FormatterOptions__TimestampFormat="HH:mm:ss.fff " "$@" dotnet "$dll" --urls "$url") >"$log" 2>&1 &
   node_pid=$!
   pids+=("$node_pid")
 }
