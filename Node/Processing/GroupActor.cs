@@ -108,6 +108,9 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private bool _ended;
     private Exception? _failure;
 
+    // Set once the actor has its starting state (saved, failed or fresh): before that its bucket is a placeholder.
+    private bool _resumed;
+
     // The store may hold a saved state of the group (this actor found one, or could not tell): one it leaves nothing
     // for must delete it, or the next actor would start from a stale one.
     private bool _storeMayHoldState;
@@ -216,6 +219,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     /// </summary>
     private void Resume(SavedGroupState? saved)
     {
+        _resumed = true;
         var now = _time.GetUtcNow();
         if (saved is null)
         {
@@ -338,8 +342,12 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
             _early.Clear();
 
             // The next actor of the group here starts from this one's state: a fresh, full bucket would be a burst the
-            // group never earned, once per failure.
-            _dispatcher.Failed(GroupId, StateAt(_time.GetUtcNow()));
+            // group never earned, once per failure. One stopped while it read its saved state has none of its own: the
+            // next one reads it again.
+            if (_resumed)
+            {
+                _dispatcher.Failed(GroupId, StateAt(_time.GetUtcNow()));
+            }
             if (_failure is not null)
             {
                 Log.ActorFailed(_logger, GroupId, _failure);

@@ -152,6 +152,24 @@ public sealed class GroupDispatcherTests
     }
 
     [Fact]
+    public async Task SavedStateThatCannotBeRead_TheActorStartsWithAnEmptyBucket_NotAFullOne()
+    {
+        // The snapshot store never answers. A full bucket (3) would start three calls at once; an empty one at this
+        // rate starts none for about 17 minutes.
+        await using var rig = await DispatcherRig.StartAsync(rate: 0.001, burst: 3, concurrency: 4, actorSettings: SilentSnapshotStore.Settings);
+        var (queue, dispatcher, handler) = (rig.Queue, rig.Dispatcher, rig.Handler);
+        await EnqueueAsync(queue, "first");
+        await EnqueueAsync(queue, "second");
+        dispatcher.Notify("fragile");
+
+        await Eventually.TrueAsync(() => rig.Logs.Entries.Any(e => e.EventId.Id == 316), "the actor to give up on its saved state", GroupStateStore.OperationTimeout + TimeSpan.FromSeconds(10));
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Empty(handler.Calls);
+        Assert.Equal(1, dispatcher.ActiveActors);
+        Assert.Equal(0, (await dispatcher.InspectAsync("fragile"))!.Tokens, precision: 1);
+    }
+
+    [Fact]
     public async Task ActorThatFails_IsReplacedByOneWithItsTokens_NotAFreshBurst()
     {
         // Two tokens, and the next one in about 17 minutes: the test sees only what the bucket held.
@@ -216,7 +234,7 @@ public sealed class GroupDispatcherTests
 
         public GroupDispatcher Dispatcher { get; private set; } = null!;
 
-        public static async Task<DispatcherRig> StartAsync(double rate, int burst, int concurrency, int? leaseLimit = null)
+        public static async Task<DispatcherRig> StartAsync(double rate, int burst, int concurrency, int? leaseLimit = null, Akka.Configuration.Config? actorSettings = null)
         {
             var rig = new DispatcherRig();
             var time = TimeProvider.System;
@@ -226,7 +244,9 @@ public sealed class GroupDispatcherTests
             rig.Queue = new LeaseFaultQueue(new SqlMessageQueue(rig._database, time), leaseLimit);
             var registry = new GroupRegistry(new GroupStore(rig._database, time), rig.Queue, time);
             rig._logging = LoggerFactory.Create(builder => builder.AddProvider(rig.Logs));
-            rig._system = ShardedSystem.Create("dispatcher-test", rig._directory.File("clusterqueue.db"));
+            rig._system = actorSettings is null
+                ? ShardedSystem.Create("dispatcher-test", rig._directory.File("clusterqueue.db"))
+                : ActorSystem.Create("dispatcher-test", actorSettings.WithFallback(ShardedSystem.Settings));
             rig.Dispatcher = new GroupDispatcher(
                 registry, rig.Queue, rig.Handler, time, Options.Create(new ProcessingOptions()), Options.Create(new ClusterOptions()), new NodeMetrics(registry),
                 new NodeReadiness(rig._database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(),
