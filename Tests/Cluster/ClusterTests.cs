@@ -150,6 +150,12 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         output.WriteLine($"node-b's calls ended {string.Join(", ", cutOff.Select(a => $"{(a.At - cutAt).TotalSeconds:0.00} s"))} after the cut; " +
             $"node-a's first call {(firstBySurvivor - cutAt).TotalSeconds:0.00} s after (lease TTL {ClusterRig.LeaseTtl.TotalSeconds} s, safety margin {ClusterRig.SafetyMargin.TotalSeconds} s)");
 
+        if (cutOff.Any(a => a.At >= cutAt + ClusterRig.LeaseTtl))
+        {
+            // What node-b did, for whoever reads a failure below: when its lease was lost and when it was downed.
+            output.WriteLine($"the cut at {cutAt:HH:mm:ss.fff}; node-b's log:\n{cluster["node-b"].Output}");
+        }
+
         // Its lease was last renewed before the cut, so it expires within a TTL of it: node-b must have hung up by then.
         Assert.Equal(2, cutOff.Count);
         Assert.All(cutOff, a => Assert.Equal("node-b", a.Call.Node));
