@@ -192,7 +192,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 break;
             case StoreTimedOut timedOut when timedOut.Request == _storeRequest:
                 EndStoreRequest();
-                StartEmpty(new TimeoutException($"No answer from the snapshot store in {GroupStateStore.OperationTimeout}."));
+                StartEmpty(GroupStateStore.NoAnswer());
                 break;
             case StoreTimedOut:
                 break;
@@ -292,7 +292,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 Context.Stop(Self);
                 break;
             case StoreTimedOut timedOut when timedOut.Request == _storeRequest:
-                Log.StateSaveFailed(_logger, GroupId, new TimeoutException($"No answer from the snapshot store in {GroupStateStore.OperationTimeout}."));
+                Log.StateSaveFailed(_logger, GroupId, GroupStateStore.NoAnswer());
                 Context.Stop(Self);
                 break;
             case GroupProtocol.Wake:

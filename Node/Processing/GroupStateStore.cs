@@ -16,8 +16,7 @@ namespace ClusterQueue.Node.Processing;
 public sealed record SavedGroupState(double Tokens, DateTimeOffset At, double? EffectiveRate, DateTimeOffset? RateChangedAt, long? Epoch)
 {
     /// <summary>What the bucket holds at <paramref name="now"/>: refilled at <paramref name="ratePerSecond"/> since then (never less), capped at the burst.</summary>
-    public double TokensAt(double ratePerSecond, int burst, DateTimeOffset now) =>
-        Math.Min(burst, Tokens + (ratePerSecond * Math.Max(0, (now - At).TotalSeconds)));
+    public double TokensAt(double ratePerSecond, int burst, DateTimeOffset now) => new TokenBucket(ratePerSecond, burst, At, Tokens).Available(now);
 }
 
 /// <summary>
@@ -35,6 +34,9 @@ public static class GroupStateStore
 
     /// <summary>The longest an actor waits for a load, a save or a delete before it goes on without it.</summary>
     public static readonly TimeSpan OperationTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>What an actor logs when the store has not answered within <see cref="OperationTimeout"/>.</summary>
+    public static TimeoutException NoAnswer() => new($"No answer from the snapshot store in {OperationTimeout}.");
 
     private const string Prefix = "group/";
 
