@@ -15,7 +15,10 @@ public sealed class ShardOwnership
     /// <summary>How each shard lease is named: Akka.Cluster.Sharding's <c>{system}-shard-{type}-{shard}</c>.</summary>
     public const string LeasePrefix = Processing.ActorsSetup.SystemName + "-shard-" + Processing.GroupShards.TypeName + "-";
 
-    private readonly ConcurrentDictionary<int, ShardGrant> _held = new();
+    // A shard held, and the source its tenure's calls are linked to: cancelled the moment the hold ends.
+    private readonly ConcurrentDictionary<int, Tenure> _held = new();
+
+    private static readonly CancellationToken NotHeld = new(canceled: true);
 
     // Groups, by shard, known to have no saved state while this node holds the shard: their next actor here starts
     // without asking the store. Only the shard's holder writes its groups' states, so this holds until the shard is
@@ -43,18 +46,41 @@ public sealed class ShardOwnership
 
     /// <summary>The fence an owner-only write must check; null when not clustered or the shard is not held.</summary>
     public ShardFence? FenceFor(string groupId) =>
-        IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) ? new ShardFence(LeasePrefix + grant.Shard.ToString(CultureInfo.InvariantCulture), grant.Owner, grant.Epoch) : null;
+        TryGetGrantOf(groupId, out var grant) ? new ShardFence(LeasePrefix + grant.Shard.ToString(CultureInfo.InvariantCulture), grant.Owner, grant.Epoch) : null;
 
     public IReadOnlyCollection<int> Held => [.. _held.Keys];
 
-    public bool TryGetGrant(int shard, out ShardGrant grant) => _held.TryGetValue(shard, out grant!);
+    public bool TryGetGrant(int shard, out ShardGrant grant)
+    {
+        var held = _held.TryGetValue(shard, out var tenure);
+        grant = tenure?.Grant!;
+        return held;
+    }
+
+    /// <summary>
+    /// Cancelled the moment this node's hold on the group's shard ends: handed over, lost (the lease's watchdog gave it
+    /// up) or replaced by a new epoch. A group actor's calls are linked to it, so a shard given up by the watchdog stops
+    /// its calls within that callback, not after Akka's shard has heard of the loss and stopped its actors: a process
+    /// that stalls in between must not keep calling past the lease's safety margin. Never cancelled when not clustered;
+    /// already cancelled when the shard is not held.
+    /// </summary>
+    public CancellationToken TenureOf(string groupId) =>
+        !IsClustered ? CancellationToken.None
+        : _held.TryGetValue(ShardOf(groupId), out var tenure) ? tenure.Ended.Token
+        : NotHeld;
+
+    private bool TryGetGrantOf(string groupId, out ShardGrant grant)
+    {
+        grant = null!;
+        return IsClustered && TryGetGrant(ShardOf(groupId), out grant);
+    }
 
     /// <summary>
     /// The tokens a new actor of the group starts with when no saved state applies: after a failover only what accrued
     /// since the failed owner went quiet; otherwise null (a full bucket).
     /// </summary>
     public double? StartTokens(string groupId, double ratePerSecond, int burst, DateTimeOffset now) =>
-        IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) && grant.QuietSince is { } quiet
+        TryGetGrantOf(groupId, out var grant) && grant.QuietSince is { } quiet
             ? new SavedGroupState(0, quiet, null, null, null).TokensAt(ratePerSecond, burst, now)
             : null;
 
@@ -70,14 +96,14 @@ public sealed class ShardOwnership
             return true;
         }
 
-        return _held.TryGetValue(ShardOf(groupId), out var grant)
+        return TryGetGrantOf(groupId, out var grant)
                && saved.Epoch is { } epoch
                && epoch >= grant.TakenOverAt
                && epoch <= grant.Epoch;
     }
 
     /// <summary>The epoch the group's state is saved under: its shard's lease epoch, null when not clustered.</summary>
-    public long? EpochOf(string groupId) => IsClustered && _held.TryGetValue(ShardOf(groupId), out var grant) ? grant.Epoch : null;
+    public long? EpochOf(string groupId) => TryGetGrantOf(groupId, out var grant) ? grant.Epoch : null;
 
     /// <summary>True when the group is known to have no saved state, so its next actor need not ask the store.</summary>
     public bool NothingSaved(string groupId) =>
@@ -111,19 +137,39 @@ public sealed class ShardOwnership
     internal void Grant(ShardGrant grant)
     {
         _nothingSaved.TryRemove(grant.Shard, out _);
-        _held[grant.Shard] = grant;
+        Tenure? ended = null;
+        _held.AddOrUpdate(
+            grant.Shard,
+            _ => new Tenure(grant, new CancellationTokenSource()),
+            (_, current) =>
+            {
+                ended = null;
+
+                // The same tenure acquired again keeps its calls; a new epoch means the old one ended in between.
+                if (current.Grant.Epoch == grant.Epoch && current.Grant.Owner == grant.Owner)
+                {
+                    return current with { Grant = grant };
+                }
+
+                ended = current;
+                return new Tenure(grant, new CancellationTokenSource());
+            });
+        ended?.Ended.Cancel();
     }
 
     internal bool Revoke(int shard, long epoch)
     {
-        if (!_held.TryGetValue(shard, out var grant) || grant.Epoch != epoch || !_held.TryRemove(new KeyValuePair<int, ShardGrant>(shard, grant)))
+        if (!_held.TryGetValue(shard, out var tenure) || tenure.Grant.Epoch != epoch || !_held.TryRemove(new KeyValuePair<int, Tenure>(shard, tenure)))
         {
             return false;
         }
 
         _nothingSaved.TryRemove(shard, out _);
+        tenure.Ended.Cancel();
         return true;
     }
+
+    private sealed record Tenure(ShardGrant Grant, CancellationTokenSource Ended);
 }
 
 /// <summary>

@@ -95,7 +95,8 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private bool _evaluateQueued;
 
     // Cancels this actor's calls in flight: at the stop timeout, or at once when the actor is stopped from outside
-    // (its shard's lease was lost, the actor system is going down) or fails.
+    // (its shard's lease was lost, the actor system is going down) or fails, or when this node's hold on its shard ends
+    // (the lease's watchdog cancels them itself, ahead of Akka's shard stopping the actor).
     private readonly CancellationTokenSource _abort;
     private ITimer? _stopDeadline;
 
@@ -124,7 +125,8 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         _groupId = groupId;
         _settings = settings;
         _dispatcher = dispatcher;
-        _abort = CancellationTokenSource.CreateLinkedTokenSource(dispatcher.NodeAbort);
+        _ownership = dispatcher.Ownership;
+        _abort = CancellationTokenSource.CreateLinkedTokenSource(dispatcher.NodeAbort, _ownership.TenureOf(groupId));
         _calls = dispatcher.CallsFor(groupId, _abort.Token);
         _handle = dispatcher.Register(groupId, Self);
         _queue = dispatcher.Queue;
@@ -132,7 +134,6 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         _options = dispatcher.Options;
         _metrics = dispatcher.Metrics;
         _logger = dispatcher.Logger;
-        _ownership = dispatcher.Ownership;
         var now = _time.GetUtcNow();
         _bucket = new TokenBucket(settings.RatePerSecond, settings.Burst, now);
         _adaptive = settings.Adaptive is { } adaptive ? new AdaptiveRate(settings.RatePerSecond, adaptive, now) : null;

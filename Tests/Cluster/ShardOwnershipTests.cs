@@ -106,6 +106,44 @@ public sealed class ShardOwnershipTests
     }
 
     [Fact]
+    public void Tenure_EndsWhenTheShardIsRevoked_NotBefore()
+    {
+        var ownership = ShardOwnership.Clustered(Shards);
+        var shard = ShardMap.ShardOf(Group, Shards);
+        ownership.Grant(new ShardGrant(shard, Owner, 1, null));
+        var tenure = ownership.TenureOf(Group);
+
+        ownership.Grant(new ShardGrant(shard, Owner, 1, null));
+        Assert.False(ownership.Revoke(shard, epoch: 2));
+        Assert.False(tenure.IsCancellationRequested);
+
+        Assert.True(ownership.Revoke(shard, epoch: 1));
+        Assert.True(tenure.IsCancellationRequested);
+        Assert.True(ownership.TenureOf(Group).IsCancellationRequested);
+    }
+
+    [Fact]
+    public void Tenure_EndsWhenANewEpochReplacesIt_AndTheNewOneRuns()
+    {
+        var ownership = ShardOwnership.Clustered(Shards);
+        var shard = ShardMap.ShardOf(Group, Shards);
+        ownership.Grant(new ShardGrant(shard, Owner, 3, null));
+        var old = ownership.TenureOf(Group);
+
+        ownership.Grant(new ShardGrant(shard, Owner, 4, null));
+
+        Assert.True(old.IsCancellationRequested);
+        Assert.False(ownership.TenureOf(Group).IsCancellationRequested);
+    }
+
+    [Fact]
+    public void Tenure_NeverEndsStandalone_AndHasEndedForAShardNotHeld()
+    {
+        Assert.False(ShardOwnership.Standalone().TenureOf(Group).CanBeCanceled);
+        Assert.True(ShardOwnership.Clustered(Shards).TenureOf(Group).IsCancellationRequested);
+    }
+
+    [Fact]
     public void SavedState_AddsWhatAccruedSinceItWasSaved_CappedAtTheBurst()
     {
         var clock = new FakeTimeProvider();

@@ -196,6 +196,32 @@ public sealed class GroupDispatcherTests
     }
 
     [Fact]
+    public async Task ShardLostToTheWatchdog_ItsCallsEndAtOnce_WithoutWaitingForTheShardToStopTheActor()
+    {
+        // Akka's shard stops its actors only once the lease's lost callback has reached it; a node that stalls in between
+        // would go on calling past its lease's safety margin. Nothing here tells a shard of the loss, so only the
+        // tenure's own end can stop the call. A rate this low keeps the actor from retiring meanwhile.
+        var ownership = ShardOwnership.Clustered(new ClusterOptions().Shards);
+        var shard = ownership.ShardOf("fragile");
+        ownership.Grant(new ShardGrant(shard, "node-test", 1, null));
+        await using var rig = await DispatcherRig.StartAsync(rate: 0.001, burst: 2, concurrency: 4, ownership: ownership);
+        rig.Handler.Hang = true;
+        await EnqueueAsync(rig.Queue, "first");
+        rig.Dispatcher.Notify("fragile");
+        await Eventually.TrueAsync(() => rig.Handler.Calls.Count == 1, "the call to start");
+
+        new ShardLeaseEvents(ownership, TimeProvider.System, NullLogger<ShardLeaseEvents>.Instance)
+            .Ended(new Node.Cluster.Leases.LeaseTenure(ShardOwnership.LeasePrefix + shard, "node-test", 1));
+
+        await Eventually.TrueAsync(() => rig.Handler.Cancelled == 1, "the call to be cancelled");
+        await Eventually.ReadAsync(
+            () => rig.Queue.GetCountsAsync("fragile", CancellationToken.None),
+            counts => counts!.Queued == 1 && counts.Delivered == 0,
+            "the message to be back in the queue");
+        Assert.Single(rig.Handler.Calls);
+    }
+
+    [Fact]
     public async Task Actor_TakesNoMoreCallSlotsThanOneLeaseCanFill()
     {
         // SQS hands out at most 10 messages a receive. An actor that took slots for its group's whole concurrency
@@ -234,7 +260,8 @@ public sealed class GroupDispatcherTests
 
         public GroupDispatcher Dispatcher { get; private set; } = null!;
 
-        public static async Task<DispatcherRig> StartAsync(double rate, int burst, int concurrency, int? leaseLimit = null, Akka.Configuration.Config? actorSettings = null)
+        public static async Task<DispatcherRig> StartAsync(
+            double rate, int burst, int concurrency, int? leaseLimit = null, Akka.Configuration.Config? actorSettings = null, ShardOwnership? ownership = null)
         {
             var rig = new DispatcherRig();
             var time = TimeProvider.System;
@@ -249,7 +276,7 @@ public sealed class GroupDispatcherTests
                 : ActorSystem.Create("dispatcher-test", actorSettings.WithFallback(ShardedSystem.Settings));
             rig.Dispatcher = new GroupDispatcher(
                 registry, rig.Queue, rig.Handler, time, Options.Create(new ProcessingOptions()), Options.Create(new ClusterOptions()), new NodeMetrics(registry),
-                new NodeReadiness(rig._database.Health), ShardOwnership.Standalone(), new OutcomeWaiters(),
+                new NodeReadiness(rig._database.Health), ownership ?? ShardOwnership.Standalone(), new OutcomeWaiters(),
                 rig._logging.CreateLogger<GroupDispatcher>());
             await ShardedSystem.StartShardsAsync(rig._system, rig.Dispatcher);
 
@@ -285,17 +312,36 @@ public sealed class GroupDispatcherTests
         Assert.Equal(EnqueueOutcome.Accepted, result.Outcome);
     }
 
-    /// <summary>Delivers every message at once and remembers their ids in call order.</summary>
+    /// <summary>Delivers every message at once (or, with <see cref="Hang"/>, never) and remembers their ids in call order.</summary>
     private sealed class RecordingHandler : IMessageHandler
     {
         private readonly ConcurrentQueue<string> _calls = new();
+        private int _cancelled;
 
         public IReadOnlyList<string> Calls => [.. _calls];
 
-        public Task<HandlerOutcome> HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+        /// <summary>Calls run until they are cancelled.</summary>
+        public bool Hang { get; set; }
+
+        public int Cancelled => Volatile.Read(ref _cancelled);
+
+        public async Task<HandlerOutcome> HandleAsync(Delivery delivery, CancellationToken cancellationToken)
         {
             _calls.Enqueue(delivery.Message.Id);
-            return Task.FromResult<HandlerOutcome>(HandlerOutcome.Success);
+            if (Hang)
+            {
+                try
+                {
+                    await Task.Delay(Timeout.Infinite, cancellationToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    Interlocked.Increment(ref _cancelled);
+                    throw;
+                }
+            }
+
+            return HandlerOutcome.Success;
         }
     }
 

@@ -18,7 +18,10 @@ public interface ILeaseListener
     /// <summary>The holder is releasing the lease; the row is freed once this returns.</summary>
     Task ReleasingAsync(LeaseTenure tenure, CancellationToken cancellationToken);
 
-    /// <summary>The tenure is over: released, or lost (not renewed in time, or taken by another owner).</summary>
+    /// <summary>
+    /// The tenure is over: released, or lost (not renewed in time, or taken by another owner). Called on the watchdog's
+    /// timer before the holder's lost callback, so what the tenure runs can be stopped here without waiting for it.
+    /// </summary>
     void Ended(LeaseTenure tenure);
 }
 

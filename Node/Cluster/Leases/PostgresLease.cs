@@ -345,7 +345,16 @@ public sealed class PostgresLease : Lease
         }
 
         Log.Lost(_logger, Settings.LeaseName, Settings.OwnerName, holding.Epoch, reason.Message);
-        _listener?.Ended(Tenure(holding.Epoch));
+        try
+        {
+            // First: the listener stops what the tenure runs at once, where the holder's callback only sends word of it.
+            _listener?.Ended(Tenure(holding.Epoch));
+        }
+        catch (Exception e)
+        {
+            Log.ListenerFailed(_logger, Settings.LeaseName, e);
+        }
+
         try
         {
             holding.Callback?.Invoke(reason);
