@@ -12,7 +12,7 @@
 # the groups that moved are reported apart. On 2 cores the cluster run defaults to 300 groups. KILL=1 sends SIGKILL instead
 # (kill -9): the handover gap of the groups that moved is then the failover pause, with the default cluster settings.
 # Usage: bench/rate.sh [seconds=60] [groups=1000, 300 with NODES=3]   (smoke: bench/rate.sh 8 50; STRICT=1 also fails a missed
-# target; DUMP=file.csv writes every arrival)
+# target; DUMP=file.csv writes every arrival; OLDEST=0 makes the node that leaves the youngest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 nodes="${NODES:-1}"
@@ -46,12 +46,21 @@ else
       ClusterQueue__NodeId="$1" ClusterQueue__Cluster__ChangePollInterval=00:00:01 "$calls"
   }
   # node-c, the one that leaves, starts first: as the oldest member it runs the shard coordinator, so its leaving
-  # (or its death) also moves the coordinator, the slower case.
-  start_cluster_node node-c 18112
-  leaving="$node_pid"
-  wait_ready http://127.0.0.1:18112/readyz
-  start_cluster_node node-a 18110
-  start_cluster_node node-b 18111
+  # (or its death) also moves the coordinator, the slower case. OLDEST=0 starts it last instead.
+  if [[ "${OLDEST:-1}" == "0" ]]; then
+    start_cluster_node node-a 18110
+    wait_ready http://127.0.0.1:18110/readyz
+    start_cluster_node node-b 18111
+    wait_ready http://127.0.0.1:18111/readyz
+    start_cluster_node node-c 18112
+    leaving="$node_pid"
+  else
+    start_cluster_node node-c 18112
+    leaving="$node_pid"
+    wait_ready http://127.0.0.1:18112/readyz
+    start_cluster_node node-a 18110
+    start_cluster_node node-b 18111
+  fi
   signal=TERM
   if [[ -n "${KILL:-}" ]]; then signal=KILL; fi
   for port in 18110 18111 18112; do wait_ready "http://127.0.0.1:$port/readyz"; done
