@@ -74,6 +74,10 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private bool _mayHaveVisible = true;
     private DateTimeOffset? _nextVisibleAt;
     private bool _stopping;
+
+    // When a Stop came and when its calls had finished (monotonic timestamps): how long a move's steps took, for the log.
+    private long _stopAskedAt;
+    private long _endedAt;
     private int _leaseFailures;
 
     // After a failed lease, the next one waits until then: the store is failing, and asking again at once adds load.
@@ -255,6 +259,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
     private void End()
     {
         _ended = true;
+        _endedAt = _time.GetTimestamp();
         _timer.Disarm();
         var state = StateAt(_time.GetUtcNow());
         var startsFresh = state.Tokens >= _settings.Burst - 1e-9 && (_adaptive is null || _adaptive.Effective >= _adaptive.Configured);
@@ -354,7 +359,12 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 Log.ActorFailed(_logger, GroupId, _failure);
             }
         }
-        else if (_stopping && !_passivating && (_mayHaveVisible || _nextVisibleAt is not null))
+        else if (_stopping && !_passivating && _logger.IsEnabled(LogLevel.Debug))
+        {
+            Log.HandedOff(_logger, GroupId, _time.GetElapsedTime(_stopAskedAt, _endedAt).TotalMilliseconds, _time.GetElapsedTime(_endedAt).TotalMilliseconds);
+        }
+
+        if (_ended && _stopping && !_passivating && (_mayHaveVisible || _nextVisibleAt is not null))
         {
             // Its shard moves away (or the node drains) with work left: the next owner starts the group at once, from
             // the state saved in End. The wake-up waits in the region for the shard's new home.
@@ -423,6 +433,7 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 if (!_stopping)
                 {
                     _stopping = true;
+                    _stopAskedAt = _time.GetTimestamp();
                     var timeout = _dispatcher.StopTimeout;
                     _stopDeadline = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), _abort, timeout, Timeout.InfiniteTimeSpan);
                 }

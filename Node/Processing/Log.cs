@@ -55,4 +55,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 317, Level = LogLevel.Warning, Message = "Group {GroupId}: its state could not be saved for its next actor")]
     public static partial void StateSaveFailed(ILogger logger, string groupId, Exception exception);
+
+    [LoggerMessage(EventId = 318, Level = LogLevel.Debug, Message = "Group {GroupId} stopped for a handoff or drain: its calls finished {CallsMs:0} ms after the stop, its state was stored {StoreMs:0} ms after that")]
+    public static partial void HandedOff(ILogger logger, string groupId, double callsMs, double storeMs);
 }

@@ -222,6 +222,22 @@ public sealed class GroupDispatcherTests
     }
 
     [Fact]
+    public async Task Drain_LogsHowLongEachActorTookToFinishItsCallsAndStoreItsState()
+    {
+        // Two tokens and the next in about 17 minutes: after one call the bucket is not a fresh one, so the drain saves it.
+        await using var rig = await DispatcherRig.StartAsync(rate: 0.001, burst: 2, concurrency: 4);
+        await EnqueueAsync(rig.Queue, "first");
+        rig.Dispatcher.Notify("fragile");
+        await Eventually.TrueAsync(() => rig.Handler.Calls.Count == 1, "the call");
+
+        await rig.Dispatcher.StopAsync(CancellationToken.None);
+
+        var line = Assert.Single(rig.Logs.Entries, e => e.EventId.Id == 318);
+        Assert.Equal(LogLevel.Debug, line.Level);
+        Assert.Matches("^Group fragile stopped for a handoff or drain: its calls finished [0-9]+ ms after the stop, its state was stored [0-9]+ ms after that$", line.Message);
+    }
+
+    [Fact]
     public async Task Actor_TakesNoMoreCallSlotsThanOneLeaseCanFill()
     {
         // SQS hands out at most 10 messages a receive. An actor that took slots for its group's whole concurrency
@@ -270,7 +286,7 @@ public sealed class GroupDispatcherTests
                 NullLogger<SqliteDatabase>.Instance);
             rig.Queue = new LeaseFaultQueue(new SqlMessageQueue(rig._database, time), leaseLimit);
             var registry = new GroupRegistry(new GroupStore(rig._database, time), rig.Queue, time);
-            rig._logging = LoggerFactory.Create(builder => builder.AddProvider(rig.Logs));
+            rig._logging = LoggerFactory.Create(builder => builder.AddProvider(rig.Logs).SetMinimumLevel(LogLevel.Debug));
             rig._system = actorSettings is null
                 ? ShardedSystem.Create("dispatcher-test", rig._directory.File("clusterqueue.db"))
                 : ActorSystem.Create("dispatcher-test", actorSettings.WithFallback(ShardedSystem.Settings));
