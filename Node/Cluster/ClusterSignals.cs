@@ -111,7 +111,8 @@ public sealed class ClusterSignals : BackgroundService
     {
         while (true)
         {
-            var (groupIds, latest) = _groups.ChangesAfter(_seenChange);
+            // Asynchronous and cancellable: a node cut off from the database must still be able to stop.
+            var (groupIds, latest) = await _groups.ChangesAfterAsync(_seenChange, cancellationToken);
             foreach (var groupId in groupIds)
             {
                 await _registry.RefreshAsync(groupId, cancellationToken);

@@ -113,16 +113,16 @@ public sealed class GroupStore(SqlDatabase database, TimeProvider time)
     }
 
     /// <summary>The groups changed after change <paramref name="after"/>, and the newest change's number.</summary>
-    public (IReadOnlyList<string> GroupIds, long Latest) ChangesAfter(long after)
+    public async Task<(IReadOnlyList<string> GroupIds, long Latest)> ChangesAfterAsync(long after, CancellationToken cancellationToken)
     {
-        using var connection = database.OpenRead();
-        using var command = connection.CreateCommand();
+        await using var connection = await database.OpenReadAsync(cancellationToken);
+        await using var command = connection.CreateCommand();
         command.CommandText = "SELECT seq, group_id FROM group_changes WHERE seq > @after ORDER BY seq LIMIT 10000;";
         command.Add("@after", after);
         var groups = new List<string>();
         var latest = after;
-        using var reader = command.ExecuteReader();
-        while (reader.Read())
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
         {
             latest = reader.GetInt64(0);
             groups.Add(reader.GetString(1));

@@ -37,4 +37,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 111, Level = LogLevel.Warning, Message = "The store probe's write failed with an error that is not a store fault")]
     public static partial void ProbeFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 112, Level = LogLevel.Warning, Message = "Stopping: a store writer was still waiting on the store after {Timeout}; its writes are abandoned, and none of them was acknowledged")]
+    public static partial void WriterAbandoned(ILogger logger, TimeSpan timeout);
 }

@@ -91,6 +91,9 @@ public sealed class PostgresDatabase : SqlDatabase
 
     public override DbConnection OpenRead() => _dataSource.OpenConnection();
 
+    public override async ValueTask<DbConnection> OpenReadAsync(CancellationToken cancellationToken) =>
+        await _dataSource.OpenConnectionAsync(cancellationToken);
+
     protected override DbConnection OpenWriter() => _dataSource.OpenConnection();
 
     public override async ValueTask DisposeAsync()

@@ -91,6 +91,12 @@ public abstract class SqlDatabase : IAsyncDisposable
     /// <summary>A pooled, open read connection; dispose it to return it.</summary>
     public abstract DbConnection OpenRead();
 
+    /// <summary>
+    /// <see cref="OpenRead"/> for a loop that must stop when told: PostgreSQL opens a new connection without blocking a
+    /// thread, and gives up when cancelled instead of after its connect timeout.
+    /// </summary>
+    public virtual ValueTask<DbConnection> OpenReadAsync(CancellationToken cancellationToken) => ValueTask.FromResult(OpenRead());
+
     /// <summary>A new open connection for a writer loop.</summary>
     protected abstract DbConnection OpenWriter();
 
@@ -362,21 +368,64 @@ public abstract class SqlDatabase : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// How long stopping waits for the writers to finish what they were given. A commit takes milliseconds; a writer
+    /// still busy after this is waiting on a store it cannot reach (a frozen network, a dead server), where a statement
+    /// can hang for a minute or more, and a node that must go (a downed member) would hang with it.
+    /// </summary>
+    public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(10);
+
+    private Task? _stopping;
+
     public virtual async ValueTask DisposeAsync()
     {
+        // Disposed once for each service it is registered as: the second waits for the first, not for another deadline.
+        Task stopping;
+        lock (_writerThreads)
+        {
+            stopping = _stopping ??= StopWritersAsync();
+        }
+
+        await stopping.ConfigureAwait(false);
+        GC.SuppressFinalize(this);
+    }
+
+    private async Task StopWritersAsync()
+    {
         _writes.Complete();
+        var deadline = Task.Delay(StopTimeout);
+        var writersStopped = true;
         foreach (var thread in _writerThreads)
         {
-            await Task.Run(thread.Join).ConfigureAwait(false);
+            writersStopped &= await JoinAsync(thread, deadline).ConfigureAwait(false);
         }
 
-        _committed.Complete();
-        if (_syncThread is { } sync)
+        // A writer left behind may still commit and hand its commit to the sync thread, which must then take it.
+        if (writersStopped)
         {
-            await Task.Run(sync.Join).ConfigureAwait(false);
+            _committed.Complete();
+            if (_syncThread is { } sync)
+            {
+                await JoinAsync(sync, deadline).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits for the thread until the deadline; false when it is still running then. It is left behind (the threads are
+    /// background ones, so the process still exits), and its operations' callers are never answered: nothing it held
+    /// was acknowledged.
+    /// </summary>
+    private async Task<bool> JoinAsync(Thread thread, Task deadline)
+    {
+        var joined = Task.Run(thread.Join);
+        if (await Task.WhenAny(joined, deadline).ConfigureAwait(false) == joined)
+        {
+            return true;
         }
 
-        GC.SuppressFinalize(this);
+        Log.WriterAbandoned(_logger, StopTimeout);
+        return false;
     }
 
     /// <summary>
