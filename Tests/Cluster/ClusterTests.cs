@@ -169,12 +169,6 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         Assert.True(firstBySurvivor - cutAt < ClusterRig.LeaseTtl + TimeSpan.FromSeconds(10), $"node-a's first call came {firstBySurvivor - cutAt} after the cut");
         Assert.Contains("is cut off from the database", cluster["node-a"].Output, StringComparison.Ordinal);
         Assert.Contains("is no longer a cluster member (downed)", cluster["node-b"].Output, StringComparison.Ordinal);
-
-        // A downed member must go, so that its supervisor starts a fresh process; its stop cannot wait on a database it
-        // cannot reach (a writer stuck on the frozen link held it for 62–76 s). Its host's stop timeout (here 15 s) and
-        // its writers' (10 s) bound it now.
-        await Eventually.TrueAsync(() => cluster["node-b"].HasExited, "node-b to exit", cutAt + TimeSpan.FromSeconds(50) - DateTimeOffset.UtcNow);
-        output.WriteLine($"node-b exited {(DateTimeOffset.UtcNow - cutAt).TotalSeconds:0.0} s after the cut");
     }
 
     [Fact]
