@@ -359,16 +359,19 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
                 Log.ActorFailed(_logger, GroupId, _failure);
             }
         }
-        else if (_stopping && !_passivating && _logger.IsEnabled(LogLevel.Debug))
+        else if (_stopping && !_passivating)
         {
-            Log.HandedOff(_logger, GroupId, _time.GetElapsedTime(_stopAskedAt, _endedAt).TotalMilliseconds, _time.GetElapsedTime(_endedAt).TotalMilliseconds);
-        }
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                Log.HandedOff(_logger, GroupId, _time.GetElapsedTime(_stopAskedAt, _endedAt).TotalMilliseconds, _time.GetElapsedTime(_endedAt).TotalMilliseconds);
+            }
 
-        if (_ended && _stopping && !_passivating && (_mayHaveVisible || _nextVisibleAt is not null))
-        {
-            // Its shard moves away (or the node drains) with work left: the next owner starts the group at once, from
-            // the state saved in End. The wake-up waits in the region for the shard's new home.
-            _dispatcher.WakeAfterHandoff(GroupId);
+            if (_mayHaveVisible || _nextVisibleAt is not null)
+            {
+                // Its shard moves away (or the node drains) with work left: the next owner starts the group at once,
+                // from the state saved in End. The wake-up waits in the region for the shard's new home.
+                _dispatcher.WakeAfterHandoff(GroupId);
+            }
         }
 
         // It may still be in line for call slots, or have been given a turn it never read: the turn must not die with it.
