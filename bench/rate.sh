@@ -70,8 +70,9 @@ fi
 status=0
 "${probe[@]}" || status=$?
 # A node's warnings explain figures (a lost lease restarts buckets empty), so they are counted even when the run passed.
+# The nodes' lines start with a timestamp, then the level.
 for log in "$work"/*.log; do
-  echo "$(basename "$log" .log): $(grep -c '^warn:' "$log" || true) warnings, $(grep -c '^fail:' "$log" || true) errors in its log"
-  if [[ "$status" != "0" ]]; then tail -20 "$log" >&2; else grep -A1 '^fail:' "$log" | head -10 || true; fi
+  echo "$(basename "$log" .log): $(grep -Ec '^[0-9:. ]*warn:' "$log" || true) warnings, $(grep -Ec '^[0-9:. ]*fail:' "$log" || true) errors in its log"
+  if [[ "$status" != "0" ]]; then tail -20 "$log" >&2; else grep -E -A1 '^[0-9:. ]*fail:' "$log" | cut -c1-400 | head -10 || true; fi
 done
 exit "$status"
