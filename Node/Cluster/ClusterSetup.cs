@@ -28,6 +28,7 @@ public static class ClusterSetup
         services.AddSingleton(provider => ShardOwnership.Clustered(provider.GetRequiredService<IOptions<ClusterOptions>>().Value.Shards));
         services.AddSingleton(provider => new ClusterStore(provider.GetRequiredService<PostgresDatabase>()));
         services.AddSingleton<ILeaseListener, ShardLeaseEvents>();
+        services.AddSingleton<PendingLeaseReleases>();
         services.AddSingleton<DatabaseSeeds>();
         services.AddHostedService<ShardCountCheck>();
         services.AddHostedService<ClusterSignals>();

@@ -30,6 +30,7 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
 
     private readonly ClusterOptions _options = options.Value;
     private volatile LapsedView? _lapsed;
+    private volatile bool _selfLeaving;
 
     // Addresses whose rows were lapsed (not leaving) in every renewal since the timestamp; cleared when a renewal fails.
     private readonly Dictionary<string, long> _cutOffSince = new(StringComparer.Ordinal);
@@ -41,9 +42,26 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     /// The node ids whose rows have all lapsed, as of this node's last renewal: members that cannot reach the database
     /// (they stopped renewing) or that are leaving. A member that has not written its row yet is not among them. Null
     /// while unknown (not read yet, or this node's own view is older than the TTL).
+    /// <para>
+    /// Once this member is leaving it counts itself among them, view or no view. It has stopped renewing, so its view
+    /// no longer shows its own row's lapse; and while it still runs the shard coordinator, its rebalances would
+    /// otherwise keep choosing it, and move the shards it just handed off away from their new owners again, only to
+    /// place them back there (Akka rebalances toward a member whose region is shutting down, then allocates elsewhere).
+    /// </para>
     /// </summary>
-    public IReadOnlySet<string>? LapsedNodes =>
-        _lapsed is { } view && time.GetElapsedTime(view.ReadAt) < _options.LeaseTtl ? view.Nodes : null;
+    public IReadOnlySet<string>? LapsedNodes
+    {
+        get
+        {
+            var view = _lapsed is { } read && time.GetElapsedTime(read.ReadAt) < _options.LeaseTtl ? read.Nodes : null;
+            if (!_selfLeaving || view?.Contains(node.Id) == true)
+            {
+                return view;
+            }
+
+            return new HashSet<string>(view ?? Enumerable.Empty<string>(), StringComparer.Ordinal) { node.Id };
+        }
+    }
 
     /// <summary>
     /// Joins (or forms) the cluster when <paramref name="join"/> (else Akka joins by itself: seed nodes, Cluster
@@ -92,7 +110,11 @@ public sealed class DatabaseSeeds(ClusterStore store, NodeIdentity node, IOption
     }
 
     /// <summary>This member is leaving: joiners should not pick its address any more.</summary>
-    public Task ForgetAsync(Address self, CancellationToken cancellationToken) => store.RemoveSeedAsync(self.ToString(), cancellationToken);
+    public Task ForgetAsync(Address self, CancellationToken cancellationToken)
+    {
+        _selfLeaving = true;
+        return store.RemoveSeedAsync(self.ToString(), cancellationToken);
+    }
 
     private async Task JoinAsync(Akka.Cluster.Cluster cluster, string self, Task up, CancellationToken stop)
     {

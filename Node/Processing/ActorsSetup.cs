@@ -49,6 +49,7 @@ public static class ActorsSetup
             # source of truth, and the sweeps wake what has work.
             passivate-idle-entity-after = off
             remember-entities = off
+            # A clustered node keeps the coordinator's state in the database instead (CoordinatorState).
             state-store-mode = ddata
 
             # How often the coordinator moves shards to the member that should own them (RendezvousAllocation): a
@@ -69,6 +70,7 @@ public static class ActorsSetup
             .AddHocon(Timing(provider), HoconAddMode.Prepend)
             .WithMembership(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ClusterMembership>(), provider.GetRequiredService<NodeIdentity>())
             .WithGroupStates(provider.GetRequiredService<Storage.SqlDatabase>())
+            .WithPostgresCluster(provider)
             .AddStartup(async (system, _) =>
             {
                 var dispatcher = provider.GetRequiredService<GroupDispatcher>();
@@ -109,18 +111,22 @@ public static class ActorsSetup
             return ConfigurationFactory.ParseString(common);
         }
 
-        return ConfigurationFactory.ParseString($$"""
-            {{common}}
-            {{PostgresLease.ConfigPath}} {
+        var leaseTiming = $$"""
+            {
               heartbeat-timeout = {{Seconds(cluster.LeaseTtl)}}
               heartbeat-interval = {{Seconds(cluster.RenewInterval)}}
               safety-margin = {{Seconds(cluster.SafetyMargin)}}
             }
+            """;
+        return ConfigurationFactory.ParseString($$"""
+            {{common}}
+            {{PostgresLease.ConfigPath}} {{leaseTiming}}
+            {{PostgresLease.ShardConfigPath}} {{leaseTiming}}
             akka.cluster {
               sharding {
                 # A shard starts no group actor until it holds its lease: a new owner waits for the old one's release
                 # (a handover) or expiry (a failure), and a node that cannot renew stops its shards first.
-                use-lease = "{{PostgresLease.ConfigPath}}"
+                use-lease = "{{PostgresLease.ShardConfigPath}}"
                 # How soon a shard whose lease is still held elsewhere asks again: a released lease is taken within this.
                 lease-retry-interval = 200ms
                 # After a member is removed its shards' groups wait for the coordinator (which may have moved with it)
@@ -155,6 +161,31 @@ public static class ActorsSetup
             }
             """).WithFallback(PostgresLease.DefaultConfig);
     }
+
+    // A clustered node's store is PostgreSQL (ClusterSetup.AddCluster). Its shard leases are freed in the background
+    // (PostgresLease.Release): the actor system's last shutdown phase waits for them, before the store closes.
+    private static AkkaConfigurationBuilder WithPostgresCluster(this AkkaConfigurationBuilder builder, IServiceProvider provider)
+    {
+        if (!provider.GetRequiredService<ShardOwnership>().IsClustered)
+        {
+            return builder;
+        }
+
+        var releases = provider.GetRequiredService<PendingLeaseReleases>();
+        return builder
+            .WithCoordinatorState(provider.GetRequiredService<Storage.PostgresDatabase>().CoordinatorConnection)
+            .AddStartup((system, _) => Akka.Actor.CoordinatedShutdown.Get(system).AddTask(
+                Akka.Actor.CoordinatedShutdown.PhaseBeforeActorSystemTerminate,
+                "free-shard-leases",
+                async () =>
+                {
+                    await releases.WaitAsync(LeaseReleaseWait);
+                    return Akka.Done.Instance;
+                }));
+    }
+
+    // A release is one statement with its own 5 s bound (lease-operation-timeout); the phase's default timeout is 10 s.
+    private static readonly TimeSpan LeaseReleaseWait = TimeSpan.FromSeconds(6);
 
     private static Akka.Event.LogLevel AkkaLevel(ILogger logger) =>
         logger.IsEnabled(LogLevel.Debug) ? Akka.Event.LogLevel.DebugLevel

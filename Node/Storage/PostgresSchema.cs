@@ -241,6 +241,41 @@ internal static class PostgresSchema
         -- may be older than what that owner did before it failed.
         ALTER TABLE leases ADD COLUMN taken_over_epoch bigint NOT NULL DEFAULT 0;
         """,
+        """
+        -- The shard coordinator's state (which member holds which shard) as Akka.Persistence.Sql's journal and snapshots
+        -- (Node/Cluster/CoordinatorState.cs), in the plugin's default column names. Made here, not by the plugin: nodes
+        -- starting at once would race to create them. The unique (persistence_id, sequence_number) is what keeps two
+        -- coordinators from both writing the same step.
+        CREATE TABLE shard_coordinator_journal (
+            ordering         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            created          bigint NOT NULL,
+            deleted          boolean NOT NULL,
+            persistence_id   varchar(255) NOT NULL,
+            sequence_number  bigint NOT NULL,
+            message          bytea NOT NULL,
+            manifest         varchar(500),
+            identifier       integer,
+            writer_uuid      varchar(128),
+            UNIQUE (persistence_id, sequence_number)
+        );
+        -- Events' tags; the coordinator writes none, the plugin reads this table in its tag queries.
+        CREATE TABLE shard_coordinator_tags (
+            ordering_id      bigint NOT NULL,
+            tag              varchar(64) NOT NULL,
+            sequence_nr      bigint NOT NULL,
+            persistence_id   varchar(255) NOT NULL,
+            PRIMARY KEY (ordering_id, tag)
+        );
+        CREATE TABLE shard_coordinator_snapshots (
+            persistence_id   varchar(255) NOT NULL,
+            sequence_number  bigint NOT NULL,
+            created          bigint NOT NULL,
+            snapshot         bytea NOT NULL,
+            manifest         varchar(500) NOT NULL,
+            serializer_id    integer,
+            PRIMARY KEY (persistence_id, sequence_number)
+        );
+        """,
     ];
 
     public static void Apply(NpgsqlDataSource dataSource, ILogger logger)

@@ -124,6 +124,36 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task ReleaseInBackground_ReturnsAtOnceWhileTheDatabaseIsSilent_AndFreesTheRowOnceItAnswers()
+    {
+        await using var relay = Relay();
+        var node = await NodeAsync(relay);
+        var a = node.Lease(Name, "node-a", Quick, releaseInBackground: true);
+        var b = (await NodeAsync()).Lease(Name, "node-b", Quick);
+        Assert.True(await a.Acquire());
+
+        // The way Akka.Cluster.Sharding's stopping shard calls it: synchronously, on an actor's thread. It must not wait
+        // for the database, which does not answer now.
+        relay.Freeze();
+        var releasing = Stopwatch.StartNew();
+        var release = a.Release();
+        Assert.True(release.IsCompletedSuccessfully, "the release waited");
+        Assert.True(await release);
+        Assert.True(releasing.Elapsed < TimeSpan.FromSeconds(1), $"returned after {releasing.Elapsed}");
+        Assert.False(a.CheckLease());
+        Assert.Null(a.Epoch);
+        Assert.Equal("node-a", (await RowAsync(Name)).Owner);
+
+        // The row is freed once the database answers again, well before it would have expired, and the node's shutdown
+        // can wait for that.
+        relay.Thaw();
+        Assert.True(await node.PendingReleases.WaitAsync(TimeSpan.FromSeconds(15)), "the background release never finished");
+        Assert.Null((await RowAsync(Name)).Owner);
+        Assert.True(await b.Acquire());
+        Assert.Equal(2, b.Epoch);
+    }
+
+    [Fact]
     public async Task Release_LetsAnotherOwnerTakeItAtOnce_AndIsIdempotent()
     {
         var a = (await NodeAsync()).Lease(Name, "node-a", Quick);
@@ -279,6 +309,7 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
         var services = new ServiceCollection()
             .AddSingleton(database)
             .AddSingleton(time ?? TimeProvider.System)
+            .AddSingleton<PendingLeaseReleases>()
             .BuildServiceProvider();
         var setup = BootstrapSetup.Create()
             .WithConfig((config ?? Config.Empty).WithFallback(ActorsSetup.Settings))
@@ -319,13 +350,15 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
 
         public ActorSystem System => system;
 
-        public PostgresLease Lease(string name, string owner, Timing timing)
+        public PendingLeaseReleases PendingReleases => services.GetRequiredService<PendingLeaseReleases>();
+
+        public PostgresLease Lease(string name, string owner, Timing timing, bool releaseInBackground = false)
         {
             var settings = new LeaseSettings(
                 name,
                 owner,
                 new TimeoutSettings(timing.Interval, timing.Ttl, timing.Operation),
-                ConfigurationFactory.ParseString($"safety-margin = {(long)timing.Margin.TotalMilliseconds}ms"));
+                ConfigurationFactory.ParseString($"safety-margin = {(long)timing.Margin.TotalMilliseconds}ms\nrelease-in-background = {(releaseInBackground ? "on" : "off")}"));
             var lease = new PostgresLease(settings, (ExtendedActorSystem)system);
             _leases.Add(lease);
             return lease;

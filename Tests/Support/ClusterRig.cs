@@ -95,6 +95,15 @@ public sealed class ClusterRig : IAsyncDisposable
         return (long)(await count.ExecuteScalarAsync())!;
     }
 
+    /// <summary>How many steps the shard coordinator has written to its journal (its highest sequence number).</summary>
+    public async Task<long> CoordinatorStepsAsync()
+    {
+        await using var database = Npgsql.NpgsqlDataSource.Create(ConnectionString);
+        await using var read = database.CreateCommand($"SELECT coalesce(max(sequence_number), 0) FROM {Node.Cluster.CoordinatorState.JournalTable} WHERE persistence_id = @id;");
+        read.Parameters.AddWithValue("id", Node.Cluster.CoordinatorState.PersistenceIdOf(Node.Processing.GroupShards.TypeName));
+        return (long)(await read.ExecuteScalarAsync())!;
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var node in _nodes.Values)

@@ -17,6 +17,7 @@ public sealed class NodeProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private int _disposed;
 
     private NodeProcess(Process process, Uri baseAddress)
     {
@@ -195,6 +196,12 @@ public sealed class NodeProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // A test that restarts a node disposes the old process itself; the rig disposes whatever it holds.
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         Client.Dispose();
         if (!_process.HasExited)
         {

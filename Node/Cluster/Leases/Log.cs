@@ -19,4 +19,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 725, Level = LogLevel.Warning, Message = "Lease {Lease}: its listener failed on the release; the lease is released all the same")]
     public static partial void ListenerFailed(ILogger logger, string lease, Exception exception);
+
+    [LoggerMessage(EventId = 726, Level = LogLevel.Error, Message = "Lease {Lease}: freeing its row in the background failed; it expires after the TTL")]
+    public static partial void BackgroundReleaseFailed(ILogger logger, string lease, Exception exception);
 }

@@ -45,9 +45,13 @@ public sealed class PostgresLease : Lease
     /// The lease's settings; anything not set falls back to <c>akka.coordination.lease</c>. The defaults are those of
     /// the shard leases (<c>ClusterQueue:Cluster</c>), for the same reasons.
     /// </summary>
-    public static readonly Config DefaultConfig = ConfigurationFactory.ParseString(
+    public static readonly Config DefaultConfig = ConfigurationFactory.ParseString(Defaults(ConfigPath) + Defaults(ShardConfigPath) + $$"""
+        {{ShardConfigPath}}.release-in-background = on
+        """);
+
+    private static string Defaults(string path) =>
         $$"""
-        {{ConfigPath}} {
+        {{path}} {
           lease-class = "{{typeof(PostgresLease).AssemblyQualifiedName}}"
           # How long a crashed holder's lease outlives it, and so how long its work waits for a successor.
           heartbeat-timeout = 10s
@@ -59,7 +63,11 @@ public sealed class PostgresLease : Lease
           # process pause, and any difference between the rates of its clock and the database's.
           safety-margin = 3s
         }
-        """);
+
+        """;
+
+    /// <summary>The shard leases' settings: those of <see cref="ConfigPath"/>, released in the background (<see cref="Release"/>).</summary>
+    public const string ShardConfigPath = "clusterqueue.shard-lease";
 
     /// <summary>Used when a configuration names this class without <c>safety-margin</c>: the default above.</summary>
     private static readonly TimeSpan DefaultSafetyMargin = TimeSpan.FromSeconds(3);
@@ -73,6 +81,8 @@ public sealed class PostgresLease : Lease
     private readonly TimeSpan _margin;
     private readonly Lock _gate = new();
     private readonly ILeaseListener? _listener;
+    private readonly bool _releaseInBackground;
+    private readonly PendingLeaseReleases? _pendingReleases;
     private Holding? _holding;
 
     /// <summary>The constructor <see cref="LeaseProvider"/> calls.</summary>
@@ -90,6 +100,8 @@ public sealed class PostgresLease : Lease
         _time = services.GetService<TimeProvider>() ?? TimeProvider.System;
         _logger = services.GetService<ILoggerFactory>()?.CreateLogger<PostgresLease>() ?? NullLogger<PostgresLease>.Instance;
         _listener = services.GetService<ILeaseListener>();
+        _releaseInBackground = settings.LeaseConfig.HasPath("release-in-background") && settings.LeaseConfig.GetBoolean("release-in-background");
+        _pendingReleases = services.GetService<PendingLeaseReleases>();
 
         var timeouts = settings.TimeoutSettings;
         _ttl = timeouts.HeartbeatTimeout;
@@ -216,9 +228,19 @@ public sealed class PostgresLease : Lease
     /// Stops renewing and frees the row if this owner holds it; true once the lease is not this owner's in the
     /// database. Idempotent. Fails with <see cref="LeaseException"/> when the database could not be reached: the lease
     /// is given up locally all the same, and its row expires after the TTL.
+    /// <para>
+    /// With <c>release-in-background = on</c> (the shard leases, <see cref="ShardConfigPath"/>) it returns true at once
+    /// and does all that on the thread pool, tracked by <see cref="PendingLeaseReleases"/>. Akka.Cluster.Sharding
+    /// 1.5.75 waits for this task synchronously, on the thread of the stopping shard (<c>Shard.PostStop</c>): a member
+    /// handing off 57 shards blocked as many pool threads on database round trips whose completions needed the pool
+    /// too, and the whole actor system stalled for 7–17 s, long enough for the others to down the leaving member and
+    /// wait out its leases. Nothing depends on the row being free when the shard has stopped: its successor asks for the
+    /// lease until it is.
+    /// </para>
     /// </summary>
-    public override async Task<bool> Release()
+    public override Task<bool> Release()
     {
+        // Ended here, whichever way the row is freed: from now on this node does not count on the lease.
         Holding? holding;
         bool ended;
         lock (_gate)
@@ -228,6 +250,29 @@ public sealed class PostgresLease : Lease
             ended = holding?.End() ?? false;
         }
 
+        if (!_releaseInBackground)
+        {
+            return FreeAsync(holding, ended);
+        }
+
+        var release = Task.Run(async () =>
+        {
+            try
+            {
+                await FreeAsync(holding, ended);
+            }
+            catch (Exception e)
+            {
+                Log.BackgroundReleaseFailed(_logger, Settings.LeaseName, e);
+            }
+        });
+        _pendingReleases?.Track(release);
+        return Task.FromResult(true);
+    }
+
+    /// <summary>Tells the listener (when this call <paramref name="ended"/> the holding), then frees the row if it is still this owner's.</summary>
+    private async Task<bool> FreeAsync(Holding? holding, bool ended)
+    {
         if (ended && _listener is not null)
         {
             try
@@ -507,7 +552,9 @@ public sealed class PostgresLease : Lease
                 return false;
             }
 
-            _stop.Cancel();
+            // Its callbacks run on the thread pool, not here under the lease's lock: cancelling a renewal that Npgsql
+            // has in flight opens a connection to send PostgreSQL a cancel request, and waits for the server.
+            _ = _stop.CancelAsync();
             Watchdog?.Dispose();
             return true;
         }
