@@ -2,12 +2,9 @@ using Akka.Actor;
 using Akka.Hosting;
 using Akka.Persistence;
 using ClusterQueue.Node.Cluster;
-using ClusterQueue.Node.Storage;
 using ClusterQueue.Tests.Support;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 
 namespace ClusterQueue.Tests.Cluster;
 
@@ -21,8 +18,7 @@ public sealed class CoordinatorStateTests(PostgresServer server) : IClassFixture
     [Fact]
     public async Task Journal_AndSnapshot_AreWrittenAndRecovered_OnTheMigratedTables()
     {
-        var options = new StorageOptions { Store = "postgres", Postgres = new PostgresOptions { ConnectionString = await server.CreateDatabaseAsync(), Writers = 1 } };
-        await using var database = new PostgresDatabase(Options.Create(options), NullLogger<PostgresDatabase>.Instance);
+        await using var database = await server.OpenStoreAsync();
         using var host = new HostBuilder()
             .ConfigureServices(services => services.AddAkka("coordinator-state", builder => builder.WithCoordinatorState(database.CoordinatorConnection)))
             .Build();

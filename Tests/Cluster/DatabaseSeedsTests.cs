@@ -1,5 +1,4 @@
 using ClusterQueue.Node.Cluster;
-using ClusterQueue.Node.Storage;
 using ClusterQueue.Tests.Support;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -12,8 +11,7 @@ public sealed class DatabaseSeedsTests(PostgresServer server) : IClassFixture<Po
     [Fact]
     public async Task LeavingMember_CountsItselfLapsed_SoItsOwnCoordinatorPlacesNothingOnIt()
     {
-        var options = new StorageOptions { Store = "postgres", Postgres = new PostgresOptions { ConnectionString = await server.CreateDatabaseAsync(), Writers = 1 } };
-        await using var database = new PostgresDatabase(Options.Create(options), NullLogger<PostgresDatabase>.Instance);
+        await using var database = await server.OpenStoreAsync();
         var store = new ClusterStore(database);
         var seeds = new DatabaseSeeds(store, new NodeIdentity("node-c"), Options.Create(new ClusterOptions()), TimeProvider.System, NullLogger<DatabaseSeeds>.Instance);
         var self = Akka.Actor.Address.Parse("akka.tcp://clusterqueue@127.0.0.1:25520");

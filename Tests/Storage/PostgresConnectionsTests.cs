@@ -1,7 +1,4 @@
-using ClusterQueue.Node.Storage;
 using ClusterQueue.Tests.Support;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace ClusterQueue.Tests.Storage;
@@ -18,8 +15,7 @@ public sealed class PostgresConnectionsTests(PostgresServer server) : IClassFixt
         // The tests' server commits asynchronously by default; the connection string asks for synchronous commits, as
         // a production server's default is, and for a setting of the user's own, which every connection keeps.
         var configured = new NpgsqlConnectionStringBuilder(await server.CreateDatabaseAsync()) { Options = "-c synchronous_commit=on -c statement_timeout=60000" };
-        var options = new StorageOptions { Store = "postgres", Postgres = new PostgresOptions { ConnectionString = configured.ConnectionString, Writers = 1 } };
-        await using var database = new PostgresDatabase(Options.Create(options), NullLogger<PostgresDatabase>.Instance);
+        await using var database = await server.OpenStoreAsync(configured.ConnectionString);
 
         Assert.Equal(("off", "1min"), await SettingsAsync(database.PersistenceConnection.ConnectionString));
         Assert.Equal(("off", "1min"), await SettingsAsync(database.CoordinatorConnection.ConnectionString));

@@ -97,6 +97,18 @@ public sealed class PostgresServer : IAsyncLifetime
         }.ConnectionString;
     }
 
+    /// <summary>The node's PostgreSQL store (its migrations applied, one writer) on <paramref name="connectionString"/>, else on a new database.</summary>
+    public async Task<ClusterQueue.Node.Storage.PostgresDatabase> OpenStoreAsync(string? connectionString = null)
+    {
+        var options = new ClusterQueue.Node.Storage.StorageOptions
+        {
+            Store = "postgres",
+            Postgres = new ClusterQueue.Node.Storage.PostgresOptions { ConnectionString = connectionString ?? await CreateDatabaseAsync(), Writers = 1 },
+        };
+        return new ClusterQueue.Node.Storage.PostgresDatabase(
+            Microsoft.Extensions.Options.Options.Create(options), Microsoft.Extensions.Logging.Abstractions.NullLogger<ClusterQueue.Node.Storage.PostgresDatabase>.Instance);
+    }
+
     private async Task StartOwnClusterAsync()
     {
         Port = LoopbackServer.FreePort();
