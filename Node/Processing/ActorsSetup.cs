@@ -184,7 +184,8 @@ public static class ActorsSetup
                 }));
     }
 
-    // A release is one statement with its own 5 s bound (lease-operation-timeout); the phase's default timeout is 10 s.
+    // A release takes milliseconds when the database answers; when it does not, each of its steps gives up at
+    // lease-operation-timeout (5 s) and the rows expire by themselves. Within the phase's default timeout (10 s).
     private static readonly TimeSpan LeaseReleaseWait = TimeSpan.FromSeconds(6);
 
     private static Akka.Event.LogLevel AkkaLevel(ILogger logger) =>
