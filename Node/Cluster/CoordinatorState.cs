@@ -2,6 +2,7 @@ using Akka.Configuration;
 using Akka.Hosting;
 using Akka.Persistence.Sql.Config;
 using Akka.Persistence.Sql.Hosting;
+using ClusterQueue.Node.Storage;
 
 namespace ClusterQueue.Node.Cluster;
 
@@ -38,7 +39,7 @@ public static class CoordinatorState
     /// <summary>Adds the coordinator's journal and snapshot store, on the database reached by <paramref name="connection"/>, beside the default ones.</summary>
     public static AkkaConfigurationBuilder WithCoordinatorState(this AkkaConfigurationBuilder builder, (string ConnectionString, string Provider) connection) =>
         builder
-            .WithSqlPersistence(JournalOptions(connection), SnapshotOptions(connection))
+            .WithSqlPersistence(JournalOptions(connection), PersistenceTables.Snapshots(connection, SnapshotTable, PluginName))
             .AddHocon(Settings, HoconAddMode.Prepend);
 
     private static SqlJournalOptions JournalOptions((string ConnectionString, string Provider) connection)
@@ -55,19 +56,6 @@ public static class CoordinatorState
             TagStorageMode = TagMode.TagTable,
             DeleteCompatibilityMode = false,
             DatabaseOptions = new JournalDatabaseOptions(DatabaseMapping.Default) { JournalTable = journal, TagTable = tags },
-        };
-    }
-
-    private static SqlSnapshotOptions SnapshotOptions((string ConnectionString, string Provider) connection)
-    {
-        var table = SnapshotTableOptions.Default;
-        table.TableName = SnapshotTable;
-        return new SqlSnapshotOptions(isDefaultPlugin: false, PluginName)
-        {
-            ConnectionString = connection.ConnectionString,
-            ProviderName = connection.Provider,
-            AutoInitialize = false,
-            DatabaseOptions = new SnapshotDatabaseOptions(DatabaseMapping.Default) { SnapshotTable = table },
         };
     }
 }

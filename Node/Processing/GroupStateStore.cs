@@ -56,18 +56,8 @@ public static class GroupStateStore
         builder.WithSqlPersistence(journalOptions: null, snapshotOptions: SnapshotOptions(database.PersistenceConnection));
 
     /// <summary>The snapshot store's settings for a store reached by <paramref name="connection"/>.</summary>
-    public static SqlSnapshotOptions SnapshotOptions((string ConnectionString, string Provider) connection)
-    {
-        var table = SnapshotTableOptions.Default;
-        table.TableName = Table;
-        return new SqlSnapshotOptions(isDefaultPlugin: true)
-        {
-            ConnectionString = connection.ConnectionString,
-            ProviderName = connection.Provider,
-            AutoInitialize = false,
-            DatabaseOptions = new SnapshotDatabaseOptions(DatabaseMapping.Default) { SnapshotTable = table },
-        };
-    }
+    public static SqlSnapshotOptions SnapshotOptions((string ConnectionString, string Provider) connection) =>
+        PersistenceTables.Snapshots(connection, Table);
 
     /// <summary>The actor system's snapshot store, which answers the requests below to their sender.</summary>
     public static IActorRef SnapshotStore(ActorSystem system) => Persistence.Instance.Apply(system).SnapshotStoreFor(null);

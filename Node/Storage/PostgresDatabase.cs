@@ -64,42 +64,38 @@ public sealed class PostgresDatabase : SqlDatabase
     public override string SkipLocked => "FOR UPDATE SKIP LOCKED";
 
     // A small pool of its own: group states are read as actors start and written as they stop, a few at a time. Their
-    // commits do not wait for the disk (see AsynchronousCommits).
-    public override (string ConnectionString, string Provider) PersistenceConnection =>
-        (new NpgsqlConnectionStringBuilder(_connectionString)
-        {
-            MaxPoolSize = ClusterPoolSize,
-            MinPoolSize = 0,
-            MaxAutoPrepare = 0,
-            Options = AsynchronousCommits(_connectionString),
-        }.ToString(), LinqToDB.ProviderName.PostgreSQL15);
+    // commits do not wait for the disk (AsynchronousPool).
+    public override (string ConnectionString, string Provider) PersistenceConnection => AsynchronousPool(ClusterPoolSize);
 
     /// <summary>
-    /// The connection's server options with <c>synchronous_commit = off</c>: a commit returns before the server has
-    /// flushed it to disk, and a server crash may lose the last few hundred milliseconds of such commits. That loses
-    /// nothing these writes must keep. A state saved at a handover is followed by the lease's release, a synchronous
-    /// commit, which flushes every earlier commit with it: if the release survives, the state does. A state saved at
+    /// A pool of <paramref name="size"/> connections for Akka.Persistence.Sql (linq2db) whose commits do not wait for
+    /// the disk: the configured connection string with <c>synchronous_commit = off</c> added to its server options, and
+    /// a distinct Npgsql pool for a distinct <paramref name="applicationName"/>. A commit returns before the server has
+    /// flushed it, and a server crash may lose the last few hundred milliseconds of such commits. That loses nothing
+    /// these writes must keep. A state saved at a handover is followed by the lease's release, a synchronous commit,
+    /// which flushes every earlier commit with it: if the release survives, the state does. A state saved at
     /// passivation differs from a fresh actor's only in its AIMD rate. The coordinator's journal only records where
     /// shards were placed, which the leases decide, not it (Akka's default keeps it in memory alone). Under the load of
     /// a leave, each of these commits waited for the disk in turn: 103 states and 114 coordinator steps.
     /// </summary>
-    private static string AsynchronousCommits(string connectionString) =>
-        $"{new NpgsqlConnectionStringBuilder(connectionString).Options} -c synchronous_commit=off".TrimStart();
+    private (string ConnectionString, string Provider) AsynchronousPool(int size, string? applicationName = null)
+    {
+        var connection = new NpgsqlConnectionStringBuilder(_connectionString) { MaxPoolSize = size, MinPoolSize = 0, MaxAutoPrepare = 0 };
+        connection.Options = $"{connection.Options} -c synchronous_commit=off".TrimStart();
+        if (applicationName is not null)
+        {
+            connection.ApplicationName = applicationName;
+        }
+
+        return (connection.ToString(), LinqToDB.ProviderName.PostgreSQL15);
+    }
 
     /// <summary>
     /// How the shard coordinator's journal reaches the database (<see cref="Cluster.CoordinatorState"/>): a pool of its
-    /// own (a distinct application name is a distinct Npgsql pool), so that its steps, one at a time, never queue behind
-    /// the group states that a leaving member's actors save all at once on <see cref="PersistenceConnection"/>.
+    /// own, so that its steps, one at a time, never queue behind the group states that a leaving member's actors save
+    /// all at once on <see cref="PersistenceConnection"/>.
     /// </summary>
-    public (string ConnectionString, string Provider) CoordinatorConnection =>
-        (new NpgsqlConnectionStringBuilder(_connectionString)
-        {
-            ApplicationName = "clusterqueue-shard-coordinator",
-            MaxPoolSize = CoordinatorPoolSize,
-            MinPoolSize = 0,
-            MaxAutoPrepare = 0,
-            Options = AsynchronousCommits(_connectionString),
-        }.ToString(), LinqToDB.ProviderName.PostgreSQL15);
+    public (string ConnectionString, string Provider) CoordinatorConnection => AsynchronousPool(CoordinatorPoolSize, "clusterqueue-shard-coordinator");
 
     /// <summary>Connections of <see cref="CoordinatorConnection"/>: the coordinator writes one step at a time, and reads at recovery.</summary>
     public const int CoordinatorPoolSize = 2;
