@@ -169,6 +169,14 @@ public sealed class ClusterTests(PostgresServer server, ITestOutputHelper output
         Assert.True(firstBySurvivor - cutAt < ClusterRig.LeaseTtl + TimeSpan.FromSeconds(10), $"node-a's first call came {firstBySurvivor - cutAt} after the cut");
         Assert.Contains("is cut off from the database", cluster["node-a"].Output, StringComparison.Ordinal);
         Assert.Contains("is no longer a cluster member (downed)", cluster["node-b"].Output, StringComparison.Ordinal);
+
+        // Downed, node-b stops by itself, and its stop must not wait on the database it cannot reach: the host's stop is
+        // bounded by the drain timeout + 10 s (15 s here), a store writer stuck on the frozen link by 10 s more. In runs
+        // on their own it exited 30–31 s after the cut. Loosely bounded for a slow machine.
+        await cluster["node-b"].WaitForExitAsync(TimeSpan.FromSeconds(120));
+        var exitedAfter = DateTimeOffset.UtcNow - cutAt;
+        output.WriteLine($"node-b exited {exitedAfter.TotalSeconds:0.0} s after the cut, with {cluster["node-b"].ExitCode}");
+        Assert.True(exitedAfter < TimeSpan.FromSeconds(90), $"node-b exited {exitedAfter} after the cut");
     }
 
     [Fact]
