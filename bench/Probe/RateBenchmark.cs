@@ -342,19 +342,21 @@ public static class RateBenchmark
     private static async Task DumpAsync(string path, IReadOnlyList<GroupPlan> plans, long[] opened, long? killedAt, IReadOnlyList<Arrival> arrivals)
     {
         var openedAt = plans.Select((p, i) => (p.Id, At: opened[i])).ToDictionary(x => x.Id, x => x.At, StringComparer.Ordinal);
-        var text = new StringBuilder("group,rate,burst,seconds_after_open,node,attempt,message_id\n");
+        var first = opened.Min();
+        // seconds_after_first_open puts every group on one time line, the SIGTERM's below.
+        var text = new StringBuilder("group,rate,burst,seconds_after_open,node,attempt,message_id,seconds_after_first_open\n");
         var byId = plans.ToDictionary(p => p.Id, StringComparer.Ordinal);
         foreach (var a in arrivals.OrderBy(a => a.Group, StringComparer.Ordinal).ThenBy(a => a.At))
         {
             if (byId.TryGetValue(a.Group, out var plan))
             {
-                text.Append(CultureInfo.InvariantCulture, $"{a.Group},{plan.Rate},{plan.Burst},{Clock.Seconds(a.At - openedAt[a.Group]):0.000000},{a.Node},{a.Attempt},{a.MessageId}\n");
+                text.Append(CultureInfo.InvariantCulture, $"{a.Group},{plan.Rate},{plan.Burst},{Clock.Seconds(a.At - openedAt[a.Group]):0.000000},{a.Node},{a.Attempt},{a.MessageId},{Clock.Seconds(a.At - first):0.000000}\n");
             }
         }
 
         if (killedAt is { } killed)
         {
-            text.Append(CultureInfo.InvariantCulture, $"# SIGTERM at {Clock.Seconds(killed - opened.Min()):0.000000} s after the first group opened\n");
+            text.Append(CultureInfo.InvariantCulture, $"# SIGTERM at {Clock.Seconds(killed - first):0.000000} s after the first group opened\n");
         }
 
         await File.WriteAllTextAsync(path, text.ToString());
