@@ -56,6 +56,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 317, Level = LogLevel.Warning, Message = "Group {GroupId}: its state could not be saved for its next actor")]
     public static partial void StateSaveFailed(ILogger logger, string groupId, Exception exception);
 
+    [LoggerMessage(EventId = 319, Level = LogLevel.Information, Message = "Draining: every shard of this node is handed over, but its shard region still holds messages for shards with no new home after {Wait}, as when every member stops at once; it is stopped, and those wake-ups are left to the store")]
+    public static partial void RegionStoppedHostless(ILogger logger, TimeSpan wait);
+
     [LoggerMessage(EventId = 318, Level = LogLevel.Debug, Message = "Group {GroupId} stopped for a handoff or drain: its calls finished {CallsMs:0} ms after the stop, its state was stored {StoreMs:0} ms after that")]
     public static partial void HandedOff(ILogger logger, string groupId, double callsMs, double storeMs);
 }
