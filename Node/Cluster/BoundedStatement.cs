@@ -9,8 +9,8 @@ namespace ClusterQueue.Node.Cluster;
 /// <c>NpgsqlConnector.PerformPostgresCancellation</c>) answers the cancellation of a command in flight by opening a
 /// second connection to the server, synchronously, to send a cancel request, and then reads until the server hangs up.
 /// Over a link that went silent that takes the connect timeout (15 s by default) or, where the far side accepts but
-/// never answers, until the link returns. Run inline, it held up the statement's caller that long; on the thread pool,
-/// a node whose leases all timed out at once blocked as many pool threads.
+/// never answers, until the link returns. Awaited, it held up the statement's caller that long
+/// (<c>BoundedStatementTests</c>); on the thread pool, each such cancellation would hold a pool thread as long.
 /// </para>
 /// </summary>
 internal static class BoundedStatement
