@@ -57,7 +57,33 @@ public sealed class NodeProcess : IAsyncDisposable
     public static async Task<NodeProcess> StartAsync(
         string databasePath, IDictionary<string, string>? settings = null, IEnumerable<string>? unset = null, IReadOnlyList<string>? launcher = null)
     {
-        var port = LoopbackServer.FreePort();
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = LoopbackServer.FreePort();
+            var node = Launch(port, databasePath, settings, unset, launcher);
+            try
+            {
+                await node.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));
+                return node;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && node.HasExited)
+            {
+                // The free port may have been taken between its choice and the node's bind, by another node's remoting
+                // on an ephemeral port (seen once in a CI run): that is a new port, not a failed test. The exit waits for the
+                // rest of the output.
+                await node._process.WaitForExitAsync();
+                await node.DisposeAsync();
+                if (!node.Output.Contains($"Failed to bind to address http://127.0.0.1:{port}", StringComparison.Ordinal))
+                {
+                    throw;
+                }
+            }
+        }
+    }
+
+    private static NodeProcess Launch(
+        int port, string databasePath, IDictionary<string, string>? settings, IEnumerable<string>? unset, IReadOnlyList<string>? launcher)
+    {
         var dll = Path.Combine(AppContext.BaseDirectory, "ClusterQueue.Node.dll");
         var start = new ProcessStartInfo(launcher is [var program, ..] ? program : "dotnet")
         {
@@ -91,7 +117,6 @@ public sealed class NodeProcess : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => node.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await node.WaitUntilReadyAsync(TimeSpan.FromSeconds(60));
         return node;
     }
 
