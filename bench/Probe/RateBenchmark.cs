@@ -137,16 +137,16 @@ public static class RateBenchmark
         }
 
         var measured = Enumerable.Range(0, plans.Count).Where(i => applied[i] != 0).ToList();
-        var result = Analyse([.. measured.Select(i => plans[i])], [.. measured.Select(i => opened[i])], seconds, arrivals, stalls.Stalls, args.Strict);
+        var result = Analyse([.. measured.Select(i => plans[i])], [.. measured.Select(i => opened[i])], seconds, arrivals, stalls, args.Strict);
         result = stuck.Count > 0 ? 1 : result;
-        ReportStalls(stalls.Stalls, opened.Min(), end);
+        ReportStalls(stalls, opened.Min(), end);
         Console.WriteLine($"wall clock against the monotonic clock over the run: {Signed.Format(stalls.WallClockDrift() * 100, 3)}% (the node's buckets run on the wall clock)");
         Console.WriteLine();
         Console.WriteLine(result == 0 ? "RESULT: OK" : "RESULT: FAIL");
         return result;
     }
 
-    private static int Analyse(IReadOnlyList<GroupPlan> plans, long[] opened, double seconds, IReadOnlyList<Arrival> all, IReadOnlyList<(long At, double Ms)> stalls, bool strict)
+    private static int Analyse(IReadOnlyList<GroupPlan> plans, long[] opened, double seconds, IReadOnlyList<Arrival> all, StallMonitor stalls, bool strict)
     {
         var failed = false;
         var results = new List<GroupResult>(plans.Count);
@@ -212,7 +212,7 @@ public static class RateBenchmark
 
     private static double SettleSeconds(double seconds) => Math.Min(5, seconds / 4);
 
-    private static bool Report(string title, List<GroupResult> results, IReadOnlyList<(long At, double Ms)> stalls, bool strict)
+    private static bool Report(string title, List<GroupResult> results, StallMonitor stalls, bool strict)
     {
         if (results.Count == 0)
         {
@@ -294,22 +294,29 @@ public static class RateBenchmark
 
     // Calls that reach the probe while it is stalled are all stamped when it resumes: a bunch at the downstream that the
     // node did not send as one.
-    private static string StallNear(GroupResult result, IReadOnlyList<(long At, double Ms)> stalls)
+    private static string StallNear(GroupResult result, StallMonitor stalls)
     {
         var end = result.Opened + Clock.Ticks(result.Overshoot.End);
         var start = end - Clock.Ticks(result.Overshoot.Seconds);
-        var near = stalls.Where(s => s.At >= start - Clock.Ticks(0.005) && s.At <= end + Clock.Ticks(0.005)).ToList();
-        return near.Count == 0
-            ? "no probe stall of 5+ ms ended in it"
-            : $"a probe stall of {near.Max(s => s.Ms):0} ms ended in it";
+        double? Longest(IReadOnlyList<(long At, double Ms)> found)
+        {
+            var near = found.Where(s => s.At >= start - Clock.Ticks(0.005) && s.At <= end + Clock.Ticks(0.005)).ToList();
+            return near.Count == 0 ? null : near.Max(s => s.Ms);
+        }
+
+        var stall = Longest(stalls.Stalls) is { } ms ? $"a probe stall of {ms:0} ms ended in it" : "no probe stall of 5+ ms ended in it";
+        var wait = Longest(stalls.PoolWaits) is { } waited ? $"a probe thread-pool wait of {waited:0} ms" : "no thread-pool wait of 5+ ms";
+        return $"{stall}; {wait}";
     }
 
-    private static void ReportStalls(IReadOnlyList<(long At, double Ms)> stalls, long from, long to)
+    private static void ReportStalls(StallMonitor stalls, long from, long to)
     {
         Console.WriteLine();
-        var inRun = stalls.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
         var seconds = Clock.Seconds(to - from);
+        var inRun = stalls.Stalls.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
         Console.WriteLine($"probe stalls during the run (a 1 ms sleep that took 5+ ms longer): {inRun.Count(ms => ms >= 5)} of 5+ ms, {inRun.Count(ms => ms >= 20)} of 20+ ms, longest {(inRun.Count > 0 ? inRun.Max() : 0):0.0} ms in {seconds:0} s");
+        var waits = stalls.PoolWaits.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
+        Console.WriteLine($"probe thread-pool waits (a work item queued every 10 ms that ran 5+ ms late): {waits.Count(ms => ms >= 5)} of 5+ ms, {waits.Count(ms => ms >= 20)} of 20+ ms, longest {(waits.Count > 0 ? waits.Max() : 0):0.0} ms");
     }
 
     // The longest silence across a change of node; the caller takes off the group's own spacing, 1/rate.

@@ -3,11 +3,14 @@ namespace ClusterQueue.Bench.Probe;
 /// <summary>
 /// Measures the probe's own stalls: a thread that asks to sleep 1 ms and notes how long it was actually away. On a
 /// shared 2-core machine the downstream's arrival times carry these stalls (arrivals that queue behind one are all
-/// stamped at its end), so a window that bunches arrivals can be set against them.
+/// stamped at its end), so a window that bunches arrivals can be set against them. It also queues a work item on the
+/// thread pool every 10 ms and notes how long each waited to run: the downstream's handler runs on the pool, so an
+/// arrival that queued there is stamped late even while this thread runs on time.
 /// </summary>
 public sealed class StallMonitor : IDisposable
 {
     private readonly List<(long At, double Ms)> _stalls = [];
+    private readonly List<(long At, double Ms)> _poolWaits = [];
     private readonly Thread _thread;
     private volatile bool _stop;
 
@@ -32,6 +35,18 @@ public sealed class StallMonitor : IDisposable
         }
     }
 
+    /// <summary>Thread-pool waits of at least 5 ms: when the work item ran, and how long it had waited.</summary>
+    public IReadOnlyList<(long At, double Ms)> PoolWaits
+    {
+        get
+        {
+            lock (_poolWaits)
+            {
+                return _poolWaits.ToArray();
+            }
+        }
+    }
+
     /// <summary>
     /// How much faster the wall clock (what TimeProvider.System's GetUtcNow reads) ran than the monotonic clock since
     /// the start, as a fraction: the node's buckets earn tokens by wall-clock time, the probe measures by monotonic time.
@@ -45,8 +60,14 @@ public sealed class StallMonitor : IDisposable
 
     private void Run()
     {
+        var sleeps = 0;
         while (!_stop)
         {
+            if (++sleeps % 10 == 0)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static state => state.Monitor.NotePoolWait(state.QueuedAt), (Monitor: this, QueuedAt: Clock.Now), preferLocal: false);
+            }
+
             var before = Clock.Now;
             Thread.Sleep(1);
             var after = Clock.Now;
@@ -57,6 +78,19 @@ public sealed class StallMonitor : IDisposable
                 {
                     _stalls.Add((after, ms));
                 }
+            }
+        }
+    }
+
+    private void NotePoolWait(long queuedAt)
+    {
+        var now = Clock.Now;
+        var ms = Clock.Milliseconds(now - queuedAt);
+        if (ms >= 5)
+        {
+            lock (_poolWaits)
+            {
+                _poolWaits.Add((now, ms));
             }
         }
     }
