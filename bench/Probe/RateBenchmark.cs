@@ -313,10 +313,14 @@ public static class RateBenchmark
     {
         Console.WriteLine();
         var seconds = Clock.Seconds(to - from);
-        var inRun = stalls.Stalls.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
-        Console.WriteLine($"probe stalls during the run (a 1 ms sleep that took 5+ ms longer): {inRun.Count(ms => ms >= 5)} of 5+ ms, {inRun.Count(ms => ms >= 20)} of 20+ ms, longest {(inRun.Count > 0 ? inRun.Max() : 0):0.0} ms in {seconds:0} s");
-        var waits = stalls.PoolWaits.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
-        Console.WriteLine($"probe thread-pool waits (a work item queued every 10 ms that ran 5+ ms late): {waits.Count(ms => ms >= 5)} of 5+ ms, {waits.Count(ms => ms >= 20)} of 20+ ms, longest {(waits.Count > 0 ? waits.Max() : 0):0.0} ms");
+        Console.WriteLine($"probe stalls during the run (a 1 ms sleep that took 5+ ms longer): {Summary(stalls.Stalls)} in {seconds:0} s");
+        Console.WriteLine($"probe thread-pool waits (a work item queued every 10 ms that ran 5+ ms late): {Summary(stalls.PoolWaits)}");
+
+        string Summary(IReadOnlyList<(long At, double Ms)> found)
+        {
+            var inRun = found.Where(s => s.At >= from && s.At <= to).Select(s => s.Ms).ToList();
+            return $"{inRun.Count(ms => ms >= 5)} of 5+ ms, {inRun.Count(ms => ms >= 20)} of 20+ ms, longest {(inRun.Count > 0 ? inRun.Max() : 0):0.0} ms";
+        }
     }
 
     // The longest silence across a change of node; the caller takes off the group's own spacing, 1/rate.

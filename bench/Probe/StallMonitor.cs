@@ -24,26 +24,16 @@ public sealed class StallMonitor : IDisposable
     }
 
     /// <summary>Stalls of at least 5 ms: when each ended, and how long it lasted.</summary>
-    public IReadOnlyList<(long At, double Ms)> Stalls
-    {
-        get
-        {
-            lock (_stalls)
-            {
-                return _stalls.ToArray();
-            }
-        }
-    }
+    public IReadOnlyList<(long At, double Ms)> Stalls => Copy(_stalls);
 
     /// <summary>Thread-pool waits of at least 5 ms: when the work item ran, and how long it had waited.</summary>
-    public IReadOnlyList<(long At, double Ms)> PoolWaits
+    public IReadOnlyList<(long At, double Ms)> PoolWaits => Copy(_poolWaits);
+
+    private static (long At, double Ms)[] Copy(List<(long At, double Ms)> found)
     {
-        get
+        lock (found)
         {
-            lock (_poolWaits)
-            {
-                return _poolWaits.ToArray();
-            }
+            return found.ToArray();
         }
     }
 
