@@ -10,6 +10,7 @@
 #   start_node_dll DLL URL LOG [NAME=VALUE...]   the same, from another build of the node (build_baseline's)
 #   build_baseline REF      a Release build of the node as it was at git REF, from a clean export; sets baseline_dll
 #   start_fauxqs PORT       the SQS emulator (tools/node_modules/fauxqs) on 127.0.0.1:PORT, stopped on exit
+#   cpu_mark; cpu_since     the machine's CPU time split since the mark: steal is time other tenants of the host took
 # A throwaway PostgreSQL started with tools/postgres.sh's pg_start is stopped on exit too.
 source tools/postgres.sh
 
@@ -65,6 +66,24 @@ start_node_dll() {
   (cd "$work" && exec env Logging__LogLevel__Default="${NODE_LOG_LEVEL:-Warning}" Logging__LogLevel__Akka="${AKKA_LOG_LEVEL:-${NODE_LOG_LEVEL:-Warning}}" Logging__Console__FormatterName=simple Logging__Console__FormatterOptions__SingleLine=true Logging__Console__FormatterOptions__TimestampFormat="HH:mm:ss.fff " "$@" dotnet "$dll" --urls "$url") >"$log" 2>&1 &
   node_pid=$!
   pids+=("$node_pid")
+}
+
+# The aggregate line of /proc/stat: user nice system idle iowait irq softirq steal, in clock ticks.
+cpu_mark() {
+  read -r _ cpu_at_mark < /proc/stat
+}
+
+cpu_since() {
+  local now
+  read -r _ now < /proc/stat
+  awk -v a="$cpu_at_mark" -v b="$now" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    for (i = 1; i <= 8; i++) { d[i] = y[i] - x[i]; total += d[i] }
+    if (total == 0) total = 1
+    printf "machine CPU over the run: busy %.0f%% (user %.0f%%, system %.0f%%), idle %.0f%%, steal %.1f%% (other tenants of the host)\n",
+      100 * (d[1] + d[2] + d[3] + d[6] + d[7]) / total, 100 * (d[1] + d[2]) / total, 100 * (d[3] + d[6] + d[7]) / total,
+      100 * (d[4] + d[5]) / total, 100 * d[8] / total
+  }'
 }
 
 # A clean export, not a worktree: nothing of the repository's state changes, and the build cannot see this tree's files.

@@ -68,7 +68,9 @@ else
 fi
 
 status=0
+cpu_mark
 "${probe[@]}" || status=$?
+cpu_since
 # A node's warnings explain figures (a lost lease restarts buckets empty), so they are counted even when the run passed.
 # The nodes' lines start with a timestamp, then the level.
 for log in "$work"/*.log; do

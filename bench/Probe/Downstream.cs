@@ -25,6 +25,7 @@ public sealed class Downstream : IAsyncDisposable
     private readonly ConcurrentQueue<Arrival> _arrivals = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> _gates = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _latest = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte> _connections = new(StringComparer.Ordinal);
     private readonly bool _holding;
     private WebApplication? _app;
 
@@ -65,10 +66,11 @@ public sealed class Downstream : IAsyncDisposable
         var at = Clock.Now;
         var headers = request.Headers;
         var sentAt = await ReadSentAtAsync(request);
+        var newConnection = _connections.TryAdd(request.HttpContext.Connection.Id, 0);
         _ = int.TryParse(headers[AttemptHeader], out var attempt);
         var step = int.TryParse(headers[StepHeader], out var carried) ? carried : 1;
         _latest.AddOrUpdate(headers[GroupHeader].ToString(), at, (_, seen) => Math.Max(seen, at));
-        _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt, step));
+        _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt, step, newConnection));
         if (_holding)
         {
             await Gate(group).Task;
