@@ -21,7 +21,7 @@ internal sealed class CallRunner(
     CancellationToken abort)
 {
     /// <summary>Calls the handler, records the outcome and gives the call's slot back; never throws.</summary>
-    public async Task<GroupProtocol.CallFinished> RunAsync(LeasedMessage message, Groups.GroupSettings settings)
+    public async Task<GroupProtocol.CallFinished> RunAsync(LeasedMessage message, Groups.GroupSettings settings, DateTimeOffset startedAt)
     {
         DateTimeOffset? retryAt = null;
         DateTimeOffset? pauseUntil = null;
@@ -29,9 +29,8 @@ internal sealed class CallRunner(
         try
         {
             // Timestamps, not a Stopwatch object: a delivery, the common case, allocates nothing for its history.
-            var startedAt = time.GetUtcNow();
             var started = time.GetTimestamp();
-            outcome = await CallHandlerAsync(message, settings);
+            outcome = await CallHandlerAsync(message, settings, startedAt);
             if (outcome is not null)
             {
                 var report = outcome switch
@@ -89,7 +88,7 @@ internal sealed class CallRunner(
     }
 
     /// <summary>Runs the handler under its timeout while renewing the lease; null when the call was abandoned (shutdown or lost lease).</summary>
-    private async Task<HandlerOutcome?> CallHandlerAsync(LeasedMessage message, Groups.GroupSettings settings)
+    private async Task<HandlerOutcome?> CallHandlerAsync(LeasedMessage message, Groups.GroupSettings settings, DateTimeOffset startedAt)
     {
         using var timeout = new CancellationTokenSource(settings.HandlerTimeout, time);
         using var leaseLost = new CancellationTokenSource();
@@ -98,7 +97,7 @@ internal sealed class CallRunner(
         var keepLease = KeepLeaseAsync(message, leaseLost, callDone.Token);
         try
         {
-            return await handler.HandleAsync(new Delivery(message, settings), call.Token);
+            return await handler.HandleAsync(new Delivery(message, settings, startedAt), call.Token);
         }
         catch (OperationCanceledException) when (leaseLost.IsCancellationRequested)
         {

@@ -755,7 +755,8 @@ internal sealed class GroupActor : UntypedActor, IWithUnboundedStash
         {
             _early.Dequeue();
             _inFlight++;
-            _calls.RunAsync(message, _settings).PipeTo(Self);
+            // The token's time goes with the call: the downstream sees starts that keep burst + rate × T exactly.
+            _calls.RunAsync(message, _settings, now).PipeTo(Self);
         }
     }
 

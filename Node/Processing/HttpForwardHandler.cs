@@ -31,6 +31,12 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
     /// <summary>Which node made the call: in a cluster, where to look for its logs.</summary>
     public const string NodeHeader = "ClusterQueue-Node";
 
+    /// <summary>
+    /// When the node started the call (its group's bucket gave it a token), RFC 3339 in UTC to the 100 ns: the
+    /// downstream can tell the node's pacing from the network's, and see how long a call took to reach it.
+    /// </summary>
+    public const string StartedAtHeader = "ClusterQueue-Started-At";
+
     /// <summary>Enough of a redirect's Location to see where the target pointed.</summary>
     private const int MaxLocationLength = 512;
 
@@ -73,6 +79,7 @@ public sealed class HttpForwardHandler(HttpClient client, TimeProvider time, str
         request.Headers.TryAddWithoutValidation(GroupHeader, delivery.Group.Id);
         request.Headers.TryAddWithoutValidation(AttemptHeader, delivery.Attempt.ToString(System.Globalization.CultureInfo.InvariantCulture));
         request.Headers.TryAddWithoutValidation(NodeHeader, nodeId);
+        request.Headers.TryAddWithoutValidation(StartedAtHeader, delivery.StartedAt.UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
         if (traceParent is not null)
         {
             request.Headers.TryAddWithoutValidation(MessageTracing.TraceParentHeader, traceParent);

@@ -62,6 +62,20 @@ public sealed class HttpForwardHandlerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Call_CarriesTheTimeItStarted_ToTheTick_InUtc()
+    {
+        _downstream.Reply = _ => DownstreamReply.Ok;
+        // Not UTC and not a whole millisecond: the header must carry the instant, not the local rendering of it.
+        var startedAt = new DateTimeOffset(2026, 12, 5, 20, 1, 2, TimeSpan.FromHours(2)).AddTicks(1_234_567);
+
+        await HandleAsync(Message(), startedAt: startedAt);
+
+        var call = Assert.Single(_downstream.CallsTo("/t"));
+        Assert.Equal(startedAt, call.StartedAt);
+        Assert.Equal(TimeSpan.Zero, call.StartedAt!.Value.Offset);
+    }
+
+    [Fact]
     public async Task Delivered_KeepsTheAnswer_OnlyForAMessageThatWantsIt_AndNoBodyOverTheCap()
     {
         _downstream.Reply = _ => new DownstreamReply(201, Body: "0123456789", ContentType: "text/plain");
@@ -94,7 +108,7 @@ public sealed class HttpForwardHandlerTests : IAsyncLifetime
             Target = new ClusterQueue.Contracts.TargetDefinition { Url = new Uri(address, "/hook").ToString() },
         }, now, now);
 
-        var outcome = await new HttpForwardHandler(_client, TimeProvider.System, "node-x").HandleAsync(new Delivery(Message(), group), CancellationToken.None);
+        var outcome = await new HttpForwardHandler(_client, TimeProvider.System, "node-x").HandleAsync(new Delivery(Message(), group, DateTimeOffset.UtcNow), CancellationToken.None);
 
         var failed = Assert.IsType<HandlerOutcome.Failed>(outcome);
         Assert.Contains(_downstream.Url("/elsewhere"), failed.Error, StringComparison.Ordinal);
@@ -110,10 +124,10 @@ public sealed class HttpForwardHandlerTests : IAsyncLifetime
 
     private static LeasedMessage Message() => new("m-1", "g", "receipt", 1, "application/json", "{}"u8.ToArray(), DateTimeOffset.UtcNow);
 
-    private Task<HandlerOutcome> HandleAsync(LeasedMessage message, int maxResultBytes = 1024 * 1024)
+    private Task<HandlerOutcome> HandleAsync(LeasedMessage message, int maxResultBytes = 1024 * 1024, DateTimeOffset? startedAt = null)
     {
         var now = DateTimeOffset.UtcNow;
         var group = GroupSettings.FromValidDefinition("g", GroupDefinitions.Forwarding(_downstream, "/t"), now, now);
-        return new HttpForwardHandler(_client, TimeProvider.System, "node-x", maxResultBytes).HandleAsync(new Delivery(message, group), CancellationToken.None);
+        return new HttpForwardHandler(_client, TimeProvider.System, "node-x", maxResultBytes).HandleAsync(new Delivery(message, group, startedAt ?? now), CancellationToken.None);
     }
 }

@@ -11,6 +11,14 @@ public static class BucketAssert
     public static void WithinBucket(string groupId, double rate, int burst, IReadOnlyList<DateTimeOffset> arrivals) =>
         WithinBucket(groupId, rate, burst, arrivals, ArrivalJitter);
 
+    /// <summary>
+    /// Every window between two starts the node stamped on its calls holds at most burst + rate × T: exact, since the
+    /// stamps are the times the bucket gave the tokens. The one-tick slack is the bucket's own rounding
+    /// (<c>TokenBucket</c> counts 0.999999999 of a token as one).
+    /// </summary>
+    public static void StartsWithinBucket(string groupId, double rate, int burst, IReadOnlyList<DateTimeOffset> starts) =>
+        WithinBucket(groupId, rate, burst, starts, TimeSpan.FromTicks(1));
+
     /// <summary>As above with more slack, for calls from processes that start mid-test (a first call is slow to arrive).</summary>
     public static void WithinBucket(string groupId, double rate, int burst, IReadOnlyList<DateTimeOffset> arrivals, TimeSpan jitter)
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -16,7 +17,8 @@ public sealed record DownstreamCall(
     byte[] Body,
     string? Node = null,
     string? Cursor = null,
-    int Step = 0);
+    int Step = 0,
+    DateTimeOffset? StartedAt = null);
 
 /// <summary>What the downstream answers: a status, an optional Retry-After, and how long it takes.</summary>
 public sealed record DownstreamReply(int Status, TimeSpan? Delay = null, string? RetryAfter = null, string? Body = null, string? ContentType = null, string? Continue = null)
@@ -52,6 +54,10 @@ public sealed class Downstream : IAsyncDisposable
 
     /// <summary>When each call to the path arrived, earliest first.</summary>
     public List<DateTimeOffset> Arrivals(string path) => [.. CallsTo(path).Select(c => c.ReceivedAt).Order()];
+
+    /// <summary>When the node started each call to the path (its ClusterQueue-Started-At), in order.</summary>
+    public List<DateTimeOffset> Starts(string path) =>
+        [.. CallsTo(path).Select(c => c.StartedAt ?? throw new InvalidOperationException($"A call to {path} came without ClusterQueue-Started-At.")).Order()];
 
     public int MaxInFlight(string path) => _maxInFlight.GetValueOrDefault(path);
 
@@ -106,7 +112,8 @@ public sealed class Downstream : IAsyncDisposable
                 body.ToArray(),
                 context.Request.Headers["ClusterQueue-Node"].ToString(),
                 context.Request.Headers.TryGetValue("ClusterQueue-Cursor", out var cursor) ? cursor.ToString() : null,
-                int.TryParse(context.Request.Headers["ClusterQueue-Step"].ToString(), out var step) ? step : 0);
+                int.TryParse(context.Request.Headers["ClusterQueue-Step"].ToString(), out var step) ? step : 0,
+                DateTimeOffset.TryParse(context.Request.Headers["ClusterQueue-Started-At"].ToString(), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var startedAt) ? startedAt : null);
             _calls.Enqueue(call);
             var reply = Reply(call);
             if (reply.Delay is { } delay)

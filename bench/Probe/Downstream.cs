@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Globalization;
 using System.Text.Json;
 
 namespace ClusterQueue.Bench.Probe;
@@ -17,6 +18,7 @@ public sealed class Downstream : IAsyncDisposable
     public const string NodeHeader = "ClusterQueue-Node";
     public const string StepHeader = "ClusterQueue-Step";
     public const string ContinueHeader = "ClusterQueue-Continue";
+    public const string StartedAtHeader = "ClusterQueue-Started-At";
 
     /// <summary>Calls for this group are a long job: each step up to <see cref="ChainSteps"/> answers with a continuation.</summary>
     public const string ChainGroup = "chain";
@@ -69,8 +71,9 @@ public sealed class Downstream : IAsyncDisposable
         var newConnection = _connections.TryAdd(request.HttpContext.Connection.Id, 0);
         _ = int.TryParse(headers[AttemptHeader], out var attempt);
         var step = int.TryParse(headers[StepHeader], out var carried) ? carried : 1;
+        var startedAt = DateTimeOffset.TryParse(headers[StartedAtHeader], CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var started) ? Clock.FromWall(started) : 0;
         _latest.AddOrUpdate(headers[GroupHeader].ToString(), at, (_, seen) => Math.Max(seen, at));
-        _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt, step, newConnection));
+        _arrivals.Enqueue(new Arrival(at, headers[GroupHeader].ToString(), headers[MessageIdHeader].ToString(), headers[NodeHeader].ToString(), attempt, sentAt, step, newConnection, startedAt));
         if (_holding)
         {
             await Gate(group).Task;
