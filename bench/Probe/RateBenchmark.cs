@@ -249,12 +249,13 @@ public static class RateBenchmark
         var inTime = results.MaxBy(r => r.Overshoot.Excess / r.Plan.Rate)!;
         Console.WriteLine($"      as time (overshoot / rate): worst {inTime.Overshoot.Excess / inTime.Plan.Rate * 1000:0} ms ({inTime.Plan.Id}, {inTime.Plan.Rates})");
         var stamped = results.All(r => r.StartsOvershoot is not null);
+        var startsOver = stamped ? results.Where(r => r.StartsOvershoot!.Excess > StartsTolerance).ToList() : [];
         if (stamped)
         {
             // A started call takes one token, so this is at most a rounding error whatever the machine's load; arrivals
             // above the bound whose starts are within it were bunched on the way.
             var worstStart = results.MaxBy(r => r.StartsOvershoot!.Excess)!;
-            Console.WriteLine($"  (i') the nodes' starts (ClusterQueue-Started-At), same check: worst {Signed.Format(worstStart.StartsOvershoot!.Excess)} ({worstStart.Plan.Id}, {worstStart.StartsOvershoot.Count} starts in {worstStart.StartsOvershoot.Seconds * 1000:0.0} ms); groups over 0.001: {results.Count(r => r.StartsOvershoot!.Excess > 0.001)}");
+            Console.WriteLine($"  (i') the nodes' starts (ClusterQueue-Started-At), same check: worst {Signed.Format(worstStart.StartsOvershoot!.Excess)} ({worstStart.Plan.Id}, {worstStart.StartsOvershoot.Count} starts in {worstStart.StartsOvershoot.Seconds * 1000:0.0} ms); groups over {StartsTolerance}: {startsOver.Count}");
         }
 
         var beyondJitter = results.Where(r => r.Overshoot.Excess - r.Plan.Rate * JitterTolerance > OvershootTarget + 1e-9).ToList();
@@ -275,7 +276,6 @@ public static class RateBenchmark
             failed |= !stamped;
         }
 
-        var startsOver = stamped ? results.Where(r => r.StartsOvershoot!.Excess > StartsTolerance).ToList() : [];
         if (startsOver.Count > 0)
         {
             var example = startsOver.MaxBy(r => r.StartsOvershoot!.Excess)!;
@@ -354,7 +354,7 @@ public static class RateBenchmark
     // accept and scheduling. The first seconds after the groups open carry every group's burst at once.
     private static void ReportDelivery(IReadOnlyList<Arrival> all, IReadOnlyList<GroupPlan> plans, long[] opened)
     {
-        var openedAt = plans.Select((p, i) => (p.Id, At: opened[i])).ToDictionary(x => x.Id, x => x.At, StringComparer.Ordinal);
+        var openedAt = OpenedAt(plans, opened);
         var stamped = all.Where(a => a.StartedAt != 0 && openedAt.TryGetValue(a.Group, out var at) && a.At >= at).ToList();
         if (stamped.Count == 0)
         {
@@ -411,10 +411,13 @@ public static class RateBenchmark
         return longest;
     }
 
+    private static Dictionary<string, long> OpenedAt(IReadOnlyList<GroupPlan> plans, long[] opened) =>
+        plans.Select((p, i) => (p.Id, At: opened[i])).ToDictionary(x => x.Id, x => x.At, StringComparer.Ordinal);
+
     /// <summary>Every arrival as CSV (seconds after its group opened; negative for the parked call) for a closer look.</summary>
     private static async Task DumpAsync(string path, IReadOnlyList<GroupPlan> plans, long[] opened, long? killedAt, IReadOnlyList<Arrival> arrivals)
     {
-        var openedAt = plans.Select((p, i) => (p.Id, At: opened[i])).ToDictionary(x => x.Id, x => x.At, StringComparer.Ordinal);
+        var openedAt = OpenedAt(plans, opened);
         var first = opened.Min();
         // seconds_after_first_open puts every group on one time line, the SIGTERM's below.
         var text = new StringBuilder("group,rate,burst,seconds_after_open,node,attempt,message_id,seconds_after_first_open,new_connection,started_seconds_after_open\n");
