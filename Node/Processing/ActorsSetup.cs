@@ -52,9 +52,9 @@ public static class ActorsSetup
             # A clustered node keeps the coordinator's state in the database instead (CoordinatorState).
             state-store-mode = ddata
 
-            # How often the coordinator moves shards to the member that should own them (RendezvousAllocation): a
-            # member that joins takes its shards within this. Akka's default is 10 s.
-            rebalance-interval = 2s
+            # How often the coordinator moves shards to the member that should own them (RendezvousAllocation), a
+            # wave at a time: the next wave starts within this of the last one's end. Akka's default is 10 s.
+            rebalance-interval = 250ms
           }
         }
         """);
@@ -79,6 +79,10 @@ public static class ActorsSetup
                 var membership = provider.GetRequiredService<ClusterMembership>();
                 membership.MembersChanged += dispatcher.SweepSoon;
                 dispatcher.BeforeHandoff = membership.StopAnnouncingAsync;
+                if (seeds is not null)
+                {
+                    dispatcher.ShardsLeaveInWaves = () => membership.UpMembers > 1;
+                }
             })
             .WithDiscovery(provider.GetRequiredService<IOptions<MembershipOptions>>().Value, provider.GetRequiredService<ILoggerFactory>())
             .ConfigureLoggers(loggers =>

@@ -47,6 +47,10 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     private Task? _stopped;
     private volatile bool _stopping;
 
+    // Set once the region's graceful shutdown starts: wake-ups sent through it from then on would keep it waiting.
+    private volatile bool _handingOff;
+    private readonly TimeSpan _renewInterval;
+
     public GroupDispatcher(
         GroupRegistry registry,
         IMessageQueue queue,
@@ -67,6 +71,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         _time = time;
         _options = options.Value;
         _handoverTimeout = cluster.Value.HandoverTimeout;
+        _renewInterval = cluster.Value.RenewInterval;
         _metrics = metrics;
         _readiness = readiness;
         _ownership = ownership;
@@ -102,6 +107,12 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 
     /// <summary>Run as the drain begins, before the shards are handed off: the member stops announcing itself, so none comes back to it.</summary>
     internal Func<Task>? BeforeHandoff { get; set; }
+
+    /// <summary>
+    /// Asked as the drain begins, after <see cref="BeforeHandoff"/>: whether other members can take this node's shards
+    /// a wave at a time before its region hands off the rest (with the PostgreSQL store, while another member is Up).
+    /// </summary>
+    internal Func<bool>? ShardsLeaveInWaves { get; set; }
 
     /// <summary>Group actors running on this node.</summary>
     public int ActiveActors => _actors.Count;
@@ -145,7 +156,7 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
     /// <summary>Tells the group's actor that messages may be visible, on whichever member holds its shard, starting it if it has none.</summary>
     public void Notify(string groupId)
     {
-        if (_stopping)
+        if (_handingOff)
         {
             return;
         }
@@ -393,10 +404,16 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
 
         // The region hands every shard of this node off: each actor gets a Stop, leases nothing more and ends once its
         // calls have finished, or cancels them at the drain timeout; then each shard's lease is released. Wake-ups
-        // from here on are not sent (they would keep the region waiting): what arrives is durable, and the sweep that
+        // from then on are not sent (they would keep the region waiting): what arrives is durable, and the sweep that
         // the other members run when this one leaves wakes it on the shards' new owners.
         if (Volatile.Read(ref _region) is { } region)
         {
+            if (ShardsLeaveInWaves?.Invoke() == true)
+            {
+                await AwaitShardsMovedAsync(region, cancellationToken);
+            }
+
+            _handingOff = true;
             using var handedOff = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             var watching = StopOnceHandedOffAsync(region, handedOff.Token);
             try
@@ -421,6 +438,56 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
             .ContinueWith(_ => { }, TaskScheduler.Default);
         await _sweeper.ContinueWith(_ => { }, TaskScheduler.Default);
     }
+
+    /// <summary>
+    /// Waits while the other members take this node's shards, a wave at a time, and its groups run on until their own
+    /// shard moves: the shard coordinator passes over a member that stopped announcing itself, and moves only a wave of
+    /// shards at once (RendezvousAllocation), so each moved group waits for its own wave's steps rather than for all
+    /// of them. The coordinator's member learns of the leave at its next renewal of its own row, so the first wave may
+    /// take that long to start. Ends when no shard is left, when none has moved for a renewal interval and a bit more
+    /// (the coordinator did not hear of it, or no member can take them), or at a quarter of the drain timeout; the
+    /// region's graceful shutdown hands off whatever is left at once. When every member stops at once, the waves may
+    /// move shards to another member that is stopping too: that costs each member this wait, and nothing else.
+    /// </summary>
+    private async Task AwaitShardsMovedAsync(IActorRef region, CancellationToken cancellationToken)
+    {
+        var stall = _renewInterval + ShardMoveSlack;
+        var started = _time.GetTimestamp();
+        var movedAt = started;
+        int? first = null;
+        var least = int.MaxValue;
+        while (_time.GetElapsedTime(started) < _options.DrainTimeout / 4 && _time.GetElapsedTime(movedAt) < stall)
+        {
+            try
+            {
+                var held = (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, ShardPoll, cancellationToken)).Shards.Count;
+                first ??= held;
+                if (held < least)
+                {
+                    least = held;
+                    movedAt = _time.GetTimestamp();
+                }
+
+                if (held == 0)
+                {
+                    break;
+                }
+            }
+            catch (AskTimeoutException)
+            {
+                // Busy: asked again at the next poll.
+            }
+
+            await Task.Delay(ShardPoll, _time, cancellationToken);
+        }
+
+        Log.ShardsMovedInWaves(_logger, first is { } count && least <= count ? count - least : 0, first ?? 0, _time.GetElapsedTime(started));
+    }
+
+    private static readonly TimeSpan ShardPoll = TimeSpan.FromMilliseconds(200);
+
+    // Beyond the coordinator's member's renewal interval: its rebalance tick (250 ms, on Akka's 250 ms scheduler ticks).
+    private static readonly TimeSpan ShardMoveSlack = TimeSpan.FromSeconds(1.5);
 
     /// <summary>
     /// Stops the region once it has hosted nothing for <see cref="HostlessWait"/> during the drain. A region ends its

@@ -29,12 +29,14 @@ public static class GroupShards
             dispatcher.EntityProps,
             settings,
             new GroupMessageExtractor(dispatcher.Ownership.Shards),
-            new RendezvousAllocation(lapsedNodes),
+            new RendezvousAllocation(dispatcher.Ownership.Shards, lapsedNodes),
 
             // Sent to every entity of a shard that moves away: lease nothing more, finish the calls in flight (bounded).
             GroupProtocol.Stop.Instance);
-        dispatcher.Attach(region, GroupStateStore.SnapshotStore(system));
+        var stateStore = GroupStateStore.SnapshotStore(system);
+        dispatcher.Attach(region, stateStore);
         _ = dispatcher.AwaitPlacementAsync(system, region);
+        _ = GroupStateStore.WarmUpAsync(stateStore);
         return region;
     }
 }

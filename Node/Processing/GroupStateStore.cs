@@ -71,4 +71,26 @@ public static class GroupStateStore
 
     /// <summary>Answered with <see cref="DeleteSnapshotsSuccess"/> or <see cref="DeleteSnapshotsFailure"/>.</summary>
     public static DeleteSnapshots Delete(string groupId) => new(PersistenceIdOf(groupId), Any);
+
+    /// <summary>
+    /// Saves, reads and deletes a throwaway state under a persistence id apart from every group's (<c>warm-up</c>), once,
+    /// as the node starts. The snapshot store's first save in a process took 0.65–1.0 s and its first
+    /// delete 0.13–0.22 s, the next ones a few milliseconds: without this, the first actors to stop paid it, and those
+    /// are the ones of a handoff, whose groups wait for it. A failure changes nothing but that.
+    /// </summary>
+    public static async Task WarmUpAsync(IActorRef store)
+    {
+        const string persistenceId = "warm-up";
+        var state = new SavedGroupState(0, DateTimeOffset.UtcNow, null, null, null);
+        try
+        {
+            await store.Ask<object>(new SaveSnapshot(new SnapshotMetadata(persistenceId, SequenceNr, state.At.UtcDateTime), state), OperationTimeout);
+            await store.Ask<object>(new LoadSnapshot(persistenceId, SnapshotSelectionCriteria.Latest, long.MaxValue), OperationTimeout);
+            await store.Ask<object>(new DeleteSnapshots(persistenceId, Any), OperationTimeout);
+        }
+        catch (AskTimeoutException)
+        {
+            // The store is slow or away; the actors' own requests have their own deadlines.
+        }
+    }
 }

@@ -59,6 +59,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 319, Level = LogLevel.Information, Message = "Draining: every shard of this node is handed over, but its shard region still holds messages for shards with no new home after {Wait}, as when every member stops at once; it is stopped, and those wake-ups are left to the store")]
     public static partial void RegionStoppedHostless(ILogger logger, TimeSpan wait);
 
+    [LoggerMessage(EventId = 320, Level = LogLevel.Information, Message = "Draining: {Moved} of {Shards} shards moved to other members a wave at a time in {Elapsed}; the region hands off the rest")]
+    public static partial void ShardsMovedInWaves(ILogger logger, int moved, int shards, TimeSpan elapsed);
+
     [LoggerMessage(EventId = 318, Level = LogLevel.Debug, Message = "Group {GroupId} stopped for a handoff or drain: its calls finished {CallsMs:0} ms after the stop, its state was stored {StoreMs:0} ms after that")]
     public static partial void HandedOff(ILogger logger, string groupId, double callsMs, double storeMs);
 }

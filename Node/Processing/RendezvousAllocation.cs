@@ -17,10 +17,22 @@ namespace ClusterQueue.Node.Processing;
 /// as <paramref name="lapsedNodes"/> tells) is passed over while others can: it cannot hold a shard's lease, or should
 /// not take one, and its shards move to members that can, which take them once its leases are released or expire.
 /// </para>
+/// <para>
+/// Shards move a wave at a time: at most <see cref="WaveOf"/> of them are on their way at once, those of a member passed
+/// over first. The coordinator writes two steps per moved shard, one after another (its release and its new home), so a
+/// group waits for the steps of every shard ahead of it in the coordinator's queue: with all 57 shards of a leaving
+/// member at once, the last of them were placed 0.4–1.1 s after the member began to drain, on a loaded two-core machine.
+/// In waves, a group waits only for its own wave's.
+/// </para>
 /// </summary>
-internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? lapsedNodes = null) : IActorSystemDependentAllocationStrategy
+internal sealed class RendezvousAllocation(int shards, Func<IReadOnlySet<string>?>? lapsedNodes = null) : IActorSystemDependentAllocationStrategy
 {
     private const string RolePrefix = "node-";
+
+    private readonly int _wave = WaveOf(shards);
+
+    /// <summary>How many shards may be on their way between members at once: one in 32 of them, at least eight.</summary>
+    public static int WaveOf(int shards) => Math.Max(8, shards / 32);
 
     private Akka.Cluster.Cluster? _cluster;
 
@@ -41,21 +53,41 @@ internal sealed class RendezvousAllocation(Func<IReadOnlySet<string>?>? lapsedNo
 
     public Task<IImmutableSet<string>> Rebalance(IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations, IImmutableSet<string> rebalanceInProgress)
     {
-        var regions = Keyed(currentShardAllocations.Keys);
-        var moving = ImmutableHashSet.CreateBuilder<string>();
-        foreach (var (region, shards) in currentShardAllocations)
+        var room = _wave - rebalanceInProgress.Count;
+        if (room <= 0)
         {
-            foreach (var shard in shards)
+            return Task.FromResult<IImmutableSet<string>>(ImmutableHashSet<string>.Empty);
+        }
+
+        var regions = Keyed(currentShardAllocations.Keys);
+        var misplaced = new List<(string Shard, bool FromPassedOver)>();
+        foreach (var (region, held) in currentShardAllocations)
+        {
+            var passedOver = !regions.ContainsValue(region);
+            foreach (var shard in held)
             {
                 if (!rebalanceInProgress.Contains(shard) && !Best(shard, regions).Equals(region))
                 {
-                    moving.Add(shard);
+                    misplaced.Add((shard, passedOver));
                 }
             }
         }
 
-        return Task.FromResult<IImmutableSet<string>>(moving.ToImmutable());
+        return Task.FromResult(NextWave(misplaced, room));
     }
+
+    /// <summary>
+    /// The shards to move now, at most <paramref name="room"/> of the <paramref name="misplaced"/> ones: first those of
+    /// members passed over (leaving, or cut off from the database), then the rest, each lot in shard order.
+    /// </summary>
+    internal static IImmutableSet<string> NextWave(IEnumerable<(string Shard, bool FromPassedOver)> misplaced, int room) =>
+        misplaced
+            .OrderByDescending(m => m.FromPassedOver)
+            .ThenBy(m => m.Shard.Length)
+            .ThenBy(m => m.Shard, StringComparer.Ordinal)
+            .Take(Math.Max(room, 0))
+            .Select(m => m.Shard)
+            .ToImmutableHashSet(StringComparer.Ordinal);
 
     private static IActorRef Best(string shardId, IReadOnlyDictionary<string, IActorRef> regions)
     {
