@@ -53,8 +53,9 @@ internal sealed class RendezvousAllocation(int shards, Func<IReadOnlySet<string>
 
     public Task<IImmutableSet<string>> Rebalance(IImmutableDictionary<IActorRef, IImmutableList<string>> currentShardAllocations, IImmutableSet<string> rebalanceInProgress)
     {
+        // A member alone (the embedded node) has nowhere to move anything; the coordinator asks four times a second.
         var room = _wave - rebalanceInProgress.Count;
-        if (room <= 0)
+        if (room <= 0 || currentShardAllocations.Count < 2)
         {
             return Task.FromResult<IImmutableSet<string>>(ImmutableHashSet<string>.Empty);
         }
