@@ -456,32 +456,39 @@ public sealed class GroupDispatcher : IHostedLifecycleService, IDisposable
         var movedAt = started;
         int? first = null;
         var least = int.MaxValue;
-        while (_time.GetElapsedTime(started) < _options.DrainTimeout / 4 && _time.GetElapsedTime(movedAt) < stall)
+        try
         {
-            try
+            while (_time.GetElapsedTime(started) < _options.DrainTimeout / 4 && _time.GetElapsedTime(movedAt) < stall)
             {
-                var held = (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, ShardPoll, cancellationToken)).Shards.Count;
-                first ??= held;
-                if (held < least)
+                try
                 {
-                    least = held;
-                    movedAt = _time.GetTimestamp();
+                    var held = (await region.Ask<CurrentShardRegionState>(GetShardRegionState.Instance, ShardPoll, cancellationToken)).Shards.Count;
+                    first ??= held;
+                    if (held < least)
+                    {
+                        least = held;
+                        movedAt = _time.GetTimestamp();
+                    }
+
+                    if (held == 0)
+                    {
+                        break;
+                    }
+                }
+                catch (AskTimeoutException)
+                {
+                    // Busy: asked again at the next poll.
                 }
 
-                if (held == 0)
-                {
-                    break;
-                }
+                await Task.Delay(ShardPoll, _time, cancellationToken);
             }
-            catch (AskTimeoutException)
-            {
-                // Busy: asked again at the next poll.
-            }
-
-            await Task.Delay(ShardPoll, _time, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            // The host's stop ran out of time: the graceful shutdown below gives up at once and cancels the calls.
         }
 
-        Log.ShardsMovedInWaves(_logger, first is { } count && least <= count ? count - least : 0, first ?? 0, _time.GetElapsedTime(started));
+        Log.ShardsMovedInWaves(_logger, first is { } count ? count - least : 0, first ?? 0, _time.GetElapsedTime(started));
     }
 
     private static readonly TimeSpan ShardPoll = TimeSpan.FromMilliseconds(200);

@@ -97,6 +97,67 @@ public sealed class DrainTests(PostgresServer server, ITestOutputHelper output) 
     }
 
     [Fact]
+    public async Task Sigterm_WithAnotherMemberUp_MovesEveryShardAWaveAtATime_WhileItsGroupsRunOn_AndLosesNothing()
+    {
+        await using var downstream = await Downstream.StartAsync();
+        await using var cluster = await ClusterRig.CreateAsync(server);
+        Dictionary<string, string> Settings(string node)
+        {
+            // A drain long enough for the waves (they may take a quarter of it), and the dispatcher's drain lines.
+            var settings = cluster.Settings(node);
+            settings["ClusterQueue:Processing:DrainTimeout"] = "00:00:20";
+            settings["Logging:LogLevel:ClusterQueue.Node.Processing.GroupDispatcher"] = "Information";
+            return settings;
+        }
+
+        var survivor = await cluster.StartAsync("node-a", Settings("node-a"));
+        var leaving = await cluster.StartAsync("node-b", Settings("node-b"));
+        string[] two = ["node-a", "node-b"];
+
+        // Three waves' worth of node-b's shards, one group on each, with a backlog that outlasts the drain.
+        var wave = Node.Processing.RendezvousAllocation.WaveOf(ClusterRig.Shards);
+        var groups = Enumerable.Range(0, int.MaxValue)
+            .Select(i => ClusterRig.GroupOwnedBy("node-b", two, $"wave-{i}"))
+            .DistinctBy(group => Node.Cluster.ShardMap.ShardOf(group, ClusterRig.Shards))
+            .Take(3 * wave)
+            .ToList();
+        var acknowledged = new List<string>();
+        foreach (var group in groups)
+        {
+            await ClusterTests.DefineAsync(survivor, group, GroupDefinitions.Forwarding(downstream, $"/{group}", rate: 2, burst: 1, concurrency: 1));
+            for (var i = 0; i < 30; i++)
+            {
+                acknowledged.Add(await ClusterTests.IngestAsync(survivor, group, $"message {i}"));
+            }
+        }
+
+        await downstream.WaitUntilAsync(
+            d => groups.All(g => d.CallsTo($"/{g}").Any(c => c.Node == "node-b")), TimeSpan.FromSeconds(30), "every group delivering on node-b");
+        var ownerB = await cluster.LeaseOwnerOfAsync("node-b");
+        await leaving.SignalTerminateAsync();
+        await leaving.WaitForExitAsync(TimeSpan.FromSeconds(40));
+        await downstream.WaitUntilAsync(
+            d => acknowledged.All(new HashSet<string>(d.Calls.Select(c => c.MessageId!)).Contains),
+            TimeSpan.FromSeconds(60),
+            $"all {acknowledged.Count} acknowledged messages delivered");
+
+        var waves = System.Text.RegularExpressions.Regex.Match(leaving.Output, @"Draining: (\d+) of (\d+) shards moved to other members a wave at a time");
+        output.WriteLine(waves.Success ? waves.Value : leaving.Output);
+        Assert.Equal(0, leaving.ExitCode);
+        Assert.Equal(0, await cluster.ShardLeasesHeldAsync(ownerB));
+        Assert.True(waves.Success, "node-b logged no wait for the waves");
+        Assert.True(int.Parse(waves.Groups[2].Value) >= groups.Count, $"node-b held {waves.Groups[2].Value} shards at its drain, {groups.Count} expected");
+        Assert.Equal(waves.Groups[2].Value, waves.Groups[1].Value);
+
+        // Every group went on from node-b to node-a, its calls started within burst + rate × T across the move.
+        foreach (var group in groups)
+        {
+            Assert.Contains(downstream.CallsTo($"/{group}"), c => c.Node == "node-a");
+            BucketAssert.StartsWithinBucket(group, rate: 2, burst: 1, downstream.Starts($"/{group}"));
+        }
+    }
+
+    [Fact]
     public async Task EveryMemberStoppingAtOnce_EachExitsWellInsideTheDrain_AndTheNextStartDeliversEverything()
     {
         // Slow calls and a backlog: each group still has work when its shard is handed over, so each region is left
