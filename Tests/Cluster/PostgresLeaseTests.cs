@@ -70,6 +70,51 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
     }
 
     [Fact]
+    public async Task Acquire_WhileTheHolderIsLeaving_TakesTheLeaseAsSoonAsItIsReleased()
+    {
+        var a = (await NodeAsync()).Lease(Name, "node-a", Quick);
+        var b = (await NodeAsync()).Lease(Name, "node-b", Quick);
+        Assert.True(await a.Acquire());
+
+        // node-a's drain has begun: its row in cluster_seeds is marked leaving, and its shard stops, then releases.
+        await using (var leaving = _direct.CreateCommand(
+            "INSERT INTO cluster_seeds (address, node_id, expires_at, leaving) VALUES ('akka.tcp://node-a', 'a', clock_timestamp(), true);"))
+        {
+            await leaving.ExecuteNonQueryAsync();
+        }
+
+        var acquiring = b.Acquire();
+        await Task.Delay(100);
+        Assert.False(acquiring.IsCompleted, "node-b gave up while node-a was still leaving");
+        Assert.True(await a.Release());
+
+        // Taken within the same call, without waiting for Akka's next try.
+        Assert.True(await acquiring);
+        var row = await RowAsync(Name);
+        Assert.Equal(("node-b", 2L), (row.Owner, row.Epoch));
+    }
+
+    [Fact]
+    public async Task Acquire_WhileTheHolderStays_IsRefused_AndTheHolderKeepsIt()
+    {
+        var a = (await NodeAsync()).Lease(Name, "node-a", Quick);
+        var b = (await NodeAsync()).Lease(Name, "node-b", Quick);
+        Assert.True(await a.Acquire());
+
+        // A live member's row, not leaving: no reason to expect a release.
+        await using (var live = _direct.CreateCommand(
+            "INSERT INTO cluster_seeds (address, node_id, expires_at) VALUES ('akka.tcp://node-a', 'a', clock_timestamp() + interval '1 minute');"))
+        {
+            await live.ExecuteNonQueryAsync();
+        }
+
+        Assert.False(await b.Acquire());
+        Assert.True(a.CheckLease());
+        var row = await RowAsync(Name);
+        Assert.Equal(("node-a", 1L), (row.Owner, row.Epoch));
+    }
+
+    [Fact]
     public async Task Renewal_KeepsTheLeasePastItsTtl()
     {
         var a = (await NodeAsync()).Lease(Name, "node-a", Quick);

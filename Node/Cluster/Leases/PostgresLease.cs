@@ -141,12 +141,23 @@ public sealed class PostgresLease : Lease
     /// True when this owner holds the lease now (it was free, expired, or already this owner's); false when another
     /// owner holds it. Fails with <see cref="LeaseException"/> when the database could not be asked, and with
     /// <see cref="LeaseTimeoutException"/> after lease-operation-timeout: the row may then be this owner's all the same,
-    /// and expires unless acquired again.
+    /// and expires unless acquired again. While the holder is leaving the cluster it asks again for a moment first (<see
+    /// cref="ReleasePoll"/>).
     /// </summary>
     public override async Task<bool> Acquire(Action<Exception>? leaseLostCallback)
     {
         var sent = _time.GetTimestamp();
         var (epoch, quietFor, takenOverAt) = await RunAsync(TryAcquireAsync, "acquire", _operationTimeout, CancellationToken.None);
+        if (epoch is null && await HolderIsLeavingAsync())
+        {
+            for (var poll = 0; epoch is null && poll < ReleasePolls; poll++)
+            {
+                await Task.Delay(ReleasePoll, _time);
+                sent = _time.GetTimestamp();
+                (epoch, quietFor, takenOverAt) = await RunAsync(TryAcquireAsync, "acquire", _operationTimeout, CancellationToken.None);
+            }
+        }
+
         if (epoch is null)
         {
             Holding? lost;
@@ -465,6 +476,43 @@ public sealed class PostgresLease : Lease
 
         return (reader.GetInt64(0), reader.IsDBNull(1) ? null : TimeSpan.FromSeconds(Math.Max(0, reader.GetDouble(1))), reader.GetInt64(2));
     }
+
+    /// <summary>
+    /// Whether the lease's holder is a member leaving the cluster (its row in cluster_seeds marked so, the first step of
+    /// its drain): it releases the lease as soon as its shard has stopped, and a successor asking at the same moment is
+    /// refused. Akka asks again after lease-retry-interval, which its 250 ms scheduler ticks stretch to 250–500 ms; in a
+    /// leave under load that was most of a moved group's pause (555–584 ms from asking to the group's new actor). False
+    /// when it cannot tell: Akka's retry is then the way, as for a holder that crashed and whose row must expire.
+    /// </summary>
+    private async Task<bool> HolderIsLeavingAsync()
+    {
+        try
+        {
+            return await RunAsync(
+                async token =>
+                {
+                    await using var command = _data.CreateCommand("""
+                        SELECT EXISTS (
+                            SELECT 1 FROM leases l JOIN cluster_seeds s ON right(s.address, length(l.owner) + 3) = '://' || l.owner
+                            WHERE l.name = @name AND s.leaving AND l.expires_at > clock_timestamp());
+                        """);
+                    command.Parameters.AddWithValue("name", Settings.LeaseName);
+                    return await command.ExecuteScalarAsync(token) is true;
+                },
+                "look for the holder's leave",
+                _operationTimeout,
+                CancellationToken.None);
+        }
+        catch (LeaseException)
+        {
+            return false;
+        }
+    }
+
+    // How often, and how many times, a refused acquisition asks again while the holder is leaving: its release follows
+    // its shard's stop by a round trip or two, and each poll is one indexed row.
+    private static readonly TimeSpan ReleasePoll = TimeSpan.FromMilliseconds(50);
+    private const int ReleasePolls = 8;
 
     /// <summary>
     /// False when the row is no longer this owner's at this epoch, or is within safety-margin of its expiry: the lease
