@@ -36,7 +36,11 @@ public static class GroupShards
         var stateStore = GroupStateStore.SnapshotStore(system);
         dispatcher.Attach(region, stateStore);
         _ = dispatcher.AwaitPlacementAsync(system, region);
-        _ = GroupStateStore.WarmUpAsync(stateStore);
+        if (dispatcher.Ownership.IsClustered)
+        {
+            // Only a cluster hands groups over to another member, whose actors wait for the saves of the leaving one's.
+            _ = GroupStateStore.WarmUpAsync(stateStore);
+        }
         return region;
     }
 }

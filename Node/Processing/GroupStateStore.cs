@@ -74,7 +74,7 @@ public static class GroupStateStore
 
     /// <summary>
     /// Saves, reads and deletes a throwaway state under a persistence id apart from every group's (<c>warm-up</c>), once,
-    /// as the node starts. The snapshot store's first save in a process took 0.65–1.0 s and its first
+    /// as a clustered node starts. The snapshot store's first save in a process took 0.65–1.0 s and its first
     /// delete 0.13–0.22 s, the next ones a few milliseconds: without this, the first actors to stop paid it, and those
     /// are the ones of a handoff, whose groups wait for it. A failure changes nothing but that.
     /// </summary>

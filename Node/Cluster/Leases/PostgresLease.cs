@@ -481,7 +481,7 @@ public sealed class PostgresLease : Lease
     /// Whether the lease's holder is a member leaving the cluster (its row in cluster_seeds marked so, the first step of
     /// its drain): it releases the lease as soon as its shard has stopped, and a successor asking at the same moment is
     /// refused. Akka asks again after lease-retry-interval, which its 250 ms scheduler ticks stretch to 250–500 ms; in a
-    /// leave under load that was most of a moved group's pause (555–584 ms from asking to the group's new actor). False
+    /// leave under load that was most of a moved group's pause (554–584 ms from asking to the group's new actor). False
     /// when it cannot tell: Akka's retry is then the way, as for a holder that crashed and whose row must expire.
     /// </summary>
     private async Task<bool> HolderIsLeavingAsync()
