@@ -72,16 +72,8 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
     [Fact]
     public async Task Acquire_WhileTheHolderIsLeaving_TakesTheLeaseAsSoonAsItIsReleased()
     {
-        var a = (await NodeAsync()).Lease(Name, "node-a", Quick);
-        var b = (await NodeAsync()).Lease(Name, "node-b", Quick);
-        Assert.True(await a.Acquire());
-
-        // node-a's drain has begun: its row in cluster_seeds is marked leaving, and its shard stops, then releases.
-        await using (var leaving = _direct.CreateCommand(
-            "INSERT INTO cluster_seeds (address, node_id, expires_at, leaving) VALUES ('akka.tcp://node-a', 'a', clock_timestamp(), true);"))
-        {
-            await leaving.ExecuteNonQueryAsync();
-        }
+        // node-a's drain has begun: its shard stops, then releases the lease.
+        var (a, b) = await HeldByNodeAAsync(leaving: true);
 
         var acquiring = b.Acquire();
         await Task.Delay(100);
@@ -97,16 +89,7 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
     [Fact]
     public async Task Acquire_WhileTheHolderStays_IsRefused_AndTheHolderKeepsIt()
     {
-        var a = (await NodeAsync()).Lease(Name, "node-a", Quick);
-        var b = (await NodeAsync()).Lease(Name, "node-b", Quick);
-        Assert.True(await a.Acquire());
-
-        // A live member's row, not leaving: no reason to expect a release.
-        await using (var live = _direct.CreateCommand(
-            "INSERT INTO cluster_seeds (address, node_id, expires_at) VALUES ('akka.tcp://node-a', 'a', clock_timestamp() + interval '1 minute');"))
-        {
-            await live.ExecuteNonQueryAsync();
-        }
+        var (a, b) = await HeldByNodeAAsync(leaving: false);
 
         Assert.False(await b.Acquire());
         Assert.True(a.CheckLease());
@@ -362,6 +345,22 @@ public sealed class PostgresLeaseTests(PostgresServer server, ITestOutputHelper 
         var node = new LeaseNode(ActorSystem.Create(nameof(PostgresLeaseTests), setup), database, services);
         _owned.Add(node);
         return node;
+    }
+
+    /// <summary>
+    /// node-a holds the lease, and node-b's is ready to ask for it; node-a's row in cluster_seeds says whether it is
+    /// leaving (marked so as its drain begins).
+    /// </summary>
+    private async Task<(PostgresLease Holder, PostgresLease Other)> HeldByNodeAAsync(bool leaving)
+    {
+        var a = (await NodeAsync()).Lease(Name, "node-a", Quick);
+        var b = (await NodeAsync()).Lease(Name, "node-b", Quick);
+        Assert.True(await a.Acquire());
+        await using var seed = _direct.CreateCommand(
+            "INSERT INTO cluster_seeds (address, node_id, expires_at, leaving) VALUES ('akka.tcp://node-a', 'a', clock_timestamp(), @leaving);");
+        seed.Parameters.AddWithValue("leaving", leaving);
+        await seed.ExecuteNonQueryAsync();
+        return (a, b);
     }
 
     private async Task<LeaseRow> RowAsync(string name)
